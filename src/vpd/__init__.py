@@ -1,0 +1,2 @@
+"""vpd: KVM/libvirt infrastructure as software."""
+__version__ = "0.1.0"

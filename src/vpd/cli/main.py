@@ -1,0 +1,63 @@
+"""The `vpd` command: a thin layer that parses, calls the library, and renders."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .. import __version__
+from ..core.errors import EXIT_FAILED, EXIT_USAGE, VpdError
+from .render import emit_json, err_console
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def handle_errors(fn):
+    """VpdErrors become one clear message (or a JSON object) and their exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except VpdError as exc:
+            if kwargs.get("as_json"):
+                emit_json(exc.to_dict())
+            else:
+                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+                if exc.hint:
+                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vpd")
+@click.option("--inventory", "-i", envvar="VPD_INVENTORY", type=click.Path(dir_okay=False),
+              help="Inventory file (default: the lab's while it is up, else ~/.config/vpd/inventory.toml, "
+                   "else the local qemu:///system).")
+@click.pass_context
+def cli(ctx: click.Context, inventory: str | None) -> None:
+    """vpd: run a KVM/libvirt infrastructure as software."""
+    ctx.obj = {"inventory": inventory}
+
+
+def main() -> None:
+    from . import commands_host, commands_lab, commands_vm, commands_journal  # noqa: F401  (register)
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

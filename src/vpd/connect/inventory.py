@@ -1,0 +1,173 @@
+"""The inventory: which hosts vpd manages and how to reach them (TOML).
+
+    [[hosts]]
+    name = "hosta"
+    uri = "qemu+ssh://root@hosta.example.org/system"
+    address = "192.0.2.11"          # optional: for firewall rules and probes
+    ssh_identity = "~/.ssh/id_ed25519"  # optional
+
+Which file: --inventory, else $VPD_INVENTORY, else the lab's while a lab is
+up, else ~/.config/vpd/inventory.toml, else the local qemu:///system alone.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tomllib
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from ..core import paths
+from ..core.errors import NotFound, UsageError
+from ..core.names import check_name
+
+ALLOWED_SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh2", "test"}
+
+
+class Host(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    uri: str
+    address: str | None = None
+    ssh_user: str = "root"
+    ssh_identity: str | None = None
+    ssh_known_hosts: str | None = None
+    ssh_port: int = 22
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "host name")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if any(c.isspace() or c in "'\"`;|&<>" for c in v):
+            raise ValueError(f"libvirt URI {v!r} contains characters that do not belong in a URI")
+        parts = urlsplit(v)
+        if parts.scheme not in ALLOWED_SCHEMES:
+            raise ValueError(f"libvirt URI {v!r}: scheme must be one of {', '.join(sorted(ALLOWED_SCHEMES))}")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None:
+            ipaddress.ip_address(v)  # raises ValueError with a clear message
+        return v
+
+    @property
+    def hostname(self) -> str | None:
+        """The host part of the URI (None for local URIs)."""
+        return urlsplit(self.uri).hostname
+
+    @property
+    def is_local(self) -> bool:
+        return self.hostname is None and self.uri.startswith("qemu")
+
+    def connect_uri(self) -> str:
+        """The URI to open: ssh transports get the inventory's identity as libvirt's keyfile."""
+        parts = urlsplit(self.uri)
+        if "ssh" in parts.scheme and self.ssh_identity:
+            query = dict(parse_qsl(parts.query))
+            query.setdefault("keyfile", str(Path(self.ssh_identity).expanduser()))
+            return urlunsplit(parts._replace(query=urlencode(query)))
+        return self.uri
+
+
+class Inventory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: list[Host]
+    source: str = "built-in"
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique(cls, hosts: list[Host]) -> list[Host]:
+        if not hosts:
+            raise ValueError("the inventory lists no hosts")
+        seen: set[str] = set()
+        for h in hosts:
+            if h.name in seen:
+                raise ValueError(f"host {h.name!r} is listed twice")
+            seen.add(h.name)
+        return hosts
+
+    def get(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise NotFound(
+            f"unknown host {name!r} (inventory: {self.source})",
+            hint=f"known hosts: {', '.join(h.name for h in self.hosts)}",
+        )
+
+    def select(self, names: list[str] | None) -> list[Host]:
+        return [self.get(n) for n in names] if names else list(self.hosts)
+
+    def to_toml(self) -> str:
+        lines = []
+        for h in self.hosts:
+            lines.append("[[hosts]]")
+            for key, value in h.model_dump(exclude_defaults=True).items():
+                lines.append(f"{key} = {_toml_str(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_str(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def load(path: Path) -> Inventory:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"inventory {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"inventory {path} is not valid TOML: {exc}") from None
+    try:
+        return Inventory(**data, source=str(path))
+    except (ValidationError, TypeError) as exc:
+        raise UsageError(f"inventory {path} is invalid:\n{_explain(exc)}",
+                         hint="each [[hosts]] needs name and uri; see the README") from None
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "\n".join(
+            f"  {'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
+        )
+    return f"  {exc}"
+
+
+def local_inventory() -> Inventory:
+    short = socket.gethostname().split(".")[0] or "localhost"
+    try:
+        name = check_name(short)
+    except UsageError:
+        name = "localhost"
+    return Inventory(hosts=[Host(name=name, uri="qemu:///system")], source="local qemu:///system")
+
+
+def resolve(explicit: str | Path | None = None) -> Inventory:
+    """The inventory in force (see the module docstring for the order)."""
+    if explicit:
+        return load(Path(explicit))
+    import os
+
+    if os.environ.get("VPD_INVENTORY"):
+        return load(Path(os.environ["VPD_INVENTORY"]))
+    lab_inv = paths.lab_dir() / "inventory.toml"
+    if lab_inv.exists():
+        return load(lab_inv)
+    user = paths.user_inventory()
+    if user.exists():
+        return load(user)
+    return local_inventory()

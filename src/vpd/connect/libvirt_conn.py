@@ -1,0 +1,122 @@
+"""libvirt connections: opened once per host, with a timeout, closed together,
+and libvirt's errors turned into messages that name the host and the fix."""
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+import libvirt
+
+from ..core.errors import HostUnreachable, VpdError
+from .inventory import Host
+
+T = TypeVar("T")
+
+# libvirt prints every error to stderr by default; vpd reports them itself.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_event_loop_started = False
+_event_lock = threading.Lock()
+
+
+def ensure_event_loop() -> None:
+    """Run libvirt's default event loop in a daemon thread (needed for console
+    streams, keepalive and domain events). Must happen before the first open."""
+    global _event_loop_started
+    with _event_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def loop() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+def explain(host: Host, exc: libvirt.libvirtError) -> VpdError:
+    """Translate a libvirt error into a VpdError naming the host and what to do."""
+    msg = exc.get_error_message() or str(exc)
+    code = exc.get_error_code()
+    low = msg.lower()
+    where = f"host {host.name} ({host.uri})"
+    if code == libvirt.VIR_ERR_AUTH_FAILED or "authentication" in low or "permission denied" in low:
+        return HostUnreachable(f"{where}: authentication refused: {msg}",
+                               hint="check the SSH identity in the inventory and that its key is in root's authorized_keys")
+    if "connection refused" in low:
+        return HostUnreachable(f"{where}: libvirt daemon is not listening: {msg}",
+                               hint="start libvirtd on that host (or `vpd lab up` for the lab)")
+    if "no such file" in low or "failed to connect socket" in low:
+        return HostUnreachable(f"{where}: libvirt daemon is not running: {msg}",
+                               hint="start libvirtd (e.g. `libvirtd -d`) or bring the lab up with `vpd lab up`")
+    if "no route" in low or "timed out" in low or "unreachable" in low or "resolve" in low:
+        return HostUnreachable(f"{where}: unreachable: {msg}",
+                               hint="check the address/name in the inventory and the network path to it")
+    return VpdError(f"{where}: {msg}")
+
+
+def open_connection(host: Host, timeout: float = 10.0) -> libvirt.virConnect:
+    """Open a connection; give up after `timeout` seconds instead of hanging on a dead host."""
+    ensure_event_loop()
+    box: dict = {}
+
+    def worker() -> None:
+        try:
+            box["conn"] = libvirt.open(host.connect_uri())
+        except libvirt.libvirtError as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=worker, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise HostUnreachable(f"host {host.name} ({host.uri}): no answer within {timeout:g} s",
+                              hint="is the host up and its libvirt port reachable?")
+    if "error" in box:
+        raise explain(host, box["error"])
+    conn = box["conn"]
+    if not host.uri.startswith("test:"):
+        try:
+            conn.setKeepAlive(5, 3)  # notice a dead peer in ~20 s instead of never
+        except libvirt.libvirtError:
+            pass
+    return conn
+
+
+class Connections:
+    """One connection per host, opened on first use, closed by `close()` or `with`."""
+
+    def __init__(self, timeout: float = 10.0):
+        self.timeout = timeout
+        self._conns: dict[str, libvirt.virConnect] = {}
+
+    def get(self, host: Host) -> libvirt.virConnect:
+        conn = self._conns.get(host.name)
+        if conn is not None and conn.isAlive():
+            return conn
+        conn = open_connection(host, self.timeout)
+        self._conns[host.name] = conn
+        return conn
+
+    def call(self, host: Host, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """Run fn(conn) and translate libvirt errors into VpdErrors for this host."""
+        try:
+            return fn(self.get(host))
+        except libvirt.libvirtError as exc:
+            raise explain(host, exc) from None
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            try:
+                conn.close()
+            except libvirt.libvirtError:
+                pass
+        self._conns.clear()
+
+    def __enter__(self) -> "Connections":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,114 @@
+"""The journal: every vpd operation, its arguments, outcome and notes, in SQLite.
+
+Operations are recorded when they start, so a crash or Ctrl-C still leaves a
+row (status 'running' -> 'interrupted' on the next open if its process is gone).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .paths import state_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    pid INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    target TEXT,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    notes TEXT NOT NULL DEFAULT '[]'
+);
+"""
+
+
+def journal_path() -> Path:
+    return state_dir() / "journal.sqlite"
+
+
+def _connect() -> sqlite3.Connection:
+    path = journal_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10)
+    db.execute(_SCHEMA)
+    return db
+
+
+@dataclass
+class Entry:
+    id: int
+    operation: str
+    notes: list[str] = field(default_factory=list)
+    result: Any = None
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def record(operation: str, target: str | None = None, **args: Any) -> Iterator[Entry]:
+    """Record one operation. The body may set entry.result and add notes."""
+    with _connect() as db:
+        cur = db.execute(
+            "INSERT INTO operations (started, pid, operation, target, args, status) VALUES (?,?,?,?,?,?)",
+            (time.time(), os.getpid(), operation, target, json.dumps(args, default=str), "running"),
+        )
+        entry = Entry(id=cur.lastrowid, operation=operation)
+    status, error = "ok", None
+    try:
+        yield entry
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user"
+        raise
+    except BaseException as exc:  # recorded, then re-raised untouched
+        status, error = "failed", str(exc)
+        raise
+    finally:
+        result = {"error": error} if error else entry.result
+        with _connect() as db:
+            db.execute(
+                "UPDATE operations SET finished=?, status=?, result=?, notes=? WHERE id=?",
+                (time.time(), status, json.dumps(result, default=str), json.dumps(entry.notes), entry.id),
+            )
+
+
+def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
+    """Newest first. Rows left 'running' by a dead process are shown as 'interrupted'."""
+    with _connect() as db:
+        db.row_factory = sqlite3.Row
+        query = "SELECT * FROM operations"
+        params: tuple = ()
+        if operation:
+            query += " WHERE operation LIKE ?"
+            params = (operation + "%",)
+        rows = db.execute(query + " ORDER BY id DESC LIMIT ?", params + (limit,)).fetchall()
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["args"] = json.loads(item["args"])
+        item["result"] = json.loads(item["result"]) if item["result"] else None
+        item["notes"] = json.loads(item["notes"])
+        if item["status"] == "running" and not _pid_alive(item["pid"]):
+            item["status"] = "interrupted"
+        out.append(item)
+    return out

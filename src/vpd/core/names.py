@@ -1,0 +1,60 @@
+"""Validation of everything users name: hosts, VMs, pools, volumes, sizes.
+
+Names end up in file paths, XML and remote argv lists, so the rule is strict:
+a letter or digit first, then letters, digits, '.', '_' or '-', at most 64
+characters, and never '..'. That keeps paths inside their directories and
+keeps names portable across libvirt drivers.
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(bit|bps)?\s*$", re.IGNORECASE)
+_RATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return `name` if it is a safe object name, else raise UsageError saying why."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"{what} must not be empty")
+    if ".." in name or not _NAME.match(name):
+        shown = name if len(name) <= 70 else name[:67] + "..."
+        raise UsageError(
+            f"invalid {what} {shown!r}",
+            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Parse '10G', '512M', '1GiB' or a byte count into bytes (binary units, as qemu-img)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = _SIZE.match(str(text))
+        if not m:
+            raise UsageError(f"invalid {what} {text!r}", hint="use a number with K, M, G or T, e.g. 10G")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if value <= 0:
+        raise UsageError(f"{what} must be positive, got {text!r}")
+    if value > 1024**5:
+        raise UsageError(f"{what} {text!r} is larger than 1 PiB")
+    return value
+
+
+def parse_rate(text: str) -> int | None:
+    """Parse a link rate like '1gbit', '100mbit' or 'none' into bits per second (None = unshaped)."""
+    if str(text).strip().lower() in ("none", "off", "0"):
+        return None
+    m = _RATE.match(str(text))
+    if not m:
+        raise UsageError(f"invalid link rate {text!r}", hint="use e.g. 1gbit, 100mbit or none")
+    bits = int(float(m.group(1)) * _RATE_UNITS[m.group(2).lower()])
+    if bits < 8000:
+        raise UsageError(f"link rate {text!r} is too low (minimum 8kbit)")
+    return bits

@@ -1,0 +1,403 @@
+"""`vpd lab up|down|status|host-down|host-up`: N real libvirt hosts on one machine.
+
+Each host is a set of namespaces held by one process (see holder.py) with its
+own virtlogd, libvirtd, sshd and nftables firewall; the hosts share a bridge on
+198.18.0.0/24 and a directory mounted at the same path on each (the
+CONT_VOL_COMP pool). `up` undoes its own partial work when a step fails;
+`down` leaves no namespace, process, mount or link behind.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import libvirt
+
+from ..connect.inventory import Host
+from ..connect.libvirt_conn import open_connection
+from ..core import events, paths
+from ..core.errors import UsageError, VpdError
+from . import hostproc, layout, network
+from ..vm.accel import kvm_boots_here
+from .layout import LabHost
+
+REQUIRED_BINARIES = ["libvirtd", "virtlogd", "sshd", "ssh-keygen", "nft", "unshare", "nsenter",
+                     "qemu-system-x86_64", "qemu-img"]
+SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class HostState:
+    name: str
+    index: int
+    address: str
+    fqdn: str
+    holder_pid: int | None = None
+    powered: bool = True
+
+
+@dataclass
+class LabState:
+    hosts: list[HostState]
+    link_rate_bps: int | None
+    firewall: str = "nftables"
+    created: float = field(default_factory=time.time)
+
+    def host(self, name: str) -> HostState:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise UsageError(f"{name!r} is not a lab host", hint="lab hosts: " + ", ".join(h.name for h in self.hosts))
+
+
+def state_path() -> Path:
+    return paths.lab_dir() / "state.json"
+
+
+def load_state() -> LabState | None:
+    try:
+        data = json.loads(state_path().read_text())
+    except FileNotFoundError:
+        return None
+    return LabState(hosts=[HostState(**h) for h in data.pop("hosts")], **data)
+
+
+def save_state(state: LabState) -> None:
+    tmp = state_path().with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(state_path())
+
+
+@contextmanager
+def _lab_lock() -> Iterator[None]:
+    """One lab command at a time: two `lab up`s must not race for the same bridge."""
+    lock = paths.state_dir() / "lab.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("another `vpd lab` command is running; wait for it to finish") from None
+        yield
+
+
+def _check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        raise VpdError("the lab needs root (namespaces, bridges, daemons)", hint="run it as root, e.g. with sudo")
+    search = os.environ.get("PATH", "") + ":" + SBIN
+    missing = [b for b in REQUIRED_BINARIES if not shutil.which(b, path=search)]
+    if missing:
+        raise VpdError(f"missing programs for the lab: {', '.join(missing)}", hint="run scripts/setup.sh")
+
+
+def is_up() -> bool:
+    state = load_state()
+    return bool(state and any(hostproc.alive(h.holder_pid) for h in state.hosts))
+
+
+# --- preparing a host's files ------------------------------------------------------
+
+def _keygen(path: Path, comment: str) -> None:
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                       check=True, capture_output=True)
+
+
+def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str) -> None:
+    d = host.dir
+    etc = d / "etc-libvirt"
+    if not etc.exists():
+        # Start from the distribution's config, minus any autostarting network:
+        # the stock "default" NAT network would use 192.168.122.0/24, outside the lab range.
+        shutil.copytree("/etc/libvirt", etc, symlinks=True,
+                        ignore=shutil.ignore_patterns("autostart", "default.xml"))
+    (etc / "libvirtd.conf").write_text(layout.libvirtd_conf(host))
+    (etc / "qemu.conf").write_text(layout.qemu_conf())
+    lib = d / "lib-libvirt"
+    for sub in ("images", "qemu", "dnsmasq", "network", "boot"):
+        (lib / sub).mkdir(parents=True, exist_ok=True)
+    (lib / layout.SHARED_MOUNT.removeprefix("/var/lib/libvirt/")).mkdir(parents=True, exist_ok=True)
+    caps = d / "cache-libvirt" / "qemu" / "capabilities"
+    caps.mkdir(parents=True, exist_ok=True)
+    warm = paths.cache_dir() / "qemu-capabilities"
+    if warm.is_dir() and not any(caps.iterdir()):
+        for f in warm.glob("*.xml"):
+            shutil.copy2(f, caps / f.name)
+    (d / "log-libvirt" / "qemu").mkdir(parents=True, exist_ok=True)
+    ssh = d / "root-ssh"
+    ssh.mkdir(parents=True, exist_ok=True)
+    ssh.chmod(0o700)
+    (ssh / "authorized_keys").write_text(admin_pub)
+    (d / "etc-hosts").write_text(layout.etc_hosts(all_hosts))
+    (d / "sshd").mkdir(exist_ok=True)
+    _keygen(d / "sshd" / "ssh_host_ed25519_key", f"root@{host.fqdn}")
+    (d / "sshd" / "sshd_config").write_text(layout.sshd_config(host))
+    (d / "firewall.nft").write_text(layout.firewall_ruleset())
+
+
+def _known_hosts(hosts: list[LabHost]) -> str:
+    lines = []
+    for h in hosts:
+        key = (h.dir / "sshd" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        lines.append(f"{h.fqdn},{h.name},{h.address} {' '.join(key)}")
+    return "\n".join(lines) + "\n"
+
+
+# --- powering a host on -----------------------------------------------------------
+
+def _power_on(hosts: list[LabHost], rate_bps: int | None) -> dict[str, int]:
+    """Start holders for all hosts at once, plug them in, and wait until each is ready."""
+    hide_kvm = not kvm_boots_here()
+    procs = {h.name: hostproc.spawn_holder(h, hide_kvm) for h in hosts}
+    pids: dict[str, int] = {}
+    try:
+        for h in hosts:
+            proc = procs[h.name]
+            pids[h.name] = hostproc.holder_pid(proc)
+            hostproc.expect_line(proc, "mounted", h)
+            network.plug(h, pids[h.name], rate_bps)
+            hostproc.configure(proc, h)
+        for h in hosts:
+            hostproc.expect_line(procs[h.name], "ready", h)
+    except BaseException:
+        for pid in pids.values():
+            hostproc.power_off(pid)
+        raise
+    return pids
+
+
+def _start_daemons(host: LabHost, pid: int) -> None:
+    run = lambda *argv: hostproc.run_in_host(pid, list(argv))  # noqa: E731
+    run("nft", "-f", str(host.dir / "firewall.nft"))
+    run("virtlogd", "-d", "-p", "/run/virtlogd.pid")
+    run("libvirtd", "-d", "--listen", "-p", "/run/libvirtd.pid")
+    run("/usr/sbin/sshd", "-f", str(host.dir / "sshd" / "sshd_config"))
+
+
+def _inventory_host(h: LabHost) -> Host:
+    return Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address)
+
+
+def _wait_for_libvirt(host: LabHost, timeout: float = 60.0) -> libvirt.virConnect:
+    """libvirtd probes QEMU's capabilities on its first start (~8 s cold, ~0.3 s warm)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return open_connection(_inventory_host(host), timeout=5)
+        except VpdError as exc:
+            last = exc
+            time.sleep(0.1)
+    raise VpdError(f"libvirtd on lab host {host.name} did not answer within {timeout:g} s: {last}",
+                   hint=f"see {host.dir / 'log-libvirt' / 'libvirtd.log'}")
+
+
+def _save_warm_capabilities(host: LabHost) -> None:
+    warm = paths.cache_dir() / "qemu-capabilities"
+    src = host.dir / "cache-libvirt" / "qemu" / "capabilities"
+    if any(warm.glob("*.xml")) or not src.is_dir():
+        return
+    warm.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.xml"):
+        shutil.copy2(f, warm / f.name)
+
+
+def _ensure_shared_pool(conn: libvirt.virConnect) -> None:
+    from ..xml.pool import dir_pool
+
+    try:
+        pool = conn.storagePoolLookupByName(layout.SHARED_POOL)
+    except libvirt.libvirtError:
+        pool = conn.storagePoolDefineXML(dir_pool(layout.SHARED_POOL, layout.SHARED_MOUNT).to_xml_string())
+    if not pool.isActive():
+        pool.create()
+    pool.setAutostart(True)
+    pool.refresh()
+
+
+def _boot_host(h: LabHost, pid: int) -> None:
+    _start_daemons(h, pid)
+    conn = _wait_for_libvirt(h)
+    try:
+        conn.getCapabilities()  # waits for libvirt's QEMU probe, so the cache is complete
+        _save_warm_capabilities(h)
+        _ensure_shared_pool(conn)
+    finally:
+        conn.close()
+
+
+# --- the commands -----------------------------------------------------------------
+
+def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
+    """Bring a lab of `count` hosts up; on any failure, tear down what was made."""
+    _check_prerequisites()
+    hosts = layout.lab_hosts(paths.lab_dir(), count)
+    with _lab_lock():
+        state = load_state()
+        if state and any(hostproc.alive(h.holder_pid) for h in state.hosts):
+            raise UsageError(f"the lab is already up ({len(state.hosts)} hosts)",
+                             hint="`vpd lab status` shows it; `vpd lab down` first to rebuild it")
+        if state is None and network.lab_links():
+            raise UsageError(
+                f"the lab network {layout.BRIDGE} exists but {paths.lab_dir()} holds no lab: "
+                "a lab of another VPD_HOME is up, or one crashed",
+                hint="`vpd lab down` (with that lab's VPD_HOME) removes it")
+        if state:
+            _teardown(state)  # leftovers of a lab whose processes died
+        op = "lab.up"
+        total = 5
+        try:
+            events.emit(op, "preparing host files", 1, total)
+            root = paths.lab_dir()
+            (root / "shared").mkdir(parents=True, exist_ok=True)
+            admin_key = root / "admin_ed25519"
+            _keygen(admin_key, "vpd-lab-admin")
+            admin_pub = (root / "admin_ed25519.pub").read_text()
+            for h in hosts:
+                _prepare_host_files(h, hosts, admin_pub)
+            known = _known_hosts(hosts)
+            (root / "known_hosts").write_text(known)
+            for h in hosts:
+                (h.dir / "root-ssh" / "known_hosts").write_text(known)
+            events.emit(op, "creating the lab network", 2, total)
+            network.ensure_bridge()
+            state = LabState(
+                hosts=[HostState(h.name, h.index, h.address, h.fqdn) for h in hosts],
+                link_rate_bps=link_rate_bps,
+            )
+            save_state(state)
+            events.emit(op, f"powering on {count} hosts", 3, total)
+            pids = _power_on(hosts, link_rate_bps)
+            for hs in state.hosts:
+                hs.holder_pid = pids[hs.name]
+            save_state(state)
+            events.emit(op, "starting virtlogd, libvirtd, sshd and firewalls", 4, total)
+            # The first host warms libvirt's QEMU capabilities cache for the others.
+            _boot_host(hosts[0], pids[hosts[0].name])
+            for h in hosts[1:]:
+                _boot_host(h, pids[h.name])
+            events.emit(op, "writing the inventory", 5, total)
+            (root / "inventory.toml").write_text(
+                layout.inventory_toml(hosts, admin_key, root / "known_hosts"))
+            return state
+        except BaseException:
+            _teardown(load_state())
+            raise
+
+
+def _teardown(state: LabState | None) -> None:
+    if state:
+        for h in state.hosts:
+            if h.holder_pid:
+                hostproc.power_off(h.holder_pid)
+    for name in network.lab_links():
+        if name != layout.BRIDGE:
+            network.unplug_name(name)
+    network.remove_bridge()
+    shutil.rmtree(paths.lab_dir(), ignore_errors=True)
+
+
+def down() -> None:
+    with _lab_lock():
+        state = load_state()
+        if state is None and not network.lab_links() and not paths.lab_dir().exists():
+            raise UsageError("no lab is up", hint="`vpd lab up` creates one")
+        _teardown(state)
+
+
+def host_down(name: str) -> HostState:
+    """Power a lab host off: every process of it dies at once, as on a power cut."""
+    with _lab_lock():
+        state = _require_state()
+        hs = state.host(name)
+        if not hs.powered or not hostproc.alive(hs.holder_pid):
+            raise UsageError(f"lab host {name} is already down", hint=f"`vpd lab host-up {name}`")
+        hostproc.power_off(hs.holder_pid)
+        network.unplug(LabHost(hs.index, paths.lab_dir()))
+        hs.powered, hs.holder_pid = False, None
+        save_state(state)
+        return hs
+
+
+def host_up(name: str) -> HostState:
+    """Power a lab host back on: its persistent libvirt definitions survive, as on a disk."""
+    with _lab_lock():
+        state = _require_state()
+        hs = state.host(name)
+        if hs.powered and hostproc.alive(hs.holder_pid):
+            raise UsageError(f"lab host {name} is already up")
+        host = LabHost(hs.index, paths.lab_dir())
+        pids = _power_on([host], state.link_rate_bps)
+        hs.holder_pid, hs.powered = pids[name], True
+        save_state(state)
+        try:
+            _boot_host(host, hs.holder_pid)
+        except BaseException:
+            hostproc.power_off(hs.holder_pid)
+            hs.holder_pid, hs.powered = None, False
+            save_state(state)
+            raise
+        return hs
+
+
+def _require_state() -> LabState:
+    state = load_state()
+    if state is None:
+        raise UsageError("no lab is up", hint="`vpd lab up` creates one")
+    return state
+
+
+@dataclass
+class HostStatus:
+    name: str
+    fqdn: str
+    address: str
+    powered: bool
+    daemons: dict[str, bool]
+    libvirt_reachable: bool
+    vms_running: int | None
+
+
+def _daemon_alive(holder: int, pidfile: str) -> bool:
+    try:
+        inner = int(hostproc.host_path(holder, pidfile).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError, PermissionError):
+        return False
+    # The pidfile holds the PID inside the host's PID namespace; check it there.
+    proc = hostproc.run_in_host(holder, ["kill", "-0", str(inner)], check=False, timeout=5)
+    return proc.returncode == 0
+
+
+def status() -> dict:
+    state = _require_state()
+    out = []
+    for hs in state.hosts:
+        powered = hs.powered and hostproc.alive(hs.holder_pid)
+        daemons = {d: powered and _daemon_alive(hs.holder_pid, f"/run/{d}.pid") for d in ("virtlogd", "libvirtd", "sshd")}
+        reachable, running = False, None
+        if powered:
+            try:
+                conn = open_connection(_inventory_host(LabHost(hs.index, paths.lab_dir())), timeout=3)
+                running = conn.numOfDomains()
+                conn.close()
+                reachable = True
+            except VpdError:
+                pass
+        out.append(HostStatus(hs.name, hs.fqdn, hs.address, powered, daemons, reachable, running))
+    return {
+        "hosts": [asdict(h) for h in out],
+        "bridge": layout.BRIDGE,
+        "link_rate_bps": state.link_rate_bps,
+        "shared_pool": layout.SHARED_POOL,
+        "shared_path": layout.SHARED_MOUNT,
+        "inventory": str(paths.lab_dir() / "inventory.toml"),
+        "admin_key": str(paths.lab_dir() / "admin_ed25519"),
+    }

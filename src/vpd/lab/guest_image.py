@@ -1,0 +1,264 @@
+"""The lab's tiny guest: the host's own cloud kernel booted straight into a
+busybox initramfs (see guest/init for what the guest does).
+
+The initramfs is built once into a cache directory and rebuilt only when one
+of its inputs changes; a cache hit costs a few hashes, not a build.
+"""
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import importlib.resources
+import lzma
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..core.errors import VpdError
+
+BASE_CMDLINE = "console=ttyS0 quiet"
+BOOT_DIR = Path("/boot")
+MODULES_ROOT = Path("/lib/modules")
+BUSYBOX = Path("/bin/busybox")
+GUEST_SOURCES = importlib.resources.files(__package__) / "guest"
+
+# Drivers the guest loads (their dependencies are resolved from modules.dep):
+# ata_piix + sd_mod for an IDE disk, the bus that needs no driver in the
+# cloud kernel's initramfs otherwise; virtio_blk/virtio_net for virtio devices;
+# button + evdev so acpid sees the ACPI power button (`virsh shutdown`).
+GUEST_MODULES = ("ata_piix", "sd_mod", "virtio_blk", "virtio_net", "button", "evdev")
+
+INITRD_NAME = "vpd-guest-initrd.img"
+STAMP_NAME = "vpd-guest-initrd.inputs"
+# Where guest/init expects its modules and their load order.
+GUEST_MODULE_DIR = "lib/modules/vpd"
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    kernel: Path
+    initrd: Path
+    cmdline: str
+
+    def cmdline_with_dirtier(self, size_mib: int, rate_mib_s: int) -> str:
+        """The command line that makes the guest run vpd-dirtier (rate 0 = unthrottled)."""
+        return f"{self.cmdline} vpd.dirty={size_mib},{rate_mib_s}"
+
+
+def find_guest_kernel() -> Path:
+    """The newest /boot/vmlinuz-*-cloud-amd64 (else any /boot/vmlinuz-*) whose
+    modules are installed in /lib/modules/<version>."""
+    for pattern in ("vmlinuz-*-cloud-amd64", "vmlinuz-*"):
+        usable = [k for k in BOOT_DIR.glob(pattern) if (_modules_dir(k) / "modules.dep").is_file()]
+        if usable:
+            return max(usable, key=lambda k: _version_sort_key(_kernel_version(k)))
+    raise VpdError(
+        f"no guest kernel: no {BOOT_DIR}/vmlinuz-* with its modules in {MODULES_ROOT}/<version>",
+        hint="install linux-image-cloud-amd64 (scripts/setup.sh does)",
+    )
+
+
+def build_guest_image(cache_dir: Path, *, force: bool = False) -> GuestImage:
+    """Build (or reuse) the guest initramfs in cache_dir.
+
+    Safe to call from concurrent processes: builds are serialised by a lock
+    file and every artifact appears by rename, so no reader sees a half file.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    kernel = find_guest_kernel()
+    initrd = cache_dir / INITRD_NAME
+    stamp = cache_dir / STAMP_NAME
+    image = GuestImage(kernel=kernel, initrd=initrd, cmdline=BASE_CMDLINE)
+    inputs_digest = _inputs_digest(kernel)
+
+    def up_to_date() -> bool:
+        return not force and initrd.is_file() and stamp.is_file() and stamp.read_text().strip() == inputs_digest
+
+    if up_to_date():
+        return image
+    with open(cache_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Another process may have finished the same build while we waited.
+        if up_to_date():
+            return image
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as work:
+            work_dir = Path(work)
+            dirtier = _compile_dirtier(work_dir)
+            built = work_dir / INITRD_NAME
+            with open(built, "wb") as out:
+                _write_initramfs(out, kernel, dirtier)
+            os.replace(built, initrd)
+            # The stamp goes last: it vouches for an initrd already in place.
+            stamp_tmp = work_dir / STAMP_NAME
+            stamp_tmp.write_text(inputs_digest + "\n")
+            os.replace(stamp_tmp, stamp)
+    return image
+
+
+def _kernel_version(kernel: Path) -> str:
+    return kernel.name.removeprefix("vmlinuz-")
+
+
+def _modules_dir(kernel: Path) -> Path:
+    return MODULES_ROOT / _kernel_version(kernel)
+
+
+def _version_sort_key(version: str) -> list[tuple[int, int, str]]:
+    """Numeric parts compare as numbers, so 6.12 sorts after 6.9."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", version) if part]
+
+
+def _inputs_digest(kernel: Path) -> str:
+    digest = hashlib.sha256()
+    parts = [
+        (GUEST_SOURCES / "init").read_bytes(),
+        (GUEST_SOURCES / "dirtier.c").read_bytes(),
+        _kernel_version(kernel).encode(),
+        BUSYBOX.read_bytes(),
+        # This builder decides the initramfs layout: changing it must rebuild.
+        Path(__file__).read_bytes(),
+    ]
+    for part in parts:
+        # Length-prefixed so that moving bytes between parts changes the digest.
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _compile_dirtier(work_dir: Path) -> Path:
+    source = work_dir / "dirtier.c"
+    source.write_bytes((GUEST_SOURCES / "dirtier.c").read_bytes())
+    binary = work_dir / "vpd-dirtier"
+    # Static: the guest has no libc, only busybox.
+    argv = ["gcc", "-static", "-O2", "-s", "-Wall", "-Wextra", "-o", str(binary), str(source)]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise VpdError("cannot build the lab guest: gcc is not installed",
+                       hint="run scripts/setup.sh (installs gcc and libc6-dev)") from None
+    if result.returncode != 0:
+        raise VpdError(f"cannot build the lab guest: gcc failed compiling dirtier.c:\n{result.stderr.strip()}",
+                       hint="a static build needs libc.a: install libc6-dev (scripts/setup.sh does)")
+    return binary
+
+
+def _write_initramfs(out: BinaryIO, kernel: Path, dirtier: Path) -> None:
+    # mtime=0 and fixed cpio metadata: the same inputs give the same bytes.
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as compressed:
+        cpio = _CpioWriter(compressed)
+        for directory in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run",
+                          "tmp", "etc", "lib", "lib/modules", GUEST_MODULE_DIR):
+            cpio.directory(directory)
+        # The kernel opens /dev/console for init before init can mount devtmpfs.
+        cpio.char_device("dev/console", major=5, minor=1)
+        cpio.file("init", (GUEST_SOURCES / "init").read_bytes(), mode=0o755)
+        cpio.file("bin/busybox", BUSYBOX.read_bytes(), mode=0o755)
+        cpio.file("bin/vpd-dirtier", dirtier.read_bytes(), mode=0o755)
+        load_order = _modules_in_load_order(_modules_dir(kernel), GUEST_MODULES)
+        for module_path in load_order:
+            cpio.file(f"{GUEST_MODULE_DIR}/{_module_file_name(module_path)}", _read_module(module_path), mode=0o644)
+        order_text = "".join(_module_file_name(p) + "\n" for p in load_order)
+        cpio.file(f"{GUEST_MODULE_DIR}/load-order", order_text.encode(), mode=0o644)
+        cpio.close()
+
+
+def _module_name(path: str) -> str:
+    """modules.dep path -> module name; the kernel treats '-' and '_' alike."""
+    return re.sub(r"\.ko(\.\w+)?$", "", path.rsplit("/", 1)[-1]).replace("-", "_")
+
+
+def _module_file_name(path: Path) -> str:
+    return _module_name(path.name) + ".ko"
+
+
+def _modules_in_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
+    """The .ko files for `wanted` and everything they need, dependencies first.
+    Modules built into the kernel are skipped."""
+    dependencies: dict[str, list[str]] = {}
+    paths: dict[str, str] = {}
+    for line in (modules_dir / "modules.dep").read_text().splitlines():
+        module_path, _, needs = line.partition(":")
+        name = _module_name(module_path)
+        paths[name] = module_path
+        dependencies[name] = [_module_name(p) for p in needs.split()]
+    builtin_file = modules_dir / "modules.builtin"
+    builtin = {_module_name(p) for p in builtin_file.read_text().split()} if builtin_file.is_file() else set()
+
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered or name in builtin:
+            return
+        if name not in paths:
+            raise VpdError(f"cannot build the lab guest: kernel module {name} is not in {modules_dir}",
+                           hint="the guest kernel must provide the IDE, virtio and ACPI button drivers")
+        for dependency in dependencies[name]:
+            visit(dependency)
+        ordered.append(name)
+
+    for name in wanted:
+        visit(name)
+    return [modules_dir / paths[name] for name in ordered]
+
+
+def _read_module(path: Path) -> bytes:
+    """The module's ELF bytes: busybox insmod cannot load compressed modules."""
+    data = path.read_bytes()
+    if path.suffix == ".xz":
+        return lzma.decompress(data)
+    if path.suffix == ".gz":
+        return gzip.decompress(data)
+    if path.suffix == ".zst":
+        # No zstd in the standard library before Python 3.14.
+        return subprocess.run(["zstd", "-dc", "--", str(path)], capture_output=True, check=True).stdout
+    return data
+
+
+class _CpioWriter:
+    """Writes a cpio archive in the "newc" format the kernel unpacks as initramfs.
+
+    Python builds it (rather than the cpio tool) so that /dev/console can be a
+    device node without root and the metadata stays reproducible.
+    """
+
+    def __init__(self, out: BinaryIO):
+        self._out = out
+        self._next_inode = 1
+
+    def directory(self, name: str) -> None:
+        self._entry(name, mode=0o040755, data=b"")
+
+    def file(self, name: str, data: bytes, *, mode: int) -> None:
+        self._entry(name, mode=0o100000 | mode, data=data)
+
+    def char_device(self, name: str, *, major: int, minor: int) -> None:
+        self._entry(name, mode=0o020600, data=b"", rdev=(major, minor))
+
+    def close(self) -> None:
+        self._entry("TRAILER!!!", mode=0, data=b"", nlink=1)
+
+    def _entry(self, name: str, *, mode: int, data: bytes, rdev: tuple[int, int] = (0, 0),
+               nlink: int | None = None) -> None:
+        encoded_name = name.encode() + b"\0"
+        is_directory = mode & 0o170000 == 0o040000
+        fields = [
+            self._next_inode, mode, 0, 0,  # inode, mode, uid, gid
+            nlink if nlink is not None else (2 if is_directory else 1),
+            0, len(data),  # mtime, file size
+            0, 0, rdev[0], rdev[1],  # device of the archive (unused), device node numbers
+            len(encoded_name), 0,  # name size, checksum (unused in "newc")
+        ]
+        self._next_inode += 1
+        header = b"070701" + b"".join(b"%08X" % value for value in fields)
+        self._out.write(header + encoded_name + _padding(len(header) + len(encoded_name)))
+        self._out.write(data + _padding(len(data)))
+
+
+def _padding(length: int) -> bytes:
+    return b"\0" * (-length % 4)

@@ -1,0 +1,108 @@
+"""PID 1 of a lab host: run inside `unshare --net --mount --uts --pid`.
+
+It builds the host's private view of the machine (sysfs for its own network
+namespace, a tmpfs /run, per-host directories bound over /etc/libvirt,
+/var/lib/libvirt, ...), sets the hostname, configures eth0 once the lab has
+plugged the veth in, then reaps orphans for as long as the host is "powered".
+Killing it powers the host off: the kernel kills every process of its PID
+namespace, and its mounts and network namespace go with them.
+
+Protocol with the parent on stdin/stdout, one line each:
+  holder -> "mounted"          parent plugs the veth in as eth0
+  parent -> "configure ADDR/P"  holder -> "ready" (or "error: ...")
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def build_mounts(spec: dict) -> None:
+    _run("mount", "--make-rprivate", "/")
+    _run("mount", "-t", "sysfs", "sysfs", "/sys")  # else /sys/class/net shows the root namespace
+    _run("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
+    for sub in ("libvirt", "sshd", "lock"):
+        os.makedirs(f"/run/{sub}", exist_ok=True)
+    for source, target in spec["binds"]:
+        _run("mount", "--bind", source, target)
+    if spec.get("hide_kvm") and os.path.exists("/dev/kvm"):
+        # KVM that is offered but hangs guests (nested, lab-notes) would make libvirt's
+        # capability probe hang too; inside the host it is simply absent.
+        _run("mount", "--bind", "/dev/null", "/dev/kvm")
+    os.makedirs("/var/log/libvirt/qemu", exist_ok=True)
+
+
+def configure_network(address_prefix: str) -> None:
+    from pyroute2 import IPRoute
+
+    address, prefix = address_prefix.split("/")
+    with IPRoute() as ipr:
+        lo = ipr.link_lookup(ifname="lo")[0]
+        ipr.link("set", index=lo, state="up")
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        ipr.addr("add", index=eth0, address=address, prefixlen=int(prefix))
+        ipr.link("set", index=eth0, state="up")
+    # No default route on purpose: lab traffic never leaves 198.18.0.0/24.
+
+
+def reap_forever() -> None:
+    """Reap every orphan of the host (daemonized libvirtd, QEMU, sshd children).
+
+    Unreaped zombies look alive to libvirt, which then waits 40 s per probe
+    process it thinks it failed to kill."""
+
+    def power_off(_signum, _frame):
+        os.kill(-1, signal.SIGKILL)  # as PID 1: every other process of this host
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, power_off)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGCHLD stays blocked and is taken synchronously: no wake-up can be lost
+    # between reaping and waiting.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    while True:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        signal.sigtimedwait({signal.SIGCHLD}, 5.0)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    out = sys.stdout
+    try:
+        build_mounts(spec)
+        socket.sethostname(spec["fqdn"])
+        out.write("mounted\n")
+        out.flush()
+        command = sys.stdin.readline().split()
+        if command[:1] != ["configure"]:
+            raise RuntimeError(f"unexpected command {command!r}")
+        configure_network(command[1])
+    except Exception as exc:  # reported to the parent, which tears the host down
+        detail = exc.stderr.decode().strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+        out.write(f"error: {detail}\n")
+        out.flush()
+        sys.exit(1)
+    out.write("ready\n")
+    out.flush()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    reap_forever()
+
+
+if __name__ == "__main__":
+    main()

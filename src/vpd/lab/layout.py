@@ -1,0 +1,162 @@
+"""The lab's shape, as pure data and pure functions: names, addresses, paths and
+the config files each lab host gets. Nothing here touches the system, so all of
+it is unit-tested without root."""
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import UsageError
+
+DOMAIN = "vpd.lab"
+BRIDGE = "vpdlab0"
+# RFC 2544 benchmarking range: never routed, never anyone else's network.
+SUBNET = ipaddress.ip_network("198.18.0.0/24")
+BRIDGE_ADDRESS = ipaddress.ip_address("198.18.0.1")
+FIRST_HOST_OCTET = 11
+MAX_HOSTS = 8
+SHARED_POOL = "CONT_VOL_COMP"
+# The seed's path for the shared pool; the same path on every host.
+SHARED_MOUNT = "/var/lib/libvirt/images/COMPARTIDO"
+LIBVIRT_PORTS = (16509, 16514)
+SSH_PORT = 22
+MIGRATION_PORTS = (49152, 49215)
+
+
+def host_name(index: int) -> str:
+    return "host" + chr(ord("a") + index)
+
+
+@dataclass(frozen=True)
+class LabHost:
+    index: int
+    root: Path  # the lab directory
+
+    @property
+    def name(self) -> str:
+        return host_name(self.index)
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{DOMAIN}"
+
+    @property
+    def address(self) -> str:
+        return str(SUBNET.network_address + FIRST_HOST_OCTET + self.index)
+
+    @property
+    def veth(self) -> str:
+        return f"vpd-{self.name}"
+
+    @property
+    def dir(self) -> Path:
+        return self.root / "hosts" / self.name
+
+    @property
+    def host_uuid(self) -> str:
+        # Stable per lab host, distinct between hosts: libvirt refuses to migrate
+        # between two daemons with the same host UUID.
+        return str(uuid.uuid5(uuid.NAMESPACE_DNS, self.fqdn))
+
+    def binds(self) -> list[tuple[Path, str]]:
+        """Per-host directories mounted over the system paths inside the host."""
+        d = self.dir
+        return [
+            (d / "etc-libvirt", "/etc/libvirt"),
+            (d / "lib-libvirt", "/var/lib/libvirt"),
+            (d / "cache-libvirt", "/var/cache/libvirt"),
+            (d / "log-libvirt", "/var/log/libvirt"),
+            (d / "root-ssh", "/root/.ssh"),
+            (d / "etc-hosts", "/etc/hosts"),
+            (self.root / "shared", SHARED_MOUNT),
+        ]
+
+
+def lab_hosts(root: Path, count: int) -> list[LabHost]:
+    if not 1 <= count <= MAX_HOSTS:
+        raise UsageError(f"a lab has 1 to {MAX_HOSTS} hosts, not {count}")
+    return [LabHost(i, root) for i in range(count)]
+
+
+def etc_hosts(hosts: list[LabHost]) -> str:
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+    lines += [f"{h.address} {h.fqdn} {h.name}" for h in hosts]
+    return "\n".join(lines) + "\n"
+
+
+def libvirtd_conf(host: LabHost) -> str:
+    # TCP without auth is for the lab only: the lab network is private to this machine.
+    return f"""# written by vpd lab for {host.fqdn}
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "{host.address}"
+auth_tcp = "none"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+host_uuid = "{host.host_uuid}"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+"""
+
+
+def qemu_conf() -> str:
+    # No systemd/cgroup manager and no SELinux/AppArmor inside lab hosts (lab-notes).
+    return f"""# written by vpd lab
+user = "root"
+group = "root"
+security_driver = "none"
+cgroup_controllers = [ ]
+migration_port_min = {MIGRATION_PORTS[0]}
+migration_port_max = {MIGRATION_PORTS[1]}
+"""
+
+
+def sshd_config(host: LabHost) -> str:
+    return f"""# written by vpd lab for {host.fqdn}
+ListenAddress {host.address}
+Port {SSH_PORT}
+HostKey {host.dir / "sshd" / "ssh_host_ed25519_key"}
+PidFile /run/sshd.pid
+AuthorizedKeysFile /root/.ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+"""
+
+
+def firewall_ruleset() -> str:
+    """A host firewall that starts closed except SSH and libvirt, as on a fresh
+    RHEL host; opening the migration range is `vpd host prepare`'s job."""
+    ports = ", ".join(str(p) for p in (SSH_PORT, *LIBVIRT_PORTS))
+    return f"""table inet vpd_lab_host
+delete table inet vpd_lab_host
+table inet vpd_lab_host {{
+    chain input {{
+        type filter hook input priority filter; policy drop;
+        iifname != "eth0" accept
+        ct state established,related accept
+        ct state invalid drop
+        meta l4proto {{ icmp, ipv6-icmp }} accept
+        tcp dport {{ {ports} }} accept
+    }}
+}}
+"""
+
+
+def inventory_toml(hosts: list[LabHost], identity: Path, known_hosts: Path) -> str:
+    out = ["# written by `vpd lab up`; removed by `vpd lab down`"]
+    for h in hosts:
+        out += [
+            "[[hosts]]",
+            f'name = "{h.name}"',
+            f'uri = "qemu+tcp://{h.address}/system"',
+            f'address = "{h.address}"',
+            f'ssh_identity = "{identity}"',
+            f'ssh_known_hosts = "{known_hosts}"',
+            "",
+        ]
+    return "\n".join(out)

@@ -1,0 +1,79 @@
+"""The lab's wire: one bridge in the root namespace, a veth per host, tc shaping.
+All through netlink (pyroute2), nothing parsed from `ip` output."""
+from __future__ import annotations
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .layout import BRIDGE, BRIDGE_ADDRESS, SUBNET, LabHost
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def bridge_exists() -> bool:
+    with IPRoute() as ipr:
+        return _index(ipr, BRIDGE) is not None
+
+
+def ensure_bridge() -> None:
+    with IPRoute() as ipr:
+        if _index(ipr, BRIDGE) is None:
+            ipr.link("add", ifname=BRIDGE, kind="bridge")
+        idx = _index(ipr, BRIDGE)
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx)}
+        if str(BRIDGE_ADDRESS) not in have:
+            ipr.addr("add", index=idx, address=str(BRIDGE_ADDRESS), prefixlen=SUBNET.prefixlen)
+        ipr.link("set", index=idx, state="up")
+
+
+def remove_bridge() -> None:
+    with IPRoute() as ipr:
+        idx = _index(ipr, BRIDGE)
+        if idx is not None:
+            ipr.link("del", index=idx)
+
+
+def plug(host: LabHost, holder_pid: int, rate_bps: int | None) -> None:
+    """Create the host's veth: our end on the bridge, the peer as eth0 inside the host."""
+    with IPRoute() as ipr:
+        stale = _index(ipr, host.veth)
+        if stale is not None:
+            ipr.link("del", index=stale)
+        ipr.link("add", ifname=host.veth, kind="veth", peer={"ifname": "eth0", "net_ns_pid": holder_pid})
+        idx = _index(ipr, host.veth)
+        ipr.link("set", index=idx, master=_index(ipr, BRIDGE), state="up")
+        if rate_bps:
+            shape(ipr, idx, rate_bps)
+
+
+def shape(ipr: IPRoute, index: int, rate_bps: int) -> None:
+    """Token bucket on the bridge side: caps all traffic towards the host at rate_bps,
+    like the single NIC of a real lab PC."""
+    rate_bytes = rate_bps // 8
+    burst = max(rate_bytes // 250, 16 * 1024)  # ~4 ms of traffic, at least 16 KiB
+    ipr.tc("add", "tbf", index=index, handle=0x10000, rate=rate_bytes, burst=burst, latency="50ms")
+
+
+def unplug(host: LabHost) -> None:
+    unplug_name(host.veth)
+
+
+def lab_links() -> list[str]:
+    """Names of lab interfaces present in the root namespace (for status and teardown)."""
+    with IPRoute() as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    return [n for n in names if n == BRIDGE or n.startswith("vpd-host")]
+
+
+def unplug_name(name: str) -> None:
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is not None:
+            try:
+                ipr.link("del", index=idx)
+            except NetlinkError as exc:
+                if exc.code != 19:
+                    raise

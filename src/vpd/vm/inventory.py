@@ -1,0 +1,82 @@
+"""`vpd vm list`: every VM of every host from one bulk-stats call per host."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import libvirt
+
+from ..connect.inventory import Host
+from ..connect.libvirt_conn import Connections
+from ..core.errors import VpdError
+
+STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}
+
+
+@dataclass
+class VmSummary:
+    host: str
+    name: str
+    uuid: str
+    state: str
+    vcpus: int | None
+    memory_mib: int | None
+    persistent: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class HostVms:
+    host: str
+    vms: list[VmSummary]
+    error: str | None = None
+
+
+def _summaries(host: Host, conn: libvirt.virConnect, include_inactive: bool) -> list[VmSummary]:
+    flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+    if include_inactive:
+        flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE
+    stats = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
+    out = []
+    for dom, record in conn.getAllDomainStats(stats, flags):
+        vcpus = record.get("vcpu.current")
+        mem_kib = record.get("balloon.current") or record.get("balloon.maximum")
+        if vcpus is None or mem_kib is None:
+            # Drivers without these stats groups (e.g. test:///) still answer info().
+            _, max_kib, cur_kib, info_vcpus, _ = dom.info()
+            vcpus = vcpus if vcpus is not None else info_vcpus
+            mem_kib = mem_kib or cur_kib or max_kib
+        out.append(
+            VmSummary(
+                host=host.name,
+                name=dom.name(),
+                uuid=dom.UUIDString(),
+                state=STATE_NAMES.get(record.get("state.state"), "unknown"),
+                vcpus=vcpus,
+                memory_mib=mem_kib // 1024 if mem_kib else None,
+                persistent=bool(dom.isPersistent()),
+            )
+        )
+    return sorted(out, key=lambda v: v.name)
+
+
+def list_vms(conns: Connections, hosts: list[Host], include_inactive: bool = True) -> list[HostVms]:
+    def one(host: Host) -> HostVms:
+        try:
+            return HostVms(host.name, conns.call(host, lambda c: _summaries(host, c, include_inactive)))
+        except VpdError as exc:
+            return HostVms(host.name, [], exc.message)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(hosts)))) as pool:
+        return list(pool.map(one, hosts))

@@ -1,0 +1,192 @@
+"""``<domain>``: a libvirt guest definition, and the builder for vpd's lab guests."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal, get_args
+from uuid import UUID
+
+from pydantic import PositiveInt
+from pydantic_xml import attr, element
+
+from ..core.names import check_name
+from .base import Flag, LibvirtXml
+from .checks import (
+    require_absolute_path,
+    require_choice,
+    require_count,
+    require_text,
+    require_unicast_mac,
+    require_uuid,
+)
+from .devices import (
+    CharLog,
+    CharTarget,
+    Console,
+    Devices,
+    Disk,
+    DiskDriver,
+    DiskSource,
+    DiskTarget,
+    Interface,
+    InterfaceModel,
+    InterfaceSource,
+    MacAddress,
+    Serial,
+)
+from .units import MemorySize
+
+DomainType = Literal["qemu", "kvm", "test"]
+"""'kvm' runs on hardware virtualization, 'qemu' emulates, 'test' is libvirt's test driver."""
+LifecycleAction = Literal[
+    "destroy", "restart", "preserve", "rename-restart", "coredump-destroy", "coredump-restart",
+]
+BootDevice = Literal["hd", "fd", "cdrom", "network"]
+ClockOffset = Literal["utc", "localtime", "timezone", "variable", "absolute"]
+LabDiskFormat = Literal["qcow2", "raw"]
+
+MAX_GUEST_MEMORY_MIB = 16 * 1024 * 1024
+"""16 TiB: above any host vpd drives, so only gross unit mix-ups (bytes passed as MiB) trip it."""
+MAX_VCPUS = 4096
+"""KVM's highest per-guest limit on x86 (KVM_MAX_VCPUS); a host built lower refuses at start."""
+
+
+class OsType(LibvirtXml, tag="type"):
+    arch: str | None = attr(default=None)
+    machine: str | None = attr(default=None)
+    kind: str = "hvm"
+    """The element's text: 'hvm' for every QEMU/KVM guest."""
+
+
+class Boot(LibvirtXml, tag="boot"):
+    dev: BootDevice = attr()
+
+
+class Os(LibvirtXml, tag="os"):
+    """Firmware boot order, or direct kernel boot when `kernel` is set."""
+
+    type: OsType = element(default_factory=OsType)
+    kernel: str | None = element(default=None)
+    initrd: str | None = element(default=None)
+    cmdline: str | None = element(default=None)
+    boot: list[Boot] = element(default_factory=list)
+
+
+class Features(LibvirtXml, tag="features"):
+    acpi: Flag = element(default=False)
+    """Without ACPI the guest ignores libvirt's graceful shutdown request."""
+
+
+class Clock(LibvirtXml, tag="clock"):
+    offset: ClockOffset = attr(default="utc")
+
+
+class Domain(LibvirtXml, tag="domain"):
+    type: DomainType = attr()
+    name: str = element()
+    uuid: str | None = element(default=None)
+    memory: MemorySize = element(tag="memory")
+    """The guest's maximum memory; libvirt reports it in KiB."""
+    current_memory: MemorySize | None = element(tag="currentMemory", default=None)
+    vcpu: PositiveInt = element()
+    os: Os = element(default_factory=Os)
+    features: Features | None = element(default=None)
+    clock: Clock | None = element(default=None)
+    on_poweroff: LifecycleAction | None = element(default=None)
+    on_reboot: LifecycleAction | None = element(default=None)
+    on_crash: LifecycleAction | None = element(default=None)
+    devices: Devices = element(default_factory=Devices)
+
+    @property
+    def disks(self) -> list[Disk]:
+        return self.devices.disks
+
+    @property
+    def interfaces(self) -> list[Interface]:
+        return self.devices.interfaces
+
+    def disk_paths(self) -> list[str]:
+        """Each disk's file or device path, or 'pool/volume'; disks without either are skipped."""
+        references = (disk.source.reference for disk in self.disks if disk.source is not None)
+        return [reference for reference in references if reference is not None]
+
+
+def lab_guest_domain(
+    name: str,
+    *,
+    kernel: str | os.PathLike[str],
+    initrd: str | os.PathLike[str],
+    cmdline: str,
+    disk_path: str | os.PathLike[str] | None = None,
+    disk_format: LabDiskFormat = "qcow2",
+    memory_mib: int = 128,
+    vcpus: int = 1,
+    domain_type: DomainType = "qemu",
+    serial_log: str | os.PathLike[str] | None = None,
+    uuid: str | UUID | None = None,
+    macs: Mapping[str, str] | None = None,
+    nic_model: str = "virtio",
+) -> Domain:
+    """A lab guest booting `kernel` directly, driven over its serial ports.
+
+    serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) carries
+    commands, so their traffic never mixes with console output. `disk_path` becomes IDE disk
+    hda, which any kernel can drive without virtio modules. `macs` maps each NIC's MAC address to
+    the libvirt network it joins; without it the guest has no network. No <cpu> element (libvirt's
+    default model works under both TCG and KVM) and no graphics: lab guests are headless.
+    Raises UsageError for arguments libvirt would reject or that are surely a mistake.
+    """
+    disks = []
+    if disk_path is not None:
+        disks.append(
+            Disk(
+                type="file",
+                device="disk",
+                # cache='none' puts guest writes straight on the image, which is also what
+                # libvirt requires before it live-migrates a disk without --unsafe.
+                driver=DiskDriver(
+                    name="qemu",
+                    type=require_choice(disk_format, "disk format", get_args(LabDiskFormat)),
+                    cache="none",
+                ),
+                source=DiskSource(file=require_absolute_path(disk_path, "disk path")),
+                target=DiskTarget(dev="hda", bus="ide"),
+            )
+        )
+    console_log = None
+    if serial_log is not None:
+        console_log = CharLog(file=require_absolute_path(serial_log, "serial log"), append="on")
+    interfaces = [
+        Interface(
+            type="network",
+            mac=MacAddress(address=require_unicast_mac(mac, "MAC address")),
+            source=InterfaceSource(network=check_name(network, "network name")),
+            model=InterfaceModel(type=check_name(nic_model, "NIC model")),
+        )
+        for mac, network in (macs or {}).items()
+    ]
+    return Domain(
+        type=require_choice(domain_type, "domain type", get_args(DomainType)),
+        name=check_name(name, "domain name"),
+        uuid=None if uuid is None else require_uuid(uuid, "domain UUID"),
+        memory=MemorySize(
+            value=require_count(memory_mib, "memory (MiB)", maximum=MAX_GUEST_MEMORY_MIB) * 1024,
+            unit="KiB",
+        ),
+        vcpu=require_count(vcpus, "vCPU count", maximum=MAX_VCPUS),
+        os=Os(
+            kernel=require_absolute_path(kernel, "kernel"),
+            initrd=require_absolute_path(initrd, "initrd"),
+            cmdline=require_text(cmdline, "kernel command line"),
+        ),
+        features=Features(acpi=True),
+        devices=Devices(
+            disks=disks,
+            interfaces=interfaces,
+            serials=[
+                Serial(type="pty", target=CharTarget(port=0), log=console_log),
+                Serial(type="pty", target=CharTarget(port=1)),
+            ],
+            consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
+        ),
+    )

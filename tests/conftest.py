@@ -1,0 +1,13 @@
+"""Shared test set-up: every test run gets its own vpd state directory, so the
+journal and any lab it makes never touch a user's; built guest images and the
+QEMU capabilities cache are shared (they are only caches)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_home = Path(tempfile.mkdtemp(prefix="vpd-test-home-"))
+os.environ["VPD_HOME"] = str(_home)
+os.environ.setdefault("VPD_CACHE", "/var/lib/vpd/cache" if os.geteuid() == 0 else str(_home / "cache"))
+os.environ.pop("VPD_INVENTORY", None)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vpd.connect.inventory import Host, load, resolve
+from vpd.core.errors import EXIT_USAGE, NotFound, UsageError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "inv.toml"
+    p.write_text(text)
+    return p
+
+
+def test_loads_hosts(tmp_path):
+    inv = load(write(tmp_path, '[[hosts]]\nname="a"\nuri="qemu+ssh://root@a.example/system"\naddress="192.0.2.1"\n'
+                               'ssh_identity="~/.ssh/id"\n'))
+    host = inv.get("a")
+    assert host.hostname == "a.example"
+    assert "keyfile=" in host.connect_uri() and "~" not in host.connect_uri()
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("[[hosts]\nname='a'", "not valid TOML"),
+    ("[[hosts]]\nuri='qemu:///system'\n", "name"),
+    ("[[hosts]]\nname='a b'\nuri='qemu:///system'\n", "invalid host name"),
+    ("[[hosts]]\nname='a'\nuri='http://x/'\n", "scheme"),
+    ("[[hosts]]\nname='a'\nuri='qemu+ssh://x/system;rm -rf /'\n", "characters"),
+    ("[[hosts]]\nname='a'\nuri='qemu:///system'\naddress='not-an-ip'\n", "address"),
+    ("[[hosts]]\nname='a'\nuri='qemu:///system'\n[[hosts]]\nname='a'\nuri='qemu:///system'\n", "twice"),
+    ("[[hosts]]\nname='a'\nuri='qemu:///system'\ncolour='red'\n", "colour"),
+    ("hosts = []\n", "no hosts"),
+])
+def test_malformed_inventories_are_usage_errors(tmp_path, text, fragment):
+    with pytest.raises(UsageError) as err:
+        load(write(tmp_path, text))
+    assert err.value.exit_code == EXIT_USAGE
+    assert fragment in str(err.value)
+
+
+def test_unknown_host_names_the_known_ones(tmp_path):
+    inv = load(write(tmp_path, "[[hosts]]\nname='a'\nuri='qemu:///system'\n"))
+    with pytest.raises(NotFound) as err:
+        inv.get("b")
+    assert "a" in err.value.hint
+
+
+def test_without_any_inventory_the_local_daemon_is_used(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    inv = resolve()
+    assert [h.uri for h in inv.hosts] == ["qemu:///system"]
+
+
+def test_inventory_round_trips_through_toml(tmp_path):
+    from vpd.connect.inventory import Inventory
+
+    inv = Inventory(hosts=[Host(name="a", uri="qemu+tcp://198.18.0.11/system", address="198.18.0.11")])
+    again = load(write(tmp_path, inv.to_toml()))
+    assert again.hosts == inv.hosts

@@ -1,0 +1,60 @@
+"""One real lab for the whole session: brought up through the CLI, always torn
+down, and checked to leave nothing behind."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vpd.connect import inventory as inv
+from vpd.connect.libvirt_conn import Connections
+from vpd.lab import network
+
+VPD = [sys.executable, "-m", "vpd"]
+
+
+def vpd(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*VPD, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def vpd_json(*args: str, timeout: float = 300):
+    proc = vpd(*args, "--json", timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def lab_processes() -> list[str]:
+    """Processes that belong to a lab (run from the lab dir or the holder)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    home = os.environ["VPD_HOME"]
+    return [line for line in out.splitlines() if home in line or "vpd.lab.holder" in line]
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    if network.lab_links():
+        pytest.exit("a vpd lab is already up on this machine (make demo?): run `vpd lab down` first", returncode=2)
+    up = vpd_json("lab", "up", "--hosts", "2")
+    try:
+        yield up
+    finally:
+        down = vpd("lab", "down")
+        assert down.returncode == 0, down.stderr
+        assert not network.lab_links()
+        assert not lab_processes()
+
+
+@pytest.fixture(scope="session")
+def lab_inventory(lab) -> inv.Inventory:
+    return inv.resolve()
+
+
+@pytest.fixture
+def conns():
+    with Connections() as c:
+        yield c
