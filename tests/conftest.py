@@ -11,3 +11,5 @@ _home = Path(tempfile.mkdtemp(prefix="vpd-test-home-"))
 os.environ["VPD_HOME"] = str(_home)
 os.environ.setdefault("VPD_CACHE", "/var/lib/vpd/cache" if os.geteuid() == 0 else str(_home / "cache"))
 os.environ.pop("VPD_INVENTORY", None)
+# Tests use lab network 1, so a lab left up by `make demo` (network 0) is not disturbed.
+os.environ.setdefault("VPD_LAB_NET", "1")

@@ -247,7 +247,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
                              hint="`vpd lab status` shows it; `vpd lab down` first to rebuild it")
         if state is None and network.lab_links():
             raise UsageError(
-                f"the lab network {layout.BRIDGE} exists but {paths.lab_dir()} holds no lab: "
+                f"the lab network {layout.bridge_name()} exists but {paths.lab_dir()} holds no lab: "
                 "a lab of another VPD_HOME is up, or one crashed",
                 hint="`vpd lab down` (with that lab's VPD_HOME) removes it")
         if state:
@@ -299,7 +299,7 @@ def _teardown(state: LabState | None) -> None:
             if h.holder_pid:
                 hostproc.power_off(h.holder_pid)
     for name in network.lab_links():
-        if name != layout.BRIDGE:
+        if name != layout.bridge_name():
             network.unplug_name(name)
     network.remove_bridge()
     shutil.rmtree(paths.lab_dir(), ignore_errors=True)
@@ -394,7 +394,7 @@ def status() -> dict:
         out.append(HostStatus(hs.name, hs.fqdn, hs.address, powered, daemons, reachable, running))
     return {
         "hosts": [asdict(h) for h in out],
-        "bridge": layout.BRIDGE,
+        "bridge": layout.bridge_name(),
         "link_rate_bps": state.link_rate_bps,
         "shared_pool": layout.SHARED_POOL,
         "shared_path": layout.SHARED_MOUNT,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import VpdError
-from .layout import SUBNET, LabHost
+from .layout import LabHost, subnet
 
 # Inside a lab host, daemons get a clean, predictable environment.
 HOST_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
@@ -57,7 +57,7 @@ def expect_line(proc: subprocess.Popen, wanted: str, host: LabHost, timeout: flo
 
 
 def configure(proc: subprocess.Popen, host: LabHost) -> None:
-    proc.stdin.write(f"configure {host.address}/{SUBNET.prefixlen}\n")
+    proc.stdin.write(f"configure {host.address}/{subnet().prefixlen}\n")
     proc.stdin.flush()
 
 

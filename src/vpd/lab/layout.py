@@ -4,6 +4,7 @@ it is unit-tested without root."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,6 @@ from pathlib import Path
 from ..core.errors import UsageError
 
 DOMAIN = "vpd.lab"
-BRIDGE = "vpdlab0"
-# RFC 2544 benchmarking range: never routed, never anyone else's network.
-SUBNET = ipaddress.ip_network("198.18.0.0/24")
-BRIDGE_ADDRESS = ipaddress.ip_address("198.18.0.1")
 FIRST_HOST_OCTET = 11
 MAX_HOSTS = 8
 SHARED_POOL = "CONT_VOL_COMP"
@@ -23,6 +20,31 @@ SHARED_MOUNT = "/var/lib/libvirt/images/COMPARTIDO"
 LIBVIRT_PORTS = (16509, 16514)
 SSH_PORT = 22
 MIGRATION_PORTS = (49152, 49215)
+
+
+def lab_net() -> int:
+    """Which lab network (0-7, $VPD_LAB_NET): labs on different ones run side by side."""
+    raw = os.environ.get("VPD_LAB_NET", "0")
+    if not raw.isdigit() or not 0 <= int(raw) <= 7:
+        raise UsageError(f"VPD_LAB_NET must be 0-7, not {raw!r}")
+    return int(raw)
+
+
+def bridge_name() -> str:
+    return f"vpdlab{lab_net()}"
+
+
+def subnet() -> ipaddress.IPv4Network:
+    # RFC 2544 benchmarking range: never routed, never anyone else's network.
+    return ipaddress.ip_network(f"198.18.{lab_net()}.0/24")
+
+
+def bridge_address() -> ipaddress.IPv4Address:
+    return subnet().network_address + 1
+
+
+def veth_prefix() -> str:
+    return f"vpd{lab_net()}-"
 
 
 def host_name(index: int) -> str:
@@ -44,11 +66,11 @@ class LabHost:
 
     @property
     def address(self) -> str:
-        return str(SUBNET.network_address + FIRST_HOST_OCTET + self.index)
+        return str(subnet().network_address + FIRST_HOST_OCTET + self.index)
 
     @property
     def veth(self) -> str:
-        return f"vpd-{self.name}"
+        return veth_prefix() + self.name
 
     @property
     def dir(self) -> Path:

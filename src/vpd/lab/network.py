@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .layout import BRIDGE, BRIDGE_ADDRESS, SUBNET, LabHost
+from .layout import LabHost, bridge_address, bridge_name, subnet, veth_prefix
 
 
 def _index(ipr: IPRoute, name: str) -> int | None:
@@ -15,23 +15,23 @@ def _index(ipr: IPRoute, name: str) -> int | None:
 
 def bridge_exists() -> bool:
     with IPRoute() as ipr:
-        return _index(ipr, BRIDGE) is not None
+        return _index(ipr, bridge_name()) is not None
 
 
 def ensure_bridge() -> None:
     with IPRoute() as ipr:
-        if _index(ipr, BRIDGE) is None:
-            ipr.link("add", ifname=BRIDGE, kind="bridge")
-        idx = _index(ipr, BRIDGE)
+        if _index(ipr, bridge_name()) is None:
+            ipr.link("add", ifname=bridge_name(), kind="bridge")
+        idx = _index(ipr, bridge_name())
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx)}
-        if str(BRIDGE_ADDRESS) not in have:
-            ipr.addr("add", index=idx, address=str(BRIDGE_ADDRESS), prefixlen=SUBNET.prefixlen)
+        if str(bridge_address()) not in have:
+            ipr.addr("add", index=idx, address=str(bridge_address()), prefixlen=subnet().prefixlen)
         ipr.link("set", index=idx, state="up")
 
 
 def remove_bridge() -> None:
     with IPRoute() as ipr:
-        idx = _index(ipr, BRIDGE)
+        idx = _index(ipr, bridge_name())
         if idx is not None:
             ipr.link("del", index=idx)
 
@@ -44,7 +44,7 @@ def plug(host: LabHost, holder_pid: int, rate_bps: int | None) -> None:
             ipr.link("del", index=stale)
         ipr.link("add", ifname=host.veth, kind="veth", peer={"ifname": "eth0", "net_ns_pid": holder_pid})
         idx = _index(ipr, host.veth)
-        ipr.link("set", index=idx, master=_index(ipr, BRIDGE), state="up")
+        ipr.link("set", index=idx, master=_index(ipr, bridge_name()), state="up")
         if rate_bps:
             shape(ipr, idx, rate_bps)
 
@@ -65,7 +65,7 @@ def lab_links() -> list[str]:
     """Names of lab interfaces present in the root namespace (for status and teardown)."""
     with IPRoute() as ipr:
         names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
-    return [n for n in names if n == BRIDGE or n.startswith("vpd-host")]
+    return [n for n in names if n == bridge_name() or n.startswith(veth_prefix())]
 
 
 def unplug_name(name: str) -> None:

@@ -68,11 +68,13 @@ def kvm_boots_here(timeout: float = 8.0) -> bool:
     return works
 
 
-def _is_lab_address(address: str | None) -> bool:
-    from ..lab.layout import SUBNET
+# Every lab network lives here (vpd.lab.layout.subnet).
+LAB_RANGE = ipaddress.ip_network("198.18.0.0/16")
 
+
+def _is_lab_address(address: str | None) -> bool:
     try:
-        return address is not None and ipaddress.ip_address(address) in SUBNET
+        return address is not None and ipaddress.ip_address(address) in LAB_RANGE
     except ValueError:
         return False
 

@@ -1,0 +1,89 @@
+"""Commands on a host: over SSH for remote hosts, directly for the local one.
+
+Always an argument list. Over SSH the remote side has a shell whatever we do,
+so every argument is quoted on its own (shlex.quote); no command string is ever
+assembled from user input."""
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from ..core.errors import HostUnreachable, VpdError
+from .inventory import Host
+
+SSH_UNREACHABLE = 255  # ssh's own exit code for connection/auth failures
+
+
+@dataclass
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Runner:
+    """Runs argv lists on one host."""
+
+    def __init__(self, host: Host, timeout: float = 60.0):
+        self.host = host
+        self.timeout = timeout
+
+    def command(self, argv: list[str]) -> list[str]:
+        return list(argv)
+
+    def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
+            timeout: float | None = None) -> CommandResult:
+        full = self.command(argv)
+        try:
+            proc = subprocess.run(full, input=input, capture_output=True, text=True,
+                                  timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` did not finish within "
+                           f"{timeout or self.timeout:g} s") from None
+        result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
+        if check and not result.ok:
+            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {result.returncode}): "
+                           f"{result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+
+class SshRunner(Runner):
+    def ssh_options(self) -> list[str]:
+        h = self.host
+        opts = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=5",
+                "-p", str(h.ssh_port)]
+        if h.ssh_identity:
+            opts += ["-i", h.ssh_identity, "-o", "IdentitiesOnly=yes"]
+        if h.ssh_known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={h.ssh_known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+        return opts
+
+    @property
+    def target(self) -> str:
+        return f"{self.host.ssh_user}@{self.host.address or self.host.hostname}"
+
+    def command(self, argv: list[str]) -> list[str]:
+        return ["ssh", *self.ssh_options(), self.target, "--", shlex.join(argv)]
+
+    def run(self, argv: list[str], **kwargs) -> CommandResult:
+        result = super().run(argv, **{**kwargs, "check": False})
+        if result.returncode == SSH_UNREACHABLE:
+            raise HostUnreachable(f"{self.host.name}: SSH to {self.target} failed: {result.stderr.strip()}",
+                                  hint="check the address, the SSH identity in the inventory and that sshd runs")
+        if kwargs.get("check", True) and not result.ok:
+            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {result.returncode}): "
+                           f"{result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+
+def runner_for(host: Host, timeout: float = 60.0) -> Runner:
+    """The local host runs commands directly; every other host over SSH."""
+    if host.is_local:
+        return Runner(host, timeout)
+    return SshRunner(host, timeout)
