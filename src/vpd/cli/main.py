@@ -49,7 +49,7 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 
 def main() -> None:
-    from . import commands_host, commands_lab, commands_vm, commands_journal  # noqa: F401  (register)
+    from . import commands_host, commands_journal, commands_lab, commands_migrate, commands_vm  # noqa: F401  (register)
 
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,194 @@
+"""`vpd migrate`: preflight -> temporary access -> job -> validation -> report.
+
+Safety rules: the guest never runs on two hosts (libvirt's own switchover, and
+nothing is started by hand on the destination); a failed job leaves it running
+on the source and nothing of it on the destination; access granted for the
+migration is revoked whatever happens (vpd.access.temporary_access)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import libvirt
+
+from ..connect.inventory import Host
+from ..connect.libvirt_conn import Connections
+from ..core.checks import Check, failed
+from ..core.errors import UsageError, VpdError
+from ..vm.lifecycle import find_domain
+from ..xml.domain import Domain
+from . import policy, preflight, validate
+from .run import run_job
+
+
+@dataclass
+class MigrateOptions:
+    live: bool | None = None  # None: live if running, offline if not
+    persistent: bool = False
+    undefine_source: bool = False
+    copy_storage: bool = False
+    max_downtime_ms: int = 300
+    bandwidth_mib: int | None = None
+    auto_converge: bool = False
+    postcopy: bool = False
+    compressed: bool = False
+    timeout_s: float | None = None
+    timeout_action: str = "abort"
+    stall_s: float = 30.0
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.timeout_action not in ("abort", "postcopy", "suspend"):
+            raise UsageError("--timeout-action must be abort, postcopy or suspend")
+        if self.timeout_action == "postcopy" and not self.postcopy:
+            raise UsageError("--timeout-action postcopy needs --postcopy")
+        if not 1 <= self.max_downtime_ms <= 60_000:
+            raise UsageError("--max-downtime must be 1-60000 ms")
+        if self.bandwidth_mib is not None and self.bandwidth_mib <= 0:
+            raise UsageError("--bandwidth must be positive (MiB/s)")
+
+
+@dataclass
+class Report:
+    vm: str
+    source: str
+    destination: str
+    mode: str  # live | offline
+    preflight: list[Check] = field(default_factory=list)
+    validation: list[Check] = field(default_factory=list)
+    ok: bool = False
+    dry_run: bool = False
+    error: str | None = None
+    total_seconds: float | None = None
+    job_seconds: float | None = None
+    downtime_ms: int | None = None
+    bytes_sent: int | None = None
+    iterations: int | None = None
+    policy_steps: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    grant: str | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["preflight"] = [c.to_dict() for c in self.preflight]
+        data["validation"] = [c.to_dict() for c in self.validation]
+        return data
+
+
+def _flags(opts: MigrateOptions, live: bool, unsafe: bool) -> tuple[int, list[str]]:
+    chosen = [("PEER2PEER", True), ("LIVE", live), ("OFFLINE", not live),
+              ("PERSIST_DEST", opts.persistent or not live), ("UNDEFINE_SOURCE", opts.undefine_source),
+              ("NON_SHARED_DISK", opts.copy_storage and live), ("AUTO_CONVERGE", opts.auto_converge and live),
+              ("POSTCOPY", opts.postcopy and live), ("COMPRESSED", opts.compressed and live),
+              ("UNSAFE", unsafe), ("ABORT_ON_ERROR", live)]
+    names = [n for n, on in chosen if on]
+    value = 0
+    for n in names:
+        value |= getattr(libvirt, f"VIR_MIGRATE_{n}")
+    return value, names
+
+
+def _cleanup_destination(dst_conn: libvirt.virConnect, uuid: str) -> None:
+    """After a failed job: nothing of the guest may stay on the destination
+    (preflight proved nothing of that UUID was there before)."""
+    try:
+        dom = dst_conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError:
+        return
+    try:
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefine()
+    except libvirt.libvirtError:
+        pass
+
+
+def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOptions) -> Report:
+    if src.name == dst.name:
+        raise UsageError(f"{name} is already on {src.name}: pick another destination")
+    started = time.monotonic()
+    src_conn, dst_conn = conns.get(src), conns.get(dst)
+    dom = find_domain(src_conn, src, name)
+    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    domain = Domain.from_xml(xml)
+    running = bool(dom.isActive())
+    was_persistent = bool(dom.isPersistent())
+    live = running if opts.live is None else opts.live
+    if live and not running:
+        raise UsageError(f"{name} is not running on {src.name}: a live migration needs a running guest",
+                         hint="use --offline to move its definition")
+    report = Report(name, src.name, dst.name, "live" if live else "offline", dry_run=opts.dry_run)
+    disk_paths = [p for p in domain.disk_paths() if p.startswith("/")]
+
+    checks: list[Check] = []
+    checks += preflight.version_checks(src.name, src_conn) + preflight.version_checks(dst.name, dst_conn)
+    checks += preflight.clash_checks(dst, dst_conn, name, dom.UUIDString())
+    checks.append(preflight.arch_cpu_check(src_conn, dst_conn, domain, xml))
+    if live:
+        checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
+        checks += preflight.resolution_checks(src, dst)
+        checks.append(preflight.port_check(src, dst))
+        checks += preflight.cache_checks(domain, live)
+    shared = None
+    if not opts.copy_storage:
+        shared = preflight.shared_storage_check(src, dst, disk_paths)
+        checks.append(shared)
+    report.preflight = checks
+    blocking = failed(checks)
+    # libvirt trusts only cluster filesystems as shared; a directory vpd proved shared
+    # is safe too, so only then is the unsafe flag passed.
+    unsafe = bool(live and shared is not None and shared.ok and disk_paths)
+    flags, report.flags = _flags(opts, live, unsafe)
+    if blocking or opts.dry_run:
+        if blocking:
+            report.error = "preflight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
+        report.total_seconds = round(time.monotonic() - started, 3)
+        return report
+
+    from ..access import temporary_access
+
+    before = validate.guest_probe(dom) if live else None
+    dst_fqdn = dst_conn.getHostname()
+    with temporary_access(src, dst, ttl_seconds=900) as grant:
+        report.grant = grant.id
+        checks.append(preflight.ssh_key_check(src, dst_fqdn, grant.src_key_path))
+        if failed(checks[-1:]):
+            report.error = "preflight failed: " + checks[-1].detail
+            return report
+        dconnuri = f"qemu+ssh://root@{dst_fqdn}/system?keyfile={grant.src_key_path}"
+        params: dict = {}
+        if opts.bandwidth_mib:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
+        settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
+                                   start_downtime_ms=min(10, opts.max_downtime_ms),
+                                   timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
+                                   postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
+        try:
+            outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
+        except BaseException:
+            _cleanup_destination(dst_conn, dom.UUIDString())
+            raise
+    report.policy_steps = outcome.policy_steps
+    report.job_seconds = round(outcome.seconds, 3)
+    if not outcome.ok:
+        _cleanup_destination(dst_conn, dom.UUIDString())
+        report.error = f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}"
+        report.validation = validate.after_failure(src_conn, dst_conn, name, running)
+        report.total_seconds = round(time.monotonic() - started, 3)
+        return report
+    stats = outcome.stats or validate.completed_stats(dst_conn, name)
+    report.downtime_ms = stats.get("downtime")
+    report.bytes_sent = stats.get("data_processed") or stats.get("memory_processed")
+    report.iterations = stats.get("memory_iteration")
+    report.validation = validate.after_success(src_conn, dst_conn, domain, opts, live, before, was_persistent)
+    report.ok = not failed(report.validation)
+    if not report.ok:
+        report.error = "validation failed: " + "; ".join(c.name for c in failed(report.validation))
+    report.total_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def raise_for(report: Report) -> None:
+    if report.error:
+        raise VpdError(report.error)

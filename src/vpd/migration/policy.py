@@ -1,0 +1,121 @@
+"""Migration policy: small pure functions, each stating one rule.
+
+The loop in run.py feeds them a snapshot of the job every tick and applies
+what they return; nothing here talks to libvirt, so every rule is unit-tested
+without a hypervisor (in the spirit of Nova's libvirt/migration.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_downtime_ms: int = 300  # the most downtime the user accepts
+    start_downtime_ms: int = 10  # where the policy starts (an idle guest converges at this)
+    downtime_steps: int = 5  # raises from start to max
+    step_every_iterations: int = 2  # RAM passes between raises
+    timeout_s: float | None = None
+    timeout_action: str = "abort"  # abort | postcopy | suspend
+    postcopy_allowed: bool = False
+    stall_s: float = 30.0  # no progress for this long: abort (libvirt never times out itself)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What the job looks like now (from virDomainGetJobStats)."""
+    elapsed_s: float
+    data_remaining: int
+    data_processed: int
+    iteration: int
+    dirty_rate_bps: float  # bytes/s the guest dirties
+    throughput_bps: float  # bytes/s the link carries
+    seconds_since_progress: float
+
+
+@dataclass
+class State:
+    """What the policy already did during this migration."""
+    downtime_ms: int
+    raises: int = 0
+    postcopy: bool = False
+    suspended: bool = False
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # set-downtime | postcopy | suspend | abort
+    value: int | None = None
+    reason: str = ""
+
+
+def downtime_schedule(settings: Settings) -> list[int]:
+    """Downtime limits to try, low to high: start low (a short pause if the guest
+    allows it), rise geometrically to the user's maximum."""
+    start = min(settings.start_downtime_ms, settings.max_downtime_ms)
+    if settings.downtime_steps <= 1 or start >= settings.max_downtime_ms:
+        return [settings.max_downtime_ms]
+    ratio = (settings.max_downtime_ms / start) ** (1 / (settings.downtime_steps - 1))
+    values = [round(start * ratio**i) for i in range(settings.downtime_steps)]
+    values[-1] = settings.max_downtime_ms
+    return sorted(set(values))
+
+
+def next_downtime(tick: Tick, settings: Settings, state: State) -> Action | None:
+    """Raise the downtime limit one step every `step_every_iterations` RAM passes
+    that did not converge, until the user's maximum."""
+    schedule = downtime_schedule(settings)
+    step = state.raises + 1
+    if step >= len(schedule) or tick.iteration < step * max(1, settings.step_every_iterations):
+        return None
+    if schedule[step] <= state.downtime_ms:  # never lower what is already allowed
+        return None
+    return Action("set-downtime", schedule[step], f"iteration {tick.iteration} did not converge")
+
+
+def outpaced(tick: Tick) -> bool:
+    """The guest dirties memory faster than the link carries it: pre-copy cannot converge."""
+    return tick.iteration >= 2 and tick.throughput_bps > 0 and tick.dirty_rate_bps > tick.throughput_bps
+
+
+def should_postcopy(tick: Tick, settings: Settings, state: State) -> bool:
+    """Switch to post-copy when allowed, once pre-copy is outpaced at the highest downtime."""
+    return (settings.postcopy_allowed and not state.postcopy and outpaced(tick)
+            and state.downtime_ms >= settings.max_downtime_ms)
+
+
+def timed_out(tick: Tick, settings: Settings) -> bool:
+    return settings.timeout_s is not None and tick.elapsed_s >= settings.timeout_s
+
+
+def stalled(tick: Tick, settings: Settings) -> bool:
+    """No byte moved for stall_s: a cut link or a dead peer. libvirt would wait forever."""
+    return tick.seconds_since_progress >= settings.stall_s
+
+
+def decide(tick: Tick, settings: Settings, state: State) -> list[Action]:
+    """All actions for this tick, most drastic first."""
+    if stalled(tick, settings):
+        return [Action("abort", reason=f"no progress for {tick.seconds_since_progress:.0f} s")]
+    if timed_out(tick, settings) and not (state.postcopy or state.suspended):
+        action = settings.timeout_action
+        if action == "postcopy" and not settings.postcopy_allowed:
+            action = "abort"
+        return [Action(action, reason=f"timeout {settings.timeout_s:g} s reached")]
+    if should_postcopy(tick, settings, state):
+        return [Action("postcopy", reason="dirty rate exceeds the link at the highest downtime")]
+    raise_action = next_downtime(tick, settings, state)
+    return [raise_action] if raise_action else []
+
+
+def apply(action: Action, state: State) -> None:
+    """Record an applied action in the state (run.py calls it after libvirt accepted it)."""
+    if action.kind == "set-downtime":
+        state.downtime_ms = action.value
+        state.raises += 1
+    elif action.kind == "postcopy":
+        state.postcopy = True
+    elif action.kind == "suspend":
+        state.suspended = True
+    state.steps.append(f"{action.kind}{'=' + str(action.value) if action.value is not None else ''}: {action.reason}")

@@ -1,0 +1,130 @@
+"""Preflight: every condition a migration needs, each a named check with its fix.
+The seed's failures (a missing /etc/hosts line, a closed port, a disk that is
+not really shared) are found here in seconds instead of after a 137 s hang."""
+from __future__ import annotations
+
+import secrets
+from pathlib import PurePosixPath
+
+import libvirt
+
+from ..connect.inventory import Host
+from ..connect.ssh import runner_for
+from ..core.checks import Check
+from ..host.facts import MIN_LIBVIRT, MIN_QEMU, version_text, version_tuple
+from ..lab.layout import MIGRATION_PORTS
+from ..xml.domain import Domain
+
+
+def _check(name: str, ok: bool, detail: str = "", fix: str | None = None, blocking: bool = True) -> Check:
+    return Check(name, ok, detail, None if ok else fix, blocking)
+
+
+def version_checks(name: str, conn: libvirt.virConnect) -> list[Check]:
+    lib, hyp = conn.getLibVersion(), conn.getVersion()
+    ok = version_tuple(lib) >= MIN_LIBVIRT and version_tuple(hyp) >= MIN_QEMU
+    return [_check(f"versions {name}", ok, f"libvirt {version_text(lib)}, QEMU {version_text(hyp)}",
+                   "install libvirt >= 11 and QEMU >= 10 (QEMU 7.2 corrupts guests migrated under TCG); "
+                   "scripts/setup.sh does it on Debian 12 from bookworm-backports")]
+
+
+def clash_checks(dst: Host, dst_conn: libvirt.virConnect, name: str, uuid: str) -> list[Check]:
+    clashes = []
+    for lookup, key in ((dst_conn.lookupByName, name), (dst_conn.lookupByUUIDString, uuid)):
+        try:
+            lookup(key)
+            clashes.append(key)
+        except libvirt.libvirtError:
+            pass
+    return [_check("no name/UUID clash on destination", not clashes,
+                   f"{dst.name} already has a domain {' / '.join(clashes)}" if clashes else f"{dst.name} has neither",
+                   f"remove or rename the domain on {dst.name} (vpd vm undefine ... --host {dst.name})")]
+
+
+def memory_check(dst: Host, dst_conn: libvirt.virConnect, need_kib: int) -> Check:
+    free_kib = dst_conn.getFreeMemory() // 1024
+    margin = 64 * 1024  # QEMU's own overhead
+    return _check("free memory on destination", free_kib >= need_kib + margin,
+                  f"{dst.name} has {free_kib // 1024} MiB free, the guest needs {need_kib // 1024} MiB + overhead",
+                  "free memory on the destination or pick another host")
+
+
+def arch_cpu_check(src_conn: libvirt.virConnect, dst_conn: libvirt.virConnect, domain: Domain, dom_xml: str) -> Check:
+    from lxml import etree
+
+    src_arch = etree.fromstring(src_conn.getCapabilities().encode()).findtext("host/cpu/arch")
+    dst_arch = etree.fromstring(dst_conn.getCapabilities().encode()).findtext("host/cpu/arch")
+    if src_arch != dst_arch:
+        return _check("arch and CPU", False, f"{src_arch} -> {dst_arch}", "migrate between hosts of the same arch")
+    cpu = etree.fromstring(dom_xml.encode()).find("cpu")
+    if cpu is None or domain.type == "qemu":
+        return _check("arch and CPU", True, f"{src_arch}; guest CPU is emulated (TCG) or default: portable")
+    result = dst_conn.compareCPU(etree.tostring(cpu).decode(), 0)
+    ok = result in (libvirt.VIR_CPU_COMPARE_IDENTICAL, libvirt.VIR_CPU_COMPARE_SUPERSET)
+    return _check("arch and CPU", ok, f"compareCPU={result}",
+                  "give the guest a CPU model both hosts have (virsh hypervisor-cpu-baseline)")
+
+
+def cache_checks(domain: Domain, live: bool) -> list[Check]:
+    out = []
+    for disk in domain.disks:
+        if disk.device != "disk" or not live:
+            continue
+        cache = disk.driver.cache if disk.driver is not None else None
+        ok = cache in ("none", "directsync")
+        out.append(_check(f"disk cache {disk.target.dev if disk.target else '?'}", ok, f"cache={cache}",
+                          "use cache='none' for disks on shared storage (host page caches would diverge)",
+                          blocking=False))
+    return out
+
+
+def shared_storage_check(src: Host, dst: Host, paths: list[str]) -> Check:
+    """Prove that each disk's directory is the same storage on both hosts: write a
+    random token next to the disk on the source, read it on the destination."""
+    if not paths:
+        return _check("shared storage", True, "the guest has no disks")
+    src_run, dst_run = runner_for(src), runner_for(dst)
+    problems = []
+    for directory in sorted({str(PurePosixPath(p).parent) for p in paths}):
+        token = secrets.token_hex(16)
+        proof = f"{directory}/.vpd-shared-proof-{token[:8]}"
+        written = src_run.run(["python3", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", proof, token],
+                              check=False)
+        if not written.ok:
+            problems.append(f"cannot write in {directory} on {src.name}: {written.stderr.strip()}")
+            continue
+        try:
+            seen = dst_run.run(["cat", proof], check=False)
+            if not seen.ok or seen.stdout.strip() != token:
+                problems.append(f"{directory} on {dst.name} is not the same storage as on {src.name}")
+        finally:
+            src_run.run(["rm", "-f", proof], check=False)
+    return _check("shared storage (token proof)", not problems,
+                  "; ".join(problems) or f"{len(paths)} disk(s) seen by both hosts",
+                  "put the disks on storage both hosts mount at the same path (the CONT_VOL_COMP pool), "
+                  "or use --copy-storage")
+
+
+def port_check(src: Host, dst: Host) -> Check:
+    from ..hostprep.firewall import port_probe
+
+    port = MIGRATION_PORTS[0]
+    verdict = port_probe(src, dst.address or dst.hostname, port, timeout=2.0)
+    return _check(f"migration ports {src.name}->{dst.name}", verdict.reachable,
+                  f"{dst.name}:{port} {verdict.detail}",
+                  f"open 49152-49216/tcp on {dst.name} to {src.name}: vpd host prepare {src.name} {dst.name}")
+
+
+def resolution_checks(src: Host, dst: Host) -> list[Check]:
+    from ..hostprep.fqdn import resolution_checks as checks
+
+    return checks(src, [dst]) + checks(dst, [src])
+
+
+def ssh_key_check(src: Host, dst_fqdn: str, key_path: str) -> Check:
+    """The seed's ssh-copy-id step, verified: the source logs in to the destination by key."""
+    probe = runner_for(src).run(["ssh", "-i", key_path, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                                 "-o", "IdentitiesOnly=yes", f"root@{dst_fqdn}", "true"], check=False)
+    return _check(f"SSH key authentication {src.name}->{dst_fqdn}", probe.ok,
+                  "key accepted" if probe.ok else probe.stderr.strip(),
+                  f"check sshd on {dst_fqdn} and that {src.name} knows its host key")

@@ -1,0 +1,125 @@
+"""The thin loop around libvirt's migration job: start it, watch its stats,
+apply what the policy decides, abort on Ctrl-C, a stall or the timeout."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import libvirt
+
+from ..core import events
+from ..core.errors import VpdError
+from . import policy
+
+TICK_S = 0.1
+
+
+@dataclass
+class JobOutcome:
+    ok: bool
+    error: str | None
+    seconds: float
+    stats: dict  # libvirt's completed-job stats (downtime, bytes, iterations)
+    policy_steps: list[str] = field(default_factory=list)
+    aborted_by: str | None = None
+
+
+def _tick(stats: dict, elapsed: float, since_progress: float) -> policy.Tick:
+    return policy.Tick(
+        elapsed_s=elapsed,
+        data_remaining=stats.get("data_remaining", 0),
+        data_processed=stats.get("data_processed", 0),
+        iteration=stats.get("memory_iteration", 0),
+        dirty_rate_bps=stats.get("memory_dirty_rate", 0) * stats.get("memory_page_size", 4096),
+        throughput_bps=stats.get("memory_bps", 0),
+        seconds_since_progress=since_progress,
+    )
+
+
+def _apply(dom: libvirt.virDomain, action: policy.Action) -> None:
+    if action.kind == "set-downtime":
+        dom.migrateSetMaxDowntime(action.value, 0)
+    elif action.kind == "postcopy":
+        dom.migrateStartPostCopy(0)
+    elif action.kind == "suspend":
+        dom.suspend()
+    elif action.kind == "abort":
+        dom.abortJob()
+
+
+def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
+            settings: policy.Settings, operation: str = "migrate") -> JobOutcome:
+    """Run migrateToURI3 in a worker thread and steer it from here."""
+    state = policy.State(downtime_ms=policy.downtime_schedule(settings)[0])
+    # The limit does not travel with the guest: set it on the source before each migration.
+    dom.migrateSetMaxDowntime(state.downtime_ms, 0)
+    result: dict = {}
+
+    def worker() -> None:
+        try:
+            dom.migrateToURI3(dconnuri, params, flags)
+        except libvirt.libvirtError as exc:
+            result["error"] = exc.get_error_message()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=worker, name="migration", daemon=True)
+    thread.start()
+    last_remaining, last_progress = None, started
+    aborted_by = None
+    try:
+        while thread.is_alive():
+            thread.join(TICK_S)
+            if not thread.is_alive():
+                break
+            try:
+                stats = dom.jobStats(0)
+            except libvirt.libvirtError:
+                continue  # the job may just have ended
+            if stats.get("type", 0) == libvirt.VIR_DOMAIN_JOB_NONE:
+                continue
+            now = time.monotonic()
+            remaining = stats.get("data_remaining")
+            processed = stats.get("data_processed", 0)
+            if remaining is not None and (last_remaining is None or remaining != last_remaining):
+                last_progress = now
+                last_remaining = remaining
+            total = (processed + remaining) if remaining is not None else None
+            events.emit(operation, f"iteration {stats.get('memory_iteration', 0)}, "
+                                   f"{stats.get('memory_bps', 0) / 2**20:.0f} MiB/s, "
+                                   f"dirty {stats.get('memory_dirty_rate', 0) * stats.get('memory_page_size', 4096) / 2**20:.0f} MiB/s",
+                        processed / 2**20, total / 2**20 if total else None, "MiB")
+            for action in policy.decide(_tick(stats, now - started, now - last_progress), settings, state):
+                try:
+                    _apply(dom, action)
+                except libvirt.libvirtError as exc:
+                    state.steps.append(f"{action.kind} refused by libvirt: {exc.get_error_message()}")
+                    continue
+                policy.apply(action, state)
+                if action.kind == "abort":
+                    aborted_by = action.reason
+    except KeyboardInterrupt:
+        # Ctrl-C: abort the job; the guest keeps running on the source.
+        aborted_by = "interrupted by the user"
+        try:
+            dom.abortJob()
+        except libvirt.libvirtError:
+            pass
+        thread.join(60)
+        raise
+    thread.join()
+    seconds = time.monotonic() - started
+    completed: dict = {}
+    if "error" not in result:
+        try:
+            completed = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        except libvirt.libvirtError:
+            completed = {}
+    return JobOutcome(ok="error" not in result, error=result.get("error"), seconds=seconds,
+                      stats=completed, policy_steps=state.steps, aborted_by=aborted_by)
+
+
+def require_ok(outcome: JobOutcome) -> None:
+    if not outcome.ok:
+        why = f" ({outcome.aborted_by})" if outcome.aborted_by else ""
+        raise VpdError(f"migration failed{why}: {outcome.error}")

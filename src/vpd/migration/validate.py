@@ -1,0 +1,88 @@
+"""Validation after a migration, as the seed's section 4 does by hand: where the
+guest runs, what its definition says, and that the guest itself lived through it."""
+from __future__ import annotations
+
+import libvirt
+
+from ..core.checks import Check
+from ..xml.domain import Domain
+
+PROBE_DISK = "head -c 1048576 /dev/sda 2>/dev/null | sha256sum"
+
+
+def _has_channel(dom: libvirt.virDomain) -> bool:
+    """Lab guests answer on their second serial port; other guests are checked from outside only."""
+    return len(Domain.from_xml(dom.XMLDesc(0)).devices.serials) >= 2
+
+
+def guest_probe(dom: libvirt.virDomain) -> dict | None:
+    """Boot id, uptime and a checksum of the first MiB of its disk, asked of the guest itself."""
+    if not _has_channel(dom):
+        return None
+    from ..lab.guest_channel import GuestChannel
+    from ..vm.console import ConsoleStream
+
+    with ConsoleStream(dom, "serial1") as stream:
+        channel = GuestChannel(stream.send, stream.recv)
+        channel.wait_ready(timeout=15)
+        disk = channel.run(PROBE_DISK)
+        return {"boot_id": channel.boot_id(), "uptime": channel.uptime_seconds(),
+                "disk_sha256": disk.output.split()[0] if disk.exit_code == 0 and disk.output else None}
+
+
+def _state(conn: libvirt.virConnect, name: str) -> tuple[bool, bool, bool]:
+    """(defined, active, persistent) of a domain by name on one host."""
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return False, False, False
+    return True, bool(dom.isActive()), bool(dom.isPersistent())
+
+
+def completed_stats(conn: libvirt.virConnect, name: str) -> dict:
+    try:
+        return conn.lookupByName(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return {}
+
+
+def after_success(src_conn, dst_conn, domain: Domain, opts, live: bool, before: dict | None,
+                  was_persistent: bool) -> list[Check]:
+    name = domain.name
+    checks = []
+    d_def, d_active, d_persist = _state(dst_conn, name)
+    s_def, s_active, _ = _state(src_conn, name)
+    checks.append(Check("running on destination" if live else "defined on destination",
+                        d_active if live else d_def, f"defined={d_def} active={d_active}"))
+    checks.append(Check("not running on source", not s_active, f"active={s_active}"))
+    # A persistent guest keeps its source definition unless --undefinesource; a transient one leaves none.
+    want_source_defined = was_persistent and not opts.undefine_source
+    checks.append(Check("source definition as requested", s_def == want_source_defined,
+                        f"defined={s_def}, --undefinesource={opts.undefine_source}"))
+    if opts.persistent or not live:
+        checks.append(Check("persistent on destination", d_persist, f"persistent={d_persist}"))
+    if d_def:
+        dst_dom = dst_conn.lookupByName(name)
+        info = dst_dom.info()
+        want_mem = domain.memory.in_bytes // 1024
+        checks.append(Check("vCPUs and memory match", info[3] == domain.vcpu and info[1] == want_mem,
+                            f"vcpus {info[3]} (was {domain.vcpu}), memory {info[1] // 1024} MiB (was {want_mem // 1024})"))
+        if live and before is not None:
+            after = guest_probe(dst_dom)
+            checks.append(Check("guest did not reboot", after["boot_id"] == before["boot_id"],
+                                f"boot id {after['boot_id'][:8]} (was {before['boot_id'][:8]})"))
+            checks.append(Check("guest kept running", after["uptime"] > before["uptime"],
+                                f"uptime {after['uptime']:.1f} s (was {before['uptime']:.1f} s)"))
+            checks.append(Check("disk readable and unchanged", after["disk_sha256"] == before["disk_sha256"],
+                                f"first MiB sha256 {str(after['disk_sha256'])[:12]}"))
+    return checks
+
+
+def after_failure(src_conn, dst_conn, name: str, was_running: bool) -> list[Check]:
+    """A failed migration must leave the guest where it was, and nothing on the destination."""
+    s_def, s_active, _ = _state(src_conn, name)
+    d_def, d_active, _ = _state(dst_conn, name)
+    return [
+        Check("still on source", s_def and s_active == was_running, f"defined={s_def} active={s_active}"),
+        Check("nothing on destination", not d_def and not d_active, f"defined={d_def} active={d_active}"),
+    ]

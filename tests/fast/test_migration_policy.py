@@ -1,0 +1,79 @@
+"""The migration policy, rule by rule, without a hypervisor."""
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vpd.migration import policy
+from vpd.migration.policy import Action, Settings, State, Tick
+
+
+def tick(**kw) -> Tick:
+    base = dict(elapsed_s=1.0, data_remaining=100, data_processed=100, iteration=1, dirty_rate_bps=0.0,
+                throughput_bps=100e6, seconds_since_progress=0.0)
+    return Tick(**{**base, **kw})
+
+
+def test_schedule_starts_low_and_ends_at_the_users_maximum():
+    s = policy.downtime_schedule(Settings(max_downtime_ms=300, start_downtime_ms=10, downtime_steps=5))
+    assert s[0] == 10 and s[-1] == 300 and s == sorted(s)
+
+
+@given(st.integers(1, 60000), st.integers(1, 1000), st.integers(1, 20))
+def test_schedule_never_exceeds_the_maximum(maximum, start, steps):
+    s = policy.downtime_schedule(Settings(max_downtime_ms=maximum, start_downtime_ms=start, downtime_steps=steps))
+    assert max(s) == maximum and min(s) >= 1 and s == sorted(set(s))
+
+
+def test_an_idle_guest_gets_no_action():
+    settings = Settings()
+    state = State(downtime_ms=10)
+    assert policy.decide(tick(iteration=1), settings, state) == []
+
+
+def test_downtime_rises_one_step_per_two_unconverged_iterations():
+    settings = Settings(max_downtime_ms=300, start_downtime_ms=10, downtime_steps=5, step_every_iterations=2)
+    state = State(downtime_ms=10)
+    seen = []
+    for it in range(1, 20):
+        for action in policy.decide(tick(iteration=it), settings, state):
+            policy.apply(action, state)
+            seen.append((it, action.value))
+    assert [v for _, v in seen] == policy.downtime_schedule(settings)[1:]
+    assert seen[0][0] == 2 and state.downtime_ms == 300
+
+
+def test_stall_aborts_before_anything_else():
+    actions = policy.decide(tick(seconds_since_progress=31, elapsed_s=1000), Settings(timeout_s=10), State(10))
+    assert actions == [Action("abort", reason="no progress for 31 s")]
+
+
+def test_timeout_applies_the_chosen_action():
+    assert policy.decide(tick(elapsed_s=11), Settings(timeout_s=10, timeout_action="suspend"), State(10))[0].kind == "suspend"
+    assert policy.decide(tick(elapsed_s=11), Settings(timeout_s=10), State(10))[0].kind == "abort"
+
+
+def test_timeout_postcopy_without_permission_aborts():
+    act = policy.decide(tick(elapsed_s=11), Settings(timeout_s=10, timeout_action="postcopy"), State(10))
+    assert act[0].kind == "abort"
+
+
+def test_timeout_fires_once():
+    state = State(10)
+    settings = Settings(timeout_s=10, timeout_action="suspend")
+    policy.apply(policy.decide(tick(elapsed_s=11), settings, state)[0], state)
+    assert all(a.kind != "suspend" for a in policy.decide(tick(elapsed_s=12), settings, state))
+
+
+def test_postcopy_when_outpaced_at_max_downtime_and_allowed():
+    settings = Settings(max_downtime_ms=300, postcopy_allowed=True)
+    outpaced = tick(iteration=5, dirty_rate_bps=500e6, throughput_bps=100e6)
+    assert policy.decide(outpaced, settings, State(downtime_ms=300))[0].kind == "postcopy"
+    assert policy.decide(outpaced, Settings(max_downtime_ms=300), State(downtime_ms=300)) == []
+    assert not policy.should_postcopy(outpaced, settings, State(downtime_ms=50))
+
+
+def test_steps_are_recorded_for_the_report():
+    state = State(10)
+    policy.apply(Action("set-downtime", 30, "iteration 2 did not converge"), state)
+    assert state.steps == ["set-downtime=30: iteration 2 did not converge"] and state.downtime_ms == 30
