@@ -67,7 +67,8 @@ debian_backports_source() {
 
 apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils seabios)
-apt_pkgs=(pkg-config gcc python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
+# libc6-dev (only a Recommends of gcc): libc.a for the lab guest's static vpd-dirtier.
+apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc)
 
 apt_missing() {
@@ -106,7 +107,7 @@ setup_apt() {
 setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
-    busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc python3-devel)
+    busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel)
   local missing=() p
   for p in "${pkgs[@]}"; do rpm -q "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then

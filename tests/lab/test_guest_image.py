@@ -2,6 +2,7 @@
 channel, disks, the dirtier and the ACPI power button."""
 from __future__ import annotations
 
+import importlib.resources
 import re
 import select
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vpd.lab.guest_channel import ConsoleReader, GuestChannel
+from vpd.lab.guest_channel import ConsoleReader, GuestChannel, parse_dirty_status
 from vpd.lab.guest_image import GuestImage, build_guest_image
 
 pytestmark = pytest.mark.lab
@@ -87,7 +88,7 @@ def boot(image: GuestImage, work: Path, cmdline: str, *, virtio: bool = False) -
             "-drive", f"file={work / 'virtio.qcow2'},if=virtio,format=qcow2",
             # restrict=on: user networking with its built-in DHCP server and
             # no route out of QEMU.
-            "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0",
+            "-netdev", "user,id=net0,restrict=on,net=198.18.250.0/24,dhcpstart=198.18.250.15", "-device", "virtio-net-pci,netdev=net0",
         ]
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(work / "qemu.log", "wb"))
@@ -173,22 +174,58 @@ def test_dhcp_on_virtio_net(guest):
     deadline = time.monotonic() + 20
     while "eth0" not in (addresses := guest.channel.addresses()) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert "10.0.2.15/24" in addresses.get("eth0", [])
+    assert "198.18.250.15/24" in addresses.get("eth0", [])
     assert "127.0.0.1/8" in addresses["lo"]
 
 
-def test_dirtier_finds_no_errors(image, tmp_path):
-    running = boot(image, tmp_path, image.cmdline_with_dirtier(size_mib=16, rate_mib_s=0))
+@pytest.mark.parametrize("size_mib, rate_mib_s, generations", [(16, 0, 4), (4, 2, 2)])
+def test_dirtier_finds_no_errors(image, tmp_path, size_mib, rate_mib_s, generations):
+    running = boot(image, tmp_path, image.cmdline_with_dirtier(size_mib, rate_mib_s))
     try:
         deadline = time.monotonic() + 60
-        while (status := running.channel.dirty_status()) is None or status.generation < 4:
+        while (status := running.channel.dirty_status()) is None or status.generation < generations:
             assert time.monotonic() < deadline, f"dirtier too slow: {status}"
             time.sleep(0.5)
+        print(f"\ndirtier {size_mib} MiB at {rate_mib_s or 'max'} MiB/s: {status}")
         assert status.errors == 0
-        assert status.rate_mib_s > 0
-        print(f"\ndirtier: {status}")
+        if rate_mib_s:
+            assert rate_mib_s * 0.8 <= status.rate_mib_s <= rate_mib_s * 1.2
+        else:
+            assert status.rate_mib_s > 0
     finally:
         stop(running.process)
+
+
+def test_dirtier_reports_a_corrupted_page(tmp_path):
+    """Run on the host, where a test can change the dirtier's memory behind its back."""
+    source = importlib.resources.files("vpd.lab") / "guest" / "dirtier.c"
+    (tmp_path / "dirtier.c").write_bytes(source.read_bytes())
+    subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "dirtier"), str(tmp_path / "dirtier.c")], check=True)
+    status_file = tmp_path / "status"
+    dirtier = subprocess.Popen([str(tmp_path / "dirtier"), "8", "4", str(status_file)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        while not status_file.exists():
+            time.sleep(0.05)
+        # The 8 MiB block is the only mapping that large; hit a word in its 10th page.
+        for mapping in Path(f"/proc/{dirtier.pid}/maps").read_text().splitlines():
+            start, end = (int(address, 16) for address in mapping.split()[0].split("-"))
+            if end - start >= 8 * 1024 * 1024:
+                with open(f"/proc/{dirtier.pid}/mem", "r+b") as memory:
+                    memory.seek(start + 10 * 4096 + 64)
+                    memory.write(b"\xde\xad\xbe\xef")
+                break
+        else:
+            pytest.fail("dirtier's memory block not found")
+        for line in dirtier.stdout:
+            if line.startswith("VPD-DIRTY-ERROR"):
+                assert re.fullmatch(r"VPD-DIRTY-ERROR page=\d+ expected=0x[0-9a-f]{16} got=0x[0-9a-f]{16}\n", line)
+                break
+        status = parse_dirty_status(dirtier.stdout.readline())
+        assert status is not None and status.errors == 1
+    finally:
+        dirtier.kill()
+        dirtier.wait()
 
 
 def test_no_dirtier_without_cmdline(guest):
