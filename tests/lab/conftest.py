@@ -27,10 +27,10 @@ def vpd_json(*args: str, timeout: float = 300):
 
 
 def lab_processes() -> list[str]:
-    """Processes that belong to a lab (run from the lab dir or the holder)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    """Processes of this test run's lab: every one names its VPD_HOME (holder spec, daemon configs)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     home = os.environ["VPD_HOME"]
-    return [line for line in out.splitlines() if home in line or "vpd.lab.holder" in line]
+    return [line for line in out.splitlines() if home in line]
 
 
 @pytest.fixture(scope="session")

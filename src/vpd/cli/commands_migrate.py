@@ -46,11 +46,11 @@ def migrate_cmd(ctx, name, dst_name, src_name, live, persistent, undefinesource,
             progress(not as_json):
         report = migrate(conns, src, dst, name, opts)
         entry.result = report.to_dict()
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        print_report(report)
-    raise_for(report)
+        if as_json:
+            emit_json(report.to_dict())
+        else:
+            print_report(report)
+        raise_for(report)
 
 
 def _locate(conns, inv, name: str):

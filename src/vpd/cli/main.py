@@ -24,7 +24,8 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except VpdError as exc:
             if kwargs.get("as_json"):
-                emit_json(exc.to_dict())
+                if not getattr(exc, "reported", False):  # the command already printed its JSON report
+                    emit_json(exc.to_dict())
             else:
                 err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
                 if exc.hint:
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 
 def main() -> None:
-    from . import commands_host, commands_journal, commands_lab, commands_migrate, commands_vm  # noqa: F401  (register)
+    from . import commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_vm  # noqa: F401  (register)
 
     try:
         cli.main(standalone_mode=False)

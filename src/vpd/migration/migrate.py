@@ -190,5 +190,8 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
 
 
 def raise_for(report: Report) -> None:
+    """Fail the command (exit 1, journal 'failed') after its report was shown."""
     if report.error:
-        raise VpdError(report.error)
+        error = VpdError(report.error)
+        error.reported = True
+        raise error
