@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job: a two-host lab, VM mvp4 on hosta with its disk in the shared
-# pool CONT_VOL_COMP, booted (boot marker seen), then the hosts and VMs.
+# The main job, Práctica 4 on a two-host lab: VM mvp4 on hosta with its disk in
+# the shared pool CONT_VOL_COMP, booted (boot marker seen); both hosts prepared
+# (FQDNs, firewall); mvp4 migrated live to the other host with temporary SSH
+# access that is revoked afterwards; the validated report; hosts and VMs.
+# Run it again and mvp4 migrates back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vpd=.venv/bin/vpd
@@ -10,15 +13,20 @@ if $vpd lab status >/dev/null 2>&1; then
 else
   $vpd lab up --hosts 2
 fi
-state=$($vpd vm list --host hosta --all --json | .venv/bin/python -c '
+read -r where state < <($vpd vm list --all --json | .venv/bin/python -c '
 import json, sys
-vms = [v for h in json.load(sys.stdin)["hosts"] for v in h["vms"] if v["name"] == "mvp4"]
-print(vms[0]["state"] if vms else "absent")')
+found = [(h["host"], v["state"]) for h in json.load(sys.stdin)["hosts"] for v in h["vms"] if v["name"] == "mvp4"]
+print(*(found[0] if found else ("-", "absent")))')
 case "$state" in
   absent)   $vpd vm create mvp4 --host hosta --lab-guest --memory 128 \
-              --disk size=64M,pool=CONT_VOL_COMP,format=qcow2 --start --wait-boot ;;
-  running)  echo "mvp4 already running on hosta" ;;
-  *)        $vpd vm start mvp4 --host hosta --wait-boot ;;
+              --disk size=64M,pool=CONT_VOL_COMP,format=qcow2 --start --wait-boot
+            where=hosta ;;
+  running)  echo "mvp4 already running on $where" ;;
+  *)        $vpd vm start mvp4 --host "$where" --wait-boot ;;
 esac
+[ "$where" = hosta ] && dest=hostb || dest=hosta
+$vpd host prepare hosta hostb
+$vpd migrate mvp4 --to "$dest" --live --persistent --undefinesource
+$vpd access list
 $vpd host list
 $vpd vm list --all
