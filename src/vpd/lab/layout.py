@@ -69,6 +69,11 @@ class LabHost:
         return str(subnet().network_address + FIRST_HOST_OCTET + self.index)
 
     @property
+    def mac(self) -> str:
+        """Fixed per host, like a real NIC: after a power cycle its peers' ARP caches stay right."""
+        return f"02:76:70:{lab_net():02x}:00:{self.index + 1:02x}"
+
+    @property
     def veth(self) -> str:
         return veth_prefix() + self.name
 

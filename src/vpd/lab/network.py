@@ -42,7 +42,8 @@ def plug(host: LabHost, holder_pid: int, rate_bps: int | None) -> None:
         stale = _index(ipr, host.veth)
         if stale is not None:
             ipr.link("del", index=stale)
-        ipr.link("add", ifname=host.veth, kind="veth", peer={"ifname": "eth0", "net_ns_pid": holder_pid})
+        ipr.link("add", ifname=host.veth, kind="veth", peer={"ifname": "eth0", "net_ns_pid": holder_pid,
+                                                                    "address": host.mac})
         idx = _index(ipr, host.veth)
         ipr.link("set", index=idx, master=_index(ipr, bridge_name()), state="up")
         if rate_bps:
