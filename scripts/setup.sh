@@ -23,6 +23,16 @@ no_service_start_at_install() {
   fi
 }
 
+# firewalld is installed for lab hosts only (`vpd lab up --firewall firewalld`
+# runs it inside them on a private D-Bus). Where systemd would start and enable
+# it on the machine itself, mask it first; a firewalld already there is left alone.
+keep_firewalld_off_the_machine() {
+  if [ ! -e /usr/sbin/firewalld ] && [ "$(ps -o comm= -p 1 2>/dev/null)" = "systemd" ]; then
+    log "masking firewalld.service: vpd runs firewalld only inside lab hosts"
+    as_root systemctl mask firewalld.service >/dev/null
+  fi
+}
+
 # Debian 12: libvirt/QEMU/seabios come from bookworm-backports, derived from the
 # machine's own apt sources (same URIs, same keyring), never a hard-coded mirror.
 debian_backports_source() {
@@ -69,7 +79,8 @@ apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients li
   qemu-system-x86 qemu-utils seabios)
 # libc6-dev (only a Recommends of gcc): libc.a for the lab guest's static vpd-dirtier.
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
-  nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc)
+  nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
+  firewalld dbus-daemon)
 
 apt_missing() {
   local p
@@ -82,6 +93,7 @@ setup_apt() {
   . /etc/os-release
   local bp=()
   no_service_start_at_install
+  keep_firewalld_off_the_machine
   if [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
     debian_backports_source
     bp=(-t bookworm-backports)
@@ -107,8 +119,10 @@ setup_apt() {
 setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
-    busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel)
+    busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
+    firewalld dbus-daemon)
   local missing=() p
+  keep_firewalld_off_the_machine
   for p in "${pkgs[@]}"; do rpm -q "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"

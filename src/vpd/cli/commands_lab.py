@@ -19,14 +19,17 @@ def lab() -> None:
 @lab.command("up")
 @click.option("--hosts", "count", default=2, show_default=True, type=int, help="Number of hosts (1-8).")
 @click.option("--link-rate", default="1gbit", show_default=True, help="Shape each host's link (tc), or 'none'.")
+@click.option("--firewall", type=click.Choice(control.FIREWALLS), default="nftables", show_default=True,
+              help="Each host's firewall (closed except SSH and libvirt): an nftables table, or firewalld.")
 @json_option
 @handle_errors
-def lab_up(count: int, link_rate: str, as_json: bool) -> None:
+def lab_up(count: int, link_rate: str, firewall: str, as_json: bool) -> None:
     """Bring the lab up: hosts hosta, hostb, ... each with libvirtd, sshd and a firewall."""
     rate = parse_rate(link_rate)
     started = time.monotonic()
-    with journal.record("lab.up", hosts=count, link_rate=link_rate) as entry, progress(not as_json):
-        control.up(count, rate)
+    with journal.record("lab.up", hosts=count, link_rate=link_rate, firewall=firewall) as entry, \
+            progress(not as_json):
+        control.up(count, rate, firewall)
         took = time.monotonic() - started
         entry.result = {"seconds": round(took, 2)}
     report = control.status()
@@ -91,7 +94,7 @@ def lab_host_up(name: str, as_json: bool) -> None:
 def _print_status(report: dict) -> None:
     rate = report["link_rate_bps"]
     table(f"lab (bridge {report['bridge']}, link {f'{rate / 1e6:g} Mbit/s' if rate else 'unshaped'}, "
-          f"shared pool {report['shared_pool']} at {report['shared_path']})",
+          f"firewall {report['firewall']}, shared pool {report['shared_pool']} at {report['shared_path']})",
           ["host", "FQDN", "address", "powered", "virtlogd", "libvirtd", "sshd", "libvirt", "VMs running"],
           [[h["name"], h["fqdn"], h["address"], _yn(h["powered"]), *(_yn(v) for v in h["daemons"].values()),
             _yn(h["libvirt_reachable"]), h["vms_running"]] for h in report["hosts"]])

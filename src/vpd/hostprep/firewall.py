@@ -92,7 +92,8 @@ def _plan_firewalld(host: Host, peers: list[Host]) -> FirewallPlan:
                 layer = "permanent" if permanent else "runtime"
                 changes.append(Change(
                     host, "firewalld-rules",
-                    f"admit {', '.join(p.name for p in zone_peers)} to {_ports_text()} in zone {zone} ({layer})",
+                    f"admit {', '.join(p.name for p in zone_peers)} in zone {zone} ({layer}): "
+                    f"{len(missing)} rich rule{'s' if len(missing) > 1 else ''} for {_ports_text()}",
                     [Command(tuple(firewalld.add_argv(zone, missing, permanent)))],
                     {"kind": "firewalld-rules", "on": host.name, "zone": zone, "permanent": permanent,
                      "rules": missing}))
@@ -119,13 +120,14 @@ def undo_nft(host: Host) -> list[Change]:
 
 
 def undo_firewalld(host: Host, record: dict) -> Change | None:
-    if not firewalld_running(host):
-        raise VpdError(f"{host.name}: firewalld is not running, so vpd cannot remove its rules from zone "
-                       f"{record['zone']}", hint="start firewalld and run `vpd host unprepare` again")
     command = Command(tuple(firewalld.remove_argv(record["zone"], record["rules"], record["permanent"])))
-    result = run(host, command.argv)
+    result = run(host, command.argv, check=False)
+    if not result.ok:
+        raise VpdError(f"{host.name}: cannot remove vpd's rules from firewalld zone {record['zone']}: "
+                       f"{result.stderr.strip() or result.stdout.strip()}",
+                       hint="firewalld must run for that: start it and run `vpd host unprepare` again")
     if set(record["rules"]) <= firewalld.not_enabled(result.stderr):
-        return None
+        return None  # someone removed them already
     layer = "permanent" if record["permanent"] else "runtime"
     return Change(host, "firewalld-rules", f"remove {len(record['rules'])} rich rules from zone "
                                            f"{record['zone']} ({layer})", [command])

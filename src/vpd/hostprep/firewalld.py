@@ -10,9 +10,8 @@ import re
 
 from ..core.errors import VpdError
 
-# firewalld's zone names: letters, digits, '_', '-', '/', at most 17 characters
-# for a zone that firewalld itself created; vpd only needs to refuse anything
-# that could read as an option or carry spaces.
+# Zone names come from firewall-cmd's answers and go back into its argv: refuse
+# anything that could read as an option or carry spaces.
 _ZONE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/+-]{0,63}$")
 _ALREADY = re.compile(r"ALREADY_ENABLED: (rule .*)$", re.MULTILINE)
 _NOT_ENABLED = re.compile(r"NOT_ENABLED: (rule .*)$", re.MULTILINE)

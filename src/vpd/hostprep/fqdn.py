@@ -153,7 +153,8 @@ def _resolution_check(host: Host, peer: Host, peer_name: str) -> Check:
         return Check(label, False, f"{peer.name} has no fully qualified name ({peer_name!r})",
                      f"vpd host prepare {peer.name} --set-fqdn {peer.name}.<your domain>")
     addrs = resolve(host, peer_name)
-    fix = (f"add '{hosts_line(peer.address, peer_name)}' to {HOSTS_FILE} on {host.name} (or fix DNS); "
+    line = hosts_line(peer.address or f"<{peer.name}'s address>", peer_name)
+    fix = (f"add '{line}' to {HOSTS_FILE} on {host.name} (or fix DNS); "
            f"`vpd host prepare {host.name} --set-fqdn <{host.name}'s FQDN>` adds it")
     if not addrs:
         return Check(label, False, f"{host.name} cannot resolve {peer_name}", fix)
@@ -161,6 +162,8 @@ def _resolution_check(host: Host, peer: Host, peer_name: str) -> Check:
     if loop:
         return Check(label, False, f"{peer_name} resolves to loopback {', '.join(loop)} on {host.name}",
                      f"remove {peer_name} from the loopback line of {HOSTS_FILE} on {host.name}; " + fix)
+    if peer.address is None:  # an inventory without addresses: nothing to compare with
+        return Check(label, True, f"{peer_name} -> {', '.join(addrs)} (no inventory address to compare)")
     if str(ipaddress.ip_address(peer.address)) not in addrs:
         return Check(label, False, f"{peer_name} resolves to {', '.join(addrs)} on {host.name}, "
                                    f"not to {peer.name}'s address {peer.address}", fix)

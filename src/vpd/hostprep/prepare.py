@@ -2,6 +2,7 @@
 and what the migration code calls before it migrates."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 from ..connect.inventory import Host
@@ -39,8 +40,8 @@ def prepare(hosts: list[Host], peers: list[Host], dry_run: bool = False,
         fqdn.check_fqdn(set_fqdn)
     _require_addresses(hosts + peers)
     names: dict[str, str] = {}  # host name -> FQDN, shared so each host is asked once
-    reports = []
-    for host in hosts:
+
+    def one(host: Host) -> HostPrepReport:
         host_peers = [p for p in peers if p.name != host.name]
         report = HostPrepReport(host.name, dry_run)
         record = nullcontext() if dry_run else journal.record(
@@ -52,8 +53,16 @@ def prepare(hosts: list[Host], peers: list[Host], dry_run: bool = False,
                     entry.result = report.to_dict()
         except VpdError as exc:
             report.error = str(exc)
-        reports.append(report)
-    return reports
+        return report
+
+    return _each(one, hosts)
+
+
+def _each(fn, hosts: list[Host]) -> list[HostPrepReport]:
+    """fn on every host at once: each host's work is a string of SSH round trips,
+    and one host's changes never depend on another's."""
+    with ThreadPoolExecutor(max_workers=min(len(hosts), 8)) as pool:
+        return list(pool.map(fn, hosts))
 
 
 def _prepare_host(host: Host, peers: list[Host], report: HostPrepReport, names: dict[str, str],
@@ -85,10 +94,11 @@ def _apply(host: Host, changes: list[Change], report: HostPrepReport) -> None:
             if change.kind == "firewalld-rules":
                 present = firewalld.already_enabled(results[-1].stderr)
                 record["rules"] = [r for r in record["rules"] if r not in present]
+                if not record["rules"]:
+                    continue  # all there already, only written differently: nothing of vpd's
             if change.on.name != host.name:
                 record["target"] = change.on.model_dump(mode="json")
-            if change.kind != "firewalld-rules" or record["rules"]:
-                state.add_record(host.name, record)
+            state.add_record(host.name, record)
         report.changes.append(change)
 
 
@@ -110,8 +120,7 @@ def reach_checks(host: Host, peers: list[Host]) -> list[Check]:
 def unprepare(hosts: list[Host]) -> list[HostPrepReport]:
     """Remove exactly what `prepare` added to each host: its tagged nft rules,
     the firewalld rules and /etc/hosts lines it recorded, and a name it set."""
-    reports = []
-    for host in hosts:
+    def one(host: Host) -> HostPrepReport:
         report = HostPrepReport(host.name)
         try:
             with journal.record("host.unprepare", target=host.name) as entry:
@@ -119,8 +128,9 @@ def unprepare(hosts: list[Host]) -> list[HostPrepReport]:
                 entry.result = report.to_dict()
         except VpdError as exc:
             report.error = str(exc)
-        reports.append(report)
-    return reports
+        return report
+
+    return _each(one, hosts)
 
 
 def _unprepare_host(host: Host, report: HostPrepReport) -> None:

@@ -31,6 +31,11 @@ from .layout import LabHost
 
 REQUIRED_BINARIES = ["libvirtd", "virtlogd", "sshd", "ssh-keygen", "nft", "unshare", "nsenter",
                      "qemu-system-x86_64", "qemu-img"]
+# Each lab host's firewall: a plain nftables table, or firewalld (as on RHEL/Fedora,
+# the seed's hosts) on a private D-Bus system bus inside the host.
+FIREWALLS = ("nftables", "firewalld")
+FIREWALLD_BINARIES = ["firewalld", "firewall-cmd", "dbus-daemon"]
+FIREWALLD_ZONE = "vpd-lab"
 SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -89,11 +94,14 @@ def _lab_lock() -> Iterator[None]:
         yield
 
 
-def _check_prerequisites() -> None:
+def _check_prerequisites(firewall: str) -> None:
+    if firewall not in FIREWALLS:
+        raise UsageError(f"unknown lab firewall {firewall!r}", hint="use one of: " + ", ".join(FIREWALLS))
     if os.geteuid() != 0:
         raise VpdError("the lab needs root (namespaces, bridges, daemons)", hint="run it as root, e.g. with sudo")
     search = os.environ.get("PATH", "") + ":" + SBIN
-    missing = [b for b in REQUIRED_BINARIES if not shutil.which(b, path=search)]
+    wanted = REQUIRED_BINARIES + (FIREWALLD_BINARIES if firewall == "firewalld" else [])
+    missing = [b for b in wanted if not shutil.which(b, path=search)]
     if missing:
         raise VpdError(f"missing programs for the lab: {', '.join(missing)}", hint="run scripts/setup.sh")
 
@@ -111,7 +119,21 @@ def _keygen(path: Path, comment: str) -> None:
                        check=True, capture_output=True)
 
 
-def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str) -> None:
+def _firewalld_zone() -> str:
+    """The zone of eth0 on a firewalld lab host: closed except SSH and libvirt, as
+    layout.firewall_ruleset() is for nftables hosts."""
+    ports = "".join(f'  <port protocol="tcp" port="{p}"/>\n' for p in layout.LIBVIRT_PORTS)
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<!-- written by vpd lab -->
+<zone>
+  <short>vpd lab host</short>
+  <interface name="eth0"/>
+  <service name="ssh"/>
+{ports}</zone>
+"""
+
+
+def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str, firewall: str) -> None:
     d = host.dir
     etc = d / "etc-libvirt"
     if not etc.exists():
@@ -140,7 +162,17 @@ def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str)
     (d / "sshd").mkdir(exist_ok=True)
     _keygen(d / "sshd" / "ssh_host_ed25519_key", f"root@{host.fqdn}")
     (d / "sshd" / "sshd_config").write_text(layout.sshd_config(host))
-    (d / "firewall.nft").write_text(layout.firewall_ruleset())
+    # Its own /etc/hostname: lab hosts share the machine's /etc, and renaming a
+    # host (`vpd host prepare --set-fqdn`) must not rename the machine.
+    (d / "etc-hostname").write_text(host.fqdn + "\n")
+    if firewall == "firewalld":
+        # firewalld keeps its permanent configuration here (--system-config), not in the shared /etc/firewalld.
+        conf = d / "etc-firewalld"
+        if not conf.exists():
+            shutil.copytree("/etc/firewalld", conf)
+        (conf / "zones" / f"{FIREWALLD_ZONE}.xml").write_text(_firewalld_zone())
+    else:
+        (d / "firewall.nft").write_text(layout.firewall_ruleset())
 
 
 def _known_hosts(hosts: list[LabHost]) -> str:
@@ -174,9 +206,29 @@ def _power_on(hosts: list[LabHost], rate_bps: int | None) -> dict[str, int]:
     return pids
 
 
-def _start_daemons(host: LabHost, pid: int) -> None:
+def _start_firewalld(host: LabHost, pid: int, timeout: float = 30.0) -> None:
+    """A private system bus (its socket is in the host's own /run), then firewalld on it."""
     run = lambda *argv: hostproc.run_in_host(pid, list(argv))  # noqa: E731
-    run("nft", "-f", str(host.dir / "firewall.nft"))
+    run("mkdir", "-p", "/run/dbus")
+    run("dbus-daemon", "--system", "--fork")
+    run("firewalld", "--system-config", str(host.dir / "etc-firewalld"), "--log-file", str(host.dir / "firewalld.log"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = hostproc.run_in_host(pid, ["firewall-cmd", "--state"], check=False, timeout=10)
+        if state.stdout.strip() == "running":
+            return
+        time.sleep(0.05)
+    raise VpdError(f"firewalld on lab host {host.name} did not start within {timeout:g} s",
+                   hint=f"see {host.dir / 'firewalld.log'}")
+
+
+def _start_daemons(host: LabHost, pid: int, firewall: str) -> None:
+    run = lambda *argv: hostproc.run_in_host(pid, list(argv))  # noqa: E731
+    run("mount", "--bind", str(host.dir / "etc-hostname"), "/etc/hostname")
+    if firewall == "firewalld":
+        _start_firewalld(host, pid)
+    else:
+        run("nft", "-f", str(host.dir / "firewall.nft"))
     run("virtlogd", "-d", "-p", "/run/virtlogd.pid")
     run("libvirtd", "-d", "--listen", "-p", "/run/libvirtd.pid")
     run("/usr/sbin/sshd", "-f", str(host.dir / "sshd" / "sshd_config"))
@@ -223,8 +275,8 @@ def _ensure_shared_pool(conn: libvirt.virConnect) -> None:
     pool.refresh()
 
 
-def _boot_host(h: LabHost, pid: int) -> None:
-    _start_daemons(h, pid)
+def _boot_host(h: LabHost, pid: int, firewall: str) -> None:
+    _start_daemons(h, pid, firewall)
     conn = _wait_for_libvirt(h)
     try:
         conn.getCapabilities()  # waits for libvirt's QEMU probe, so the cache is complete
@@ -236,9 +288,9 @@ def _boot_host(h: LabHost, pid: int) -> None:
 
 # --- the commands -----------------------------------------------------------------
 
-def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
+def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str = "nftables") -> LabState:
     """Bring a lab of `count` hosts up; on any failure, tear down what was made."""
-    _check_prerequisites()
+    _check_prerequisites(firewall)
     hosts = layout.lab_hosts(paths.lab_dir(), count)
     with _lab_lock():
         state = load_state()
@@ -262,7 +314,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
             _keygen(admin_key, "vpd-lab-admin")
             admin_pub = (root / "admin_ed25519.pub").read_text()
             for h in hosts:
-                _prepare_host_files(h, hosts, admin_pub)
+                _prepare_host_files(h, hosts, admin_pub, firewall)
             known = _known_hosts(hosts)
             (root / "known_hosts").write_text(known)
             for h in hosts:
@@ -272,6 +324,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
             state = LabState(
                 hosts=[HostState(h.name, h.index, h.address, h.fqdn) for h in hosts],
                 link_rate_bps=link_rate_bps,
+                firewall=firewall,
             )
             save_state(state)
             events.emit(op, f"powering on {count} hosts", 3, total)
@@ -281,9 +334,9 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000) -> LabState:
             save_state(state)
             events.emit(op, "starting virtlogd, libvirtd, sshd and firewalls", 4, total)
             # The first host warms libvirt's QEMU capabilities cache for the others.
-            _boot_host(hosts[0], pids[hosts[0].name])
+            _boot_host(hosts[0], pids[hosts[0].name], firewall)
             for h in hosts[1:]:
-                _boot_host(h, pids[h.name])
+                _boot_host(h, pids[h.name], firewall)
             events.emit(op, "writing the inventory", 5, total)
             (root / "inventory.toml").write_text(
                 layout.inventory_toml(hosts, admin_key, root / "known_hosts"))
@@ -339,7 +392,7 @@ def host_up(name: str) -> HostState:
         hs.holder_pid, hs.powered = pids[name], True
         save_state(state)
         try:
-            _boot_host(host, hs.holder_pid)
+            _boot_host(host, hs.holder_pid, state.firewall)
         except BaseException:
             hostproc.power_off(hs.holder_pid)
             hs.holder_pid, hs.powered = None, False
@@ -396,6 +449,7 @@ def status() -> dict:
         "hosts": [asdict(h) for h in out],
         "bridge": layout.bridge_name(),
         "link_rate_bps": state.link_rate_bps,
+        "firewall": state.firewall,
         "shared_pool": layout.SHARED_POOL,
         "shared_path": layout.SHARED_MOUNT,
         "inventory": str(paths.lab_dir() / "inventory.toml"),
