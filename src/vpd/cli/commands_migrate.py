@@ -54,13 +54,21 @@ def migrate_cmd(ctx, name, dst_name, src_name, live, persistent, undefinesource,
 
 
 def _locate(conns, inv, name: str):
-    from ..core.errors import NotFound
+    """The host where the VM runs; else the one host that defines it."""
+    from ..core.errors import NotFound, UsageError
     from ..vm.inventory import list_vms
 
-    for host_vms in list_vms(conns, inv.hosts, include_inactive=True):
-        if any(v.name == name for v in host_vms.vms):
-            return inv.get(host_vms.host)
-    raise NotFound(f"no VM named {name!r} on any host", hint="`vpd vm list --all`")
+    found = [(h.host, v.state) for h in list_vms(conns, inv.hosts, include_inactive=True) for v in h.vms
+             if v.name == name]
+    running = [host for host, state in found if state in ("running", "paused")]
+    if running:
+        return inv.get(running[0])
+    if len(found) == 1:
+        return inv.get(found[0][0])
+    if not found:
+        raise NotFound(f"no VM named {name!r} on any host", hint="`vpd vm list --all`")
+    raise UsageError(f"{name} is defined on {', '.join(h for h, _ in found)} and runs nowhere",
+                     hint="say which one with --from HOST")
 
 
 def print_report(report) -> None:

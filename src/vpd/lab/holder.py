@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -23,6 +24,33 @@ import sys
 
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# The device nodes a lab host needs (name, major, minor), like a minimal container /dev.
+DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+           ("tty", 5, 0), ("net/tun", 10, 200)]
+KVM = ("kvm", 10, 232)
+
+
+def build_dev(with_kvm: bool) -> None:
+    """A private /dev. KVM that is offered but hangs guests (nested, lab-notes) must be
+    absent, not merely unusable: libvirt re-probes QEMU (seconds) on every guest start
+    while /dev/kvm exists but its probe found KVM disabled."""
+    _run("mount", "-t", "tmpfs", "-o", "mode=755,nosuid", "tmpfs", "/dev")
+    for name, major, minor in DEVICES + ([KVM] if with_kvm and os.path.exists("/sys/class/misc/kvm") else []):
+        path = f"/dev/{name}"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    os.makedirs("/dev/pts")
+    # Its own pty instance: guests' serial consoles of one host are not seen by another.
+    _run("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts", "/dev/pts")
+    os.symlink("pts/ptmx", "/dev/ptmx")
+    os.makedirs("/dev/shm")
+    _run("mount", "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", "/dev/shm")
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{link}")
 
 
 def build_mounts(spec: dict) -> None:
@@ -33,10 +61,7 @@ def build_mounts(spec: dict) -> None:
         os.makedirs(f"/run/{sub}", exist_ok=True)
     for source, target in spec["binds"]:
         _run("mount", "--bind", source, target)
-    if spec.get("hide_kvm") and os.path.exists("/dev/kvm"):
-        # KVM that is offered but hangs guests (nested, lab-notes) would make libvirt's
-        # capability probe hang too; inside the host it is simply absent.
-        _run("mount", "--bind", "/dev/null", "/dev/kvm")
+    build_dev(with_kvm=not spec.get("hide_kvm"))
     os.makedirs("/var/log/libvirt/qemu", exist_ok=True)
 
 

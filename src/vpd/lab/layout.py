@@ -134,6 +134,9 @@ user = "root"
 group = "root"
 security_driver = "none"
 cgroup_controllers = [ ]
+# QEMU uses the host's own private /dev (built by the holder); libvirt's per-guest
+# /dev namespace cannot move mounts out of it.
+namespaces = [ ]
 migration_port_min = {MIGRATION_PORTS[0]}
 migration_port_max = {MIGRATION_PORTS[1]}
 """

@@ -88,9 +88,17 @@ def _flags(opts: MigrateOptions, live: bool, unsafe: bool) -> tuple[int, list[st
     return value, names
 
 
-def _cleanup_destination(dst_conn: libvirt.virConnect, uuid: str) -> None:
-    """After a failed job: nothing of the guest may stay on the destination
-    (preflight proved nothing of that UUID was there before)."""
+def _defined(conn: libvirt.virConnect, uuid: str) -> bool:
+    try:
+        conn.lookupByUUIDString(uuid)
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
+def _cleanup_destination(dst_conn: libvirt.virConnect, uuid: str, was_defined: bool) -> None:
+    """After a failed job nothing of the guest may run on the destination, and a
+    definition it did not have before must not stay (preflight proved it was not running)."""
     try:
         dom = dst_conn.lookupByUUIDString(uuid)
     except libvirt.libvirtError:
@@ -98,7 +106,7 @@ def _cleanup_destination(dst_conn: libvirt.virConnect, uuid: str) -> None:
     try:
         if dom.isActive():
             dom.destroy()
-        if dom.isPersistent():
+        if dom.isPersistent() and not was_defined:
             dom.undefine()
     except libvirt.libvirtError:
         pass
@@ -123,7 +131,8 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
 
     checks: list[Check] = []
     checks += preflight.version_checks(src.name, src_conn) + preflight.version_checks(dst.name, dst_conn)
-    checks += preflight.clash_checks(dst, dst_conn, name, dom.UUIDString())
+    checks.append(preflight.clash_check(dst, dst_conn, name, dom.UUIDString()))
+    defined_on_dst = _defined(dst_conn, dom.UUIDString())
     checks.append(preflight.arch_cpu_check(src_conn, dst_conn, domain, xml))
     if live:
         checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
@@ -167,14 +176,14 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         try:
             outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
         except BaseException:
-            _cleanup_destination(dst_conn, dom.UUIDString())
+            _cleanup_destination(dst_conn, dom.UUIDString(), defined_on_dst)
             raise
     report.policy_steps = outcome.policy_steps
     report.job_seconds = round(outcome.seconds, 3)
     if not outcome.ok:
-        _cleanup_destination(dst_conn, dom.UUIDString())
+        _cleanup_destination(dst_conn, dom.UUIDString(), defined_on_dst)
         report.error = f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}"
-        report.validation = validate.after_failure(src_conn, dst_conn, name, running)
+        report.validation = validate.after_failure(src_conn, dst_conn, name, running, defined_on_dst)
         report.total_seconds = round(time.monotonic() - started, 3)
         return report
     stats = outcome.stats or validate.completed_stats(dst_conn, name)

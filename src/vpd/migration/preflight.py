@@ -28,17 +28,25 @@ def version_checks(name: str, conn: libvirt.virConnect) -> list[Check]:
                    "scripts/setup.sh does it on Debian 12 from bookworm-backports")]
 
 
-def clash_checks(dst: Host, dst_conn: libvirt.virConnect, name: str, uuid: str) -> list[Check]:
-    clashes = []
+def clash_check(dst: Host, dst_conn: libvirt.virConnect, name: str, uuid: str) -> Check:
+    """The destination may hold this very guest's inactive definition (a guest
+    coming back); anything else by that name or UUID is a clash."""
+    found = {}
     for lookup, key in ((dst_conn.lookupByName, name), (dst_conn.lookupByUUIDString, uuid)):
         try:
-            lookup(key)
-            clashes.append(key)
+            found[key] = lookup(key)
         except libvirt.libvirtError:
             pass
-    return [_check("no name/UUID clash on destination", not clashes,
-                   f"{dst.name} already has a domain {' / '.join(clashes)}" if clashes else f"{dst.name} has neither",
-                   f"remove or rename the domain on {dst.name} (vpd vm undefine ... --host {dst.name})")]
+    problems = []
+    for key, dom in found.items():
+        if dom.name() != name or dom.UUIDString() != uuid:
+            problems.append(f"another domain {dom.name()} ({dom.UUIDString()}) matches {key}")
+        elif dom.isActive():
+            problems.append(f"{name} is already running there")
+    detail = "; ".join(problems) or (f"{dst.name} holds {name}'s inactive definition (it will be replaced)"
+                                     if found else f"{dst.name} has neither")
+    return _check("no name/UUID clash on destination", not problems, f"{dst.name}: {detail}",
+                  f"remove or rename the domain on {dst.name} (vpd vm undefine NAME --host {dst.name})")
 
 
 def memory_check(dst: Host, dst_conn: libvirt.virConnect, need_kib: int) -> Check:
