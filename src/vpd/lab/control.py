@@ -23,6 +23,7 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import open_connection
+from ..connect.ssh import close_masters
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
 from . import hostproc, layout, network
@@ -347,6 +348,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
 
 
 def _teardown(state: LabState | None) -> None:
+    close_masters()  # shared SSH connections to hosts about to vanish would linger
     if state:
         for h in state.hosts:
             if h.holder_pid:
@@ -373,6 +375,7 @@ def host_down(name: str) -> HostState:
         hs = state.host(name)
         if not hs.powered or not hostproc.alive(hs.holder_pid):
             raise UsageError(f"lab host {name} is already down", hint=f"`vpd lab host-up {name}`")
+        close_masters()  # a master to a dead host would stall the next command for seconds
         hostproc.power_off(hs.holder_pid)
         network.unplug(LabHost(hs.index, paths.lab_dir()))
         hs.powered, hs.holder_pid = False, None
