@@ -77,3 +77,30 @@ def test_steps_are_recorded_for_the_report():
     state = State(10)
     policy.apply(Action("set-downtime", 30, "iteration 2 did not converge"), state)
     assert state.steps == ["set-downtime=30: iteration 2 did not converge"] and state.downtime_ms == 30
+
+
+def test_a_quiet_guest_needs_no_auto_converge():
+    plan = policy.start_plan(5, 119, requested=False)
+    assert not plan.auto_converge and "converges" in plan.reason
+
+
+def test_a_guest_outpacing_the_link_starts_throttled_enough():
+    plan = policy.start_plan(1000, 119, requested=False)
+    assert plan.auto_converge and plan.throttle_initial == 99
+    # from the first throttle on, the link carries the writes with room to spare
+    assert 1000 * policy.SAMPLING_MARGIN * (1 - plan.throttle_initial / 100) <= 119 / 2
+    assert policy.start_plan(100, 119, requested=False).throttle_initial == 80
+
+
+@given(st.floats(0.1, 100000), st.floats(1, 100000), st.booleans())
+def test_start_plan_throttle_is_within_qemus_range(dirty, link, requested):
+    plan = policy.start_plan(dirty, link, requested)
+    if plan.throttle_initial is not None:
+        assert 20 <= plan.throttle_initial <= 99
+    if requested:
+        assert plan.auto_converge
+
+
+def test_unknown_dirty_rate_keeps_the_users_choice():
+    assert policy.start_plan(None, 119, requested=True).auto_converge
+    assert not policy.start_plan(None, 119, requested=False).auto_converge

@@ -49,6 +49,15 @@ def _key_values(text: str, option: str, keys: set[str]) -> dict[str, str]:
     return out
 
 
+def _dirty(text: str, memory_mib: int) -> tuple[int, int]:
+    size, sep, rate = text.partition(",")
+    if not (sep and size.isdigit() and rate.isdigit()):
+        raise UsageError(f"--dirty {text!r}: use SIZE_MIB,RATE_MIB_S, e.g. 64,20")
+    if not 1 <= int(size) <= memory_mib - 48:
+        raise UsageError(f"--dirty size must be 1-{memory_mib - 48} MiB for a {memory_mib} MiB guest")
+    return int(size), int(rate)
+
+
 @vm.command("create")
 @click.argument("name")
 @click.option("--host", "host_name", required=True, help="Host to create it on.")
@@ -57,22 +66,30 @@ def _key_values(text: str, option: str, keys: set[str]) -> dict[str, str]:
 @click.option("--disk", help="size=SIZE[,pool=POOL][,format=qcow2|raw], e.g. size=64M,pool=CONT_VOL_COMP")
 @click.option("--boot", help="kernel=PATH,initrd=PATH[,cmdline=...] (direct kernel boot)")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
+@click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
+              help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--start", is_flag=True, help="Start it after defining it.")
 @click.option("--wait-boot", is_flag=True, help="With --start: wait for the lab guest's boot marker.")
 @json_option
 @click.pass_context
 @handle_errors
-def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, accel, start, wait_boot, as_json) -> None:
+def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, dirty, accel, start, wait_boot,
+              as_json) -> None:
     """Define a VM (the virt-install equivalent), optionally start it."""
     check_name(name, "VM name")
     if bool(boot) == bool(lab_guest):
         raise UsageError("give exactly one of --boot or --lab-guest")
+    if dirty and not lab_guest:
+        raise UsageError("--dirty needs --lab-guest")
     if lab_guest:
         from ..lab.guest_image import build_guest_image
 
         image = build_guest_image(paths.cache_dir() / "guest")
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
+        if dirty:
+            size_mib, rate = _dirty(dirty, memory_mib)
+            cmdline = image.cmdline_with_dirtier(size_mib, rate)
     else:
         b = _key_values(boot, "--boot", {"kernel", "initrd", "cmdline"})
         if "kernel" not in b:

@@ -35,6 +35,7 @@ class MigrateOptions:
     timeout_s: float | None = None
     timeout_action: str = "abort"
     stall_s: float = 30.0
+    link_mib_s: float | None = None  # None: the lab's shaping, else 1 Gbit/s
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -66,6 +67,8 @@ class Report:
     iterations: int | None = None
     policy_steps: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    plan: str | None = None
+    job_stats: dict = field(default_factory=dict)
     grant: str | None = None
 
     def to_dict(self) -> dict:
@@ -75,10 +78,28 @@ class Report:
         return data
 
 
-def _flags(opts: MigrateOptions, live: bool, unsafe: bool) -> tuple[int, list[str]]:
+# From libvirt's completed-job stats, for the report and the benchmarks.
+JOB_STATS_KEPT = ("time_elapsed", "downtime", "setup_time", "memory_processed", "memory_total", "memory_bps",
+                  "memory_iteration", "memory_dirty_rate", "auto_converge_throttle", "disk_processed")
+
+
+def _link_mib_s(src: Host, dst: Host, opts: "MigrateOptions") -> float:
+    """The link the migration stream crosses: given, or the lab's shaping, else 1 Gbit/s."""
+    if opts.link_mib_s:
+        return opts.link_mib_s
+    from ..lab import control
+
+    state = control.load_state()
+    lab_addresses = {h.address for h in state.hosts} if state else set()
+    if dst.address in lab_addresses:
+        return (state.link_rate_bps or 10_000_000_000) / 8 / 2**20
+    return 1_000_000_000 / 8 / 2**20
+
+
+def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) -> tuple[int, list[str]]:
     chosen = [("PEER2PEER", True), ("LIVE", live), ("OFFLINE", not live),
               ("PERSIST_DEST", opts.persistent or not live), ("UNDEFINE_SOURCE", opts.undefine_source),
-              ("NON_SHARED_DISK", opts.copy_storage and live), ("AUTO_CONVERGE", opts.auto_converge and live),
+              ("NON_SHARED_DISK", opts.copy_storage and live), ("AUTO_CONVERGE", auto_converge and live),
               ("POSTCOPY", opts.postcopy and live), ("COMPRESSED", opts.compressed and live),
               ("UNSAFE", unsafe), ("ABORT_ON_ERROR", live)]
     names = [n for n, on in chosen if on]
@@ -139,6 +160,12 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         checks += preflight.resolution_checks(src, dst)
         checks.append(preflight.port_check(src, dst))
         checks += preflight.cache_checks(domain, live)
+        dirty = preflight.dirty_rate_mib_s(dom)
+        plan = policy.start_plan(dirty, _link_mib_s(src, dst, opts), opts.auto_converge)
+        checks.append(Check("dirty rate vs link", True, plan.reason, blocking=False))
+    else:
+        plan = policy.StartPlan(False)
+    report.plan = plan.reason
     shared = None
     if not opts.copy_storage:
         shared = preflight.shared_storage_check(src, dst, disk_paths)
@@ -148,7 +175,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     # libvirt trusts only cluster filesystems as shared; a directory vpd proved shared
     # is safe too, so only then is the unsafe flag passed.
     unsafe = bool(live and shared is not None and shared.ok and disk_paths)
-    flags, report.flags = _flags(opts, live, unsafe)
+    flags, report.flags = _flags(opts, live, unsafe, plan.auto_converge)
     if blocking or opts.dry_run:
         if blocking:
             report.error = "preflight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in blocking)
@@ -169,6 +196,9 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         params: dict = {}
         if opts.bandwidth_mib:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
+        if plan.throttle_initial is not None:
+            params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.throttle_initial
+            params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.throttle_increment
         settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
                                    start_downtime_ms=min(10, opts.max_downtime_ms),
                                    timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
@@ -190,6 +220,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     report.downtime_ms = stats.get("downtime")
     report.bytes_sent = stats.get("data_processed") or stats.get("memory_processed")
     report.iterations = stats.get("memory_iteration")
+    report.job_stats = {k: stats[k] for k in JOB_STATS_KEPT if k in stats}
     report.validation = validate.after_success(src_conn, dst_conn, domain, opts, live, before, was_persistent)
     report.ok = not failed(report.validation)
     if not report.ok:

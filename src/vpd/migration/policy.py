@@ -6,6 +6,7 @@ without a hypervisor (in the spirit of Nova's libvirt/migration.py).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -119,3 +120,32 @@ def apply(action: Action, state: State) -> None:
     elif action.kind == "suspend":
         state.suspended = True
     state.steps.append(f"{action.kind}{'=' + str(action.value) if action.value is not None else ''}: {action.reason}")
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    auto_converge: bool
+    throttle_initial: int | None = None  # % of vCPU time taken away at the first throttle
+    throttle_increment: int | None = None
+    reason: str = ""
+
+
+def start_plan(dirty_mib_s: float | None, link_mib_s: float, requested: bool) -> StartPlan:
+    """Pre-copy converges only if the link carries the guest's writes with room to
+    spare. When the guest dirties more than half the link (auto-converge cannot be
+    switched on once a job runs), start with auto-converge, its first throttle
+    already where the link can follow: dirty x SAMPLING_MARGIN x (1 - t) <= link / 2."""
+    if dirty_mib_s is None or dirty_mib_s <= 0 or link_mib_s <= 0:
+        return StartPlan(requested, reason="asked for" if requested else "dirty rate unknown")
+    if dirty_mib_s <= link_mib_s / 2 and not requested:
+        return StartPlan(False, reason=f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: "
+                                        "pre-copy converges")
+    needed = 1 - link_mib_s / (2 * SAMPLING_MARGIN * dirty_mib_s)
+    initial = min(99, max(20, math.ceil(needed * 10) * 10))  # rounded up to 10 %
+    return StartPlan(True, initial, 10, f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: "
+                                        f"auto-converge from {initial} %")
+
+
+# Page sampling counts distinct pages per second, so a writer that sweeps the same
+# region several times a second reads low (lab-notes): plan for twice the reading.
+SAMPLING_MARGIN = 2

@@ -4,6 +4,7 @@ not really shared) are found here in seconds instead of after a 137 s hang."""
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import PurePosixPath
 
 import libvirt
@@ -147,3 +148,20 @@ def ssh_key_check(src: Host, dst_fqdn: str, key_path: str) -> Check:
     return _check(f"SSH key authentication {src.name}->{dst_fqdn}", probe.ok,
                   "key accepted" if probe.ok else probe.stderr.strip(),
                   f"check sshd on {dst_fqdn} and that {src.name} knows its host key")
+
+
+def dirty_rate_mib_s(dom: libvirt.virDomain, seconds: int = 1) -> float | None:
+    """How fast the guest rewrites its memory (QEMU's page sampling, works under TCG).
+    None when the hypervisor cannot tell."""
+    conn = dom.connect()
+    try:
+        dom.startDirtyRateCalc(seconds, 0)
+        deadline = time.monotonic() + seconds + 3
+        while time.monotonic() < deadline:
+            stats = conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_DIRTYRATE)[0][1]
+            if stats.get("dirtyrate.calc_status") == libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED:
+                return float(stats.get("dirtyrate.megabytes_per_second", 0))
+            time.sleep(0.1)
+    except libvirt.libvirtError:
+        pass
+    return None

@@ -26,8 +26,10 @@ def guest_probe(dom: libvirt.virDomain) -> dict | None:
         channel = GuestChannel(stream.send, stream.recv)
         channel.wait_ready(timeout=15)
         disk = channel.run(PROBE_DISK)
+        dirty = channel.dirty_status()
         return {"boot_id": channel.boot_id(), "uptime": channel.uptime_seconds(),
-                "disk_sha256": disk.output.split()[0] if disk.exit_code == 0 and disk.output else None}
+                "disk_sha256": disk.output.split()[0] if disk.exit_code == 0 and disk.output else None,
+                "dirty": dirty}
 
 
 def _state(conn: libvirt.virConnect, name: str) -> tuple[bool, bool, bool]:
@@ -75,6 +77,13 @@ def after_success(src_conn, dst_conn, domain: Domain, opts, live: bool, before: 
                                 f"uptime {after['uptime']:.1f} s (was {before['uptime']:.1f} s)"))
             checks.append(Check("disk readable and unchanged", after["disk_sha256"] == before["disk_sha256"],
                                 f"first MiB sha256 {str(after['disk_sha256'])[:12]}"))
+            if before["dirty"] is not None:
+                # The guest checks every page it rewrites: memory lost in transit shows as errors.
+                a, b = after["dirty"], before["dirty"]
+                checks.append(Check("guest memory intact", a is not None and a.errors == 0
+                                    and a.generation > b.generation,
+                                    f"dirtier generation {a.generation if a else '?'} (was {b.generation}), "
+                                    f"errors {a.errors if a else '?'}"))
     return checks
 
 
