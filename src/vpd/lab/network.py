@@ -50,12 +50,17 @@ def plug(host: LabHost, holder_pid: int, rate_bps: int | None) -> None:
             shape(ipr, idx, rate_bps)
 
 
+# A switch port's buffer, not a bufferbloated one: a deep queue would add tens of
+# milliseconds to every packet of a migration's final phase (its downtime).
+QUEUE_LATENCY = "2ms"
+
+
 def shape(ipr: IPRoute, index: int, rate_bps: int) -> None:
     """Token bucket on the bridge side: caps all traffic towards the host at rate_bps,
     like the single NIC of a real lab PC."""
     rate_bytes = rate_bps // 8
     burst = max(rate_bytes // 250, 16 * 1024)  # ~4 ms of traffic, at least 16 KiB
-    ipr.tc("add", "tbf", index=index, handle=0x10000, rate=rate_bytes, burst=burst, latency="50ms")
+    ipr.tc("add", "tbf", index=index, handle=0x10000, rate=rate_bytes, burst=burst, latency=QUEUE_LATENCY)
 
 
 def unplug(host: LabHost) -> None:

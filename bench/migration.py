@@ -1,0 +1,189 @@
+"""On demand: vpd migrate beside `virsh migrate --live` (the seed's command, with
+virsh's defaults), on the same lab, guest and link.
+
+    .venv/bin/python -m bench.migration [--runs 10] [--link-rate 1gbit] [--skip-dirty]
+
+(a) an idle 256 MiB guest, `--runs` migrations each way alternately;
+(b) a guest rewriting 200 MiB as fast as it can (about 1 GiB/s, far above a
+    1 Gbit/s link): vpd with its policy, virsh with its defaults given 120 s.
+Every run asks the guest afterwards whether it rebooted and whether any page it
+checks lost its content; a run with a mismatch counts as failed. The figures are
+printed and written to docs/benchmarks.md. Uses its own lab (VPD_LAB_NET=7)."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("VPD_LAB_NET", "7")
+os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
+
+import libvirt  # noqa: E402
+
+from vpd.access import temporary_access  # noqa: E402
+from vpd.connect import inventory  # noqa: E402
+from vpd.connect.libvirt_conn import Connections  # noqa: E402
+from vpd.core.names import parse_rate  # noqa: E402
+from vpd.lab import control, hostproc  # noqa: E402
+from vpd.migration.validate import guest_probe  # noqa: E402
+
+VPD = [sys.executable, "-m", "vpd"]
+VIRSH_LIMIT_S = 120
+
+
+def vpd(*args: str, check: bool = True) -> dict:
+    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
+    return json.loads(proc.stdout)
+
+
+def where(conns: Connections, inv, name: str):
+    for host in inv.hosts:
+        try:
+            if conns.get(host).lookupByName(name).isActive():
+                return host
+        except libvirt.libvirtError:
+            pass
+    raise SystemExit(f"{name} runs nowhere")
+
+
+def intact(before: dict, after: dict) -> bool:
+    ok = after["boot_id"] == before["boot_id"]
+    if before.get("dirty") is not None:
+        ok = ok and after["dirty"] is not None and after["dirty"].errors == 0
+    return ok
+
+
+def run_vpd(conns, inv, name: str, link_bps: int) -> dict:
+    src = where(conns, inv, name)
+    dst = next(h for h in inv.hosts if h.name != src.name)
+    report = vpd("migrate", name, "--to", dst.name, "--persistent", "--undefinesource", check=False)
+    stats = report.get("job_stats", {})
+    return {"tool": "vpd", "ok": report.get("ok", False), "downtime_ms": report.get("downtime_ms"),
+            "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": report.get("total_seconds"),
+            "bytes": stats.get("memory_processed"), "iterations": report.get("iterations"),
+            "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
+            "error": report.get("error"), "plan": report.get("plan")}
+
+
+def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
+    """The seed's command, run on the source host as a learner would."""
+    src = where(conns, inv, name)
+    dst = next(h for h in inv.hosts if h.name != src.name)
+    dom = conns.get(src).lookupByName(name)
+    before = guest_probe(dom)
+    holder = control.load_state().host(src.name).holder_pid
+    with temporary_access(src, dst, ttl_seconds=int(limit_s) + 300) as grant:
+        uri = f"qemu+ssh://root@{dst.name}.vpd.lab/system?keyfile={grant.src_key_path}"
+        argv = ["nsenter", "-t", str(holder), "-m", "-u", "-n", "-p", "--wd=/", "--", "virsh", "migrate", "--live",
+                "--persistent", "--undefinesource", "--unsafe", name, uri]
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=hostproc.HOST_ENV)
+        try:
+            proc.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            dom.abortJob()
+            proc.wait(60)
+            return {"tool": "virsh", "ok": False, "error": f"did not converge in {limit_s:g} s (aborted)",
+                    "wall_s": round(time.monotonic() - started, 2)}
+        wall = time.monotonic() - started
+    if proc.returncode != 0:
+        return {"tool": "virsh", "ok": False, "error": proc.stderr.strip(), "wall_s": round(wall, 2)}
+    new = conns.get(dst).lookupByName(name)
+    stats = new.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    after = guest_probe(new)
+    return {"tool": "virsh", "ok": intact(before, after), "downtime_ms": stats.get("downtime"),
+            "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": round(wall, 2),
+            "bytes": stats.get("memory_processed"), "iterations": stats.get("memory_iteration"),
+            "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
+            "error": None if intact(before, after) else "guest rebooted or memory lost"}
+
+
+def summary(rows: list[dict]) -> dict:
+    good = [r for r in rows if r["ok"]]
+    out = {"runs": len(rows), "ok": len(good)}
+    if good:
+        down = [r["downtime_ms"] for r in good]
+        out.update(downtime_median=statistics.median(down), downtime_max=max(down),
+                   job_median=statistics.median(r["job_s"] for r in good),
+                   wall_median=statistics.median(r["wall_s"] for r in good),
+                   mib_median=statistics.median(r["bytes"] for r in good) / 2**20,
+                   bound_median=statistics.median(r["bound_s"] for r in good),
+                   ratio_median=statistics.median(r["job_s"] / r["bound_s"] for r in good if r["bound_s"]))
+    out["errors"] = sorted({r["error"] for r in rows if r.get("error")})
+    return out
+
+
+def line(label: str, s: dict) -> str:
+    if "downtime_median" not in s:
+        return f"| {label} | {s['ok']}/{s['runs']} | - | - | - | - | - | - | {'; '.join(s['errors'])} |"
+    return (f"| {label} | {s['ok']}/{s['runs']} | {s['downtime_median']:.0f} | {s['downtime_max']:.0f} | "
+            f"{s['job_median']:.2f} | {s['bound_median']:.2f} | {s['ratio_median']:.2f} | {s['mib_median']:.0f} | "
+            f"{'; '.join(s['errors'])} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--dirty-runs", type=int, default=3)
+    parser.add_argument("--link-rate", default="1gbit")
+    parser.add_argument("--skip-dirty", action="store_true")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    link_bps = parse_rate(args.link_rate)
+    vpd("lab", "up", "--hosts", "2", "--link-rate", args.link_rate)
+    try:
+        vpd("host", "prepare", "hosta", "hostb")
+        inv = inventory.resolve()
+        results: dict[str, list[dict]] = {}
+        with Connections() as conns:
+            versions = conns.get(inv.hosts[0])
+            lib, qemu = versions.getLibVersion(), versions.getVersion()
+            vpd("vm", "create", "idle", "--host", "hosta", "--lab-guest", "--memory", "256",
+                "--disk", "size=64M,pool=CONT_VOL_COMP", "--start", "--wait-boot")
+            for tool in ("vpd", "virsh"):
+                results[f"(a) idle 256 MiB, {tool}"] = [
+                    run_vpd(conns, inv, "idle", link_bps) if tool == "vpd"
+                    else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S) for _ in range(args.runs)]
+                print(line(f"(a) {tool}", summary(results[f"(a) idle 256 MiB, {tool}"])), flush=True)
+            if not args.skip_dirty:
+                vpd("vm", "create", "dirty", "--host", "hosta", "--lab-guest", "--memory", "384", "--dirty", "200,0",
+                    "--disk", "size=64M,pool=CONT_VOL_COMP", "--start", "--wait-boot")
+                results["(b) 200 MiB rewritten flat out, vpd"] = [run_vpd(conns, inv, "dirty", link_bps)
+                                                                   for _ in range(args.dirty_runs)]
+                print(line("(b) vpd", summary(results["(b) 200 MiB rewritten flat out, vpd"])), flush=True)
+                results["(b) 200 MiB rewritten flat out, virsh"] = [run_virsh(conns, inv, "dirty", link_bps,
+                                                                              VIRSH_LIMIT_S)]
+                print(line("(b) virsh", summary(results["(b) 200 MiB rewritten flat out, virsh"])), flush=True)
+    finally:
+        vpd("lab", "down", check=False)
+    v = lambda n: f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"  # noqa: E731
+    header = ("| case | runs ok | downtime median ms | downtime max ms | job median s | bound s | job/bound | "
+              "MiB sent | errors |\n|---|---|---|---|---|---|---|---|---|")
+    text = (f"# Migration benchmark\n\nRun {datetime.date.today()} by `python -m bench.migration` on the lab "
+            f"(2 hosts, link shaped to {args.link_rate}), libvirt {v(lib)}, QEMU {v(qemu)}, TCG guests, 2 cores.\n"
+            "Downtime and job time are libvirt's completed-job stats; the bound is bytes sent / link rate. "
+            "vpd: `vpd migrate NAME --to HOST --persistent --undefinesource` (its policy, qemu+ssh p2p with a "
+            "temporary key). virsh: `virsh migrate --live --persistent --undefinesource --unsafe NAME "
+            "qemu+ssh://...` on the source host, virsh's defaults, given "
+            f"{VIRSH_LIMIT_S} s. A run counts as ok only if the guest did not reboot and its dirtier found no "
+            "lost page.\n\n" + header + "\n"
+            + "\n".join(line(label, summary(rows)) for label, rows in results.items()) + "\n\n"
+            "## Every run\n\n```\n" + "\n".join(f"{label}: {json.dumps(r)}" for label, rows in results.items()
+                                               for r in rows) + "\n```\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
