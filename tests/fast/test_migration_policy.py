@@ -92,7 +92,7 @@ def test_a_guest_outpacing_the_link_starts_throttled_enough():
     assert policy.start_plan(100, 119, requested=False).throttle_initial == 80
 
 
-@given(st.floats(0.1, 100000), st.floats(1, 100000), st.booleans())
+@given(st.floats(0, 100000), st.floats(1, 100000), st.booleans())
 def test_start_plan_throttle_is_within_qemus_range(dirty, link, requested):
     plan = policy.start_plan(dirty, link, requested)
     if plan.throttle_initial is not None:
@@ -104,3 +104,8 @@ def test_start_plan_throttle_is_within_qemus_range(dirty, link, requested):
 def test_unknown_dirty_rate_keeps_the_users_choice():
     assert policy.start_plan(None, 119, requested=True).auto_converge
     assert not policy.start_plan(None, 119, requested=False).auto_converge
+
+
+def test_an_idle_guest_measured_at_zero_converges():
+    plan = policy.start_plan(0, 119, requested=False)
+    assert not plan.auto_converge and "converges" in plan.reason

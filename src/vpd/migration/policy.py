@@ -135,7 +135,7 @@ def start_plan(dirty_mib_s: float | None, link_mib_s: float, requested: bool) ->
     spare. When the guest dirties more than half the link (auto-converge cannot be
     switched on once a job runs), start with auto-converge, its first throttle
     already where the link can follow: dirty x SAMPLING_MARGIN x (1 - t) <= link / 2."""
-    if dirty_mib_s is None or dirty_mib_s <= 0 or link_mib_s <= 0:
+    if dirty_mib_s is None or link_mib_s <= 0:
         return StartPlan(requested, reason="asked for" if requested else "dirty rate unknown")
     if dirty_mib_s <= link_mib_s / 2 and not requested:
         return StartPlan(False, reason=f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: "

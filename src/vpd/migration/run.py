@@ -52,8 +52,10 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
             settings: policy.Settings, operation: str = "migrate") -> JobOutcome:
     """Run migrateToURI3 in a worker thread and steer it from here."""
     state = policy.State(downtime_ms=policy.downtime_schedule(settings)[0])
-    # The limit does not travel with the guest: set it on the source before each migration.
-    dom.migrateSetMaxDowntime(state.downtime_ms, 0)
+    # The limit does not travel with the guest: set it on the source before each
+    # migration. An offline one moves only the definition (and libvirt refuses it there).
+    if flags & libvirt.VIR_MIGRATE_LIVE:
+        dom.migrateSetMaxDowntime(state.downtime_ms, 0)
     result: dict = {}
 
     def worker() -> None:
