@@ -137,9 +137,9 @@ def start_plan(dirty_mib_s: float | None, link_mib_s: float, requested: bool) ->
     already where the link can follow: dirty x SAMPLING_MARGIN x (1 - t) <= link / 2."""
     if dirty_mib_s is None or link_mib_s <= 0:
         return StartPlan(requested, reason="asked for" if requested else "dirty rate unknown")
-    if dirty_mib_s <= link_mib_s / 2 and not requested:
-        return StartPlan(False, reason=f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: "
-                                        "pre-copy converges")
+    if dirty_mib_s <= link_mib_s / 2:
+        reason = f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: pre-copy converges"
+        return StartPlan(requested, reason=reason + (" (auto-converge as asked)" if requested else ""))
     needed = 1 - link_mib_s / (2 * SAMPLING_MARGIN * dirty_mib_s)
     initial = min(99, max(20, math.ceil(needed * 10) * 10))  # rounded up to 10 %
     return StartPlan(True, initial, 10, f"guest dirties {dirty_mib_s:.0f} MiB/s, link {link_mib_s:.0f} MiB/s: "
