@@ -58,22 +58,11 @@ def test_shared_pool_is_the_same_directory_on_every_host(lab, lab_inventory, con
         assert pool.isActive()
 
 
-def test_firewall_is_closed_except_ssh_and_libvirt(lab):
-    state = control.load_state()
-    a, b = state.hosts
+def test_firewall_is_closed_except_ssh_and_libvirt(lab, lab_inventory):
+    from vpd.hostprep.firewall import probe_ports
 
-    def connect(port: int) -> str:
-        probe = ["python3", "-c", (
-            "import socket,sys\n"
-            "s=socket.socket(); s.settimeout(1.5)\n"
-            "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
-            "except ConnectionRefusedError: print('refused')\n"
-            "except OSError: print('filtered')\n"), b.address, str(port)]
-        return hostproc.run_in_host(a.holder_pid, probe).stdout.strip()
-
-    assert connect(22) == "open"
-    assert connect(16509) == "open"
-    assert connect(49152) == "filtered"
+    states = probe_ports(lab_inventory.get("hosta"), lab_inventory.get("hostb").address, [22, 16509, 49152])
+    assert states == {22: "open", 16509: "open", 49152: "filtered"}
 
 
 def test_ssh_with_the_lab_admin_key(lab):

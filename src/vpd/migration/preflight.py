@@ -114,24 +114,14 @@ def shared_storage_check(src: Host, dst: Host, paths: list[str]) -> Check:
                   "or use --copy-storage")
 
 
-# A TCP connect from the source host, as an argv (no shell): "open" and "refused"
-# both mean the firewall lets it through; a timeout means it drops the packets.
-_PROBE = ("import socket,sys\n"
-          "s = socket.socket(); s.settimeout(float(sys.argv[3]))\n"
-          "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
-          "except ConnectionRefusedError: print('refused')\n"
-          "except OSError as e: print('filtered', e)\n")
-
-
 def port_check(src: Host, dst: Host, timeout: float = 2.0) -> Check:
     """Answer in about 2 s what `virsh migrate` only finds out after a 137 s hang."""
+    from ..hostprep.firewall import probe_ports, reachable
+
     port = MIGRATION_PORTS[0]
     target = dst.address or dst.hostname
-    out = runner_for(src).run(["python3", "-c", _PROBE, target, str(port), str(timeout)], check=False,
-                              timeout=timeout + 10).stdout.strip()
-    reachable = out.startswith(("open", "refused"))
-    return _check(f"migration ports {src.name}->{dst.name}", reachable,
-                  f"{target}:{port} {out or 'no answer'}",
+    state = probe_ports(src, target, [port], timeout)[port]
+    return _check(f"migration ports {src.name}->{dst.name}", reachable(state), f"{target}:{port} {state}",
                   f"open 49152-49216/tcp on {dst.name} to {src.name}: vpd host prepare {src.name} {dst.name}")
 
 
