@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, Práctica 4 on a two-host lab: VM mvp4 on hosta with its disk in
-# the shared pool CONT_VOL_COMP, booted (boot marker seen); both hosts prepared
+# The main job, Práctica 4 on a two-host lab: a base VM, cloned (virt-clone's
+# job) into mvp4 on hosta with its disk in the shared pool CONT_VOL_COMP, booted
+# (boot marker seen); both hosts prepared
 # (FQDNs, firewall); mvp4 migrated live to the other host with temporary SSH
 # access that is revoked afterwards; the validated report; hosts and VMs.
 # Run it again and mvp4 migrates back.
@@ -18,8 +19,11 @@ import json, sys
 found = [(h["host"], v["state"]) for h in json.load(sys.stdin)["hosts"] for v in h["vms"] if v["name"] == "mvp4"]
 print(*(found[0] if found else ("-", "absent")))')
 case "$state" in
-  absent)   $vpd vm create mvp4 --host hosta --lab-guest --memory 128 \
-              --disk size=64M,pool=CONT_VOL_COMP,format=qcow2 --start --wait-boot
+  absent)   $vpd vm list --host hosta --all --json | grep -q '"mvp4-base"' ||
+              $vpd vm create mvp4-base --host hosta --lab-guest --memory 128 \
+                --disk size=64M,pool=CONT_VOL_COMP,format=qcow2
+            $vpd vm clone mvp4-base mvp4 --host hosta --pool CONT_VOL_COMP
+            $vpd vm start mvp4 --host hosta --wait-boot
             where=hosta ;;
   running)  echo "mvp4 already running on $where" ;;
   *)        $vpd vm start mvp4 --host "$where" --wait-boot ;;
@@ -28,5 +32,6 @@ esac
 $vpd host prepare hosta hostb
 $vpd migrate mvp4 --to "$dest" --live --persistent --undefinesource
 $vpd access list
+$vpd history --limit 3
 $vpd host list
 $vpd vm list --all

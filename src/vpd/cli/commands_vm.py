@@ -10,7 +10,7 @@ from ..vm.create import VmSpec, create_vm
 from ..vm.inventory import list_vms
 from . import context
 from .main import cli, handle_errors, json_option
-from .render import console, emit_json, table
+from .render import console, emit_json, progress, table
 
 
 @cli.group()
@@ -123,6 +123,33 @@ def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, di
                       + (f", disk {created.disk}" if created.disk else "")
                       + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
                          else "; started" if start else ""), highlight=False)
+
+
+@vm.command("clone")
+@click.argument("source")
+@click.argument("new_name")
+@click.option("--host", "host_name", required=True)
+@click.option("--pool", help="Pool for the copied disks (default: the source disk's pool).")
+@click.option("--allow-running", is_flag=True, help="Clone a running guest (its disks are only crash-consistent).")
+@json_option
+@click.pass_context
+@handle_errors
+def vm_clone(ctx, source, new_name, host_name, pool, allow_running, as_json) -> None:
+    """Full clone: disks copied (qemu-img through libvirt), new name, UUID and MACs."""
+    from ..vm.clone import clone_vm
+
+    inv = context.inventory(ctx)
+    host = inv.get(host_name)
+    conns = context.connections(ctx)
+    with journal.record("vm.clone", target=f"{host.name}/{source}->{new_name}", pool=pool) as entry, \
+            progress(not as_json):
+        cloned = conns.call(host, lambda c: clone_vm(c, host, source, new_name, pool, allow_running))
+        entry.result = vars(cloned)
+    if as_json:
+        emit_json(vars(cloned))
+    else:
+        console.print(f"{new_name} cloned from {source} on {host.name}: disks {', '.join(cloned.disks) or '-'}",
+                      highlight=False)
 
 
 def _simple(action: str, fn, doc: str, extra_options=()):
