@@ -48,6 +48,16 @@ def test_stall_aborts_before_anything_else():
     assert actions == [Action("abort", reason="no progress for 31 s")]
 
 
+def test_an_abort_is_asked_for_once():
+    # A cancelled job lingers (a silent peer) and still looks stalled: no second abort,
+    # and the report keeps the first reason.
+    state = State(10)
+    for action in policy.decide(tick(seconds_since_progress=5), Settings(stall_s=5), state):
+        policy.apply(action, state)
+    assert state.aborted and state.steps == ["abort: no progress for 5 s"]
+    assert policy.decide(tick(seconds_since_progress=24, elapsed_s=99), Settings(stall_s=5, timeout_s=10), state) == []
+
+
 def test_timeout_applies_the_chosen_action():
     assert policy.decide(tick(elapsed_s=11), Settings(timeout_s=10, timeout_action="suspend"), State(10))[0].kind == "suspend"
     assert policy.decide(tick(elapsed_s=11), Settings(timeout_s=10), State(10))[0].kind == "abort"

@@ -71,6 +71,7 @@ class Report:
     plan: str | None = None
     job_stats: dict = field(default_factory=dict)
     grant: str | None = None
+    interrupted: bool = False  # Ctrl-C or SIGTERM aborted the job
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -187,7 +188,8 @@ def _clean_destination(conns: Connections, dst: Host, src_dom: libvirt.virDomain
         dom = _lookup(conn, uuid)
         if dom is not None and dom.isActive() and holds:
             dom.destroy()
-        if dom is not None and not dom.isActive() and dom.isPersistent() and not was_defined:
+            dom = _lookup(conn, uuid)  # a transient guest is gone with it
+        if dom is not None and not dom.isActive() and not was_defined:
             dom.undefine()
         left = _lookup(conn, uuid)
         active = bool(left and left.isActive())
@@ -196,7 +198,8 @@ def _clean_destination(conns: Connections, dst: Host, src_dom: libvirt.virDomain
     except VpdError as exc:
         return _end_orphans(dst, name, uuid, holds, exc.message)
     ok = not active and (left is not None) == was_defined
-    detail = (f"{name} still runs on {dst.name}: the source no longer holds it (post-copy), so it was left" if active
+    detail = (f"{name} still runs on {dst.name} and no longer on the source (a post-copy switchover?): "
+              "that copy may be the only live one, so it was left" if active
               else f"{dst.name} keeps {name}'s inactive definition, as before" if left is not None
               else f"nothing of {name} on {dst.name}")
     return Check(DESTINATION_CHECK, ok, detail, f"see `vpd vm list --all`; recover {name} by hand")
@@ -216,6 +219,17 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     if live and not running:
         raise UsageError(f"{name} is not running on {src.name}: a live migration needs a running guest",
                          hint="use --offline to move its definition")
+    if running and not live:
+        # libvirt would define it on the destination and leave it running here: one
+        # start there and it would run on two hosts.
+        raise UsageError(f"{name} is running on {src.name}: an offline migration moves only a stopped guest",
+                         hint="migrate it live, or shut it down first")
+    if opts.copy_storage and not live:
+        # libvirt copies disks through the running QEMUs (an NBD server on the
+        # destination, a block mirror on the source); offline there is no QEMU.
+        raise UsageError("--copy-storage needs a live migration: libvirt copies disks only through "
+                         "the running guest", hint="start the guest and migrate it live with --copy-storage, "
+                         "or put its disks on storage both hosts share")
     report = Report(name, src.name, dst.name, "live" if live else "offline", dry_run=opts.dry_run)
     disk_paths = [p for p in domain.disk_paths() if p.startswith("/")]
 
@@ -255,34 +269,46 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
 
     before = validate.guest_probe(dom) if live else None
     dst_fqdn = dst_conn.getHostname()
-    with temporary_access(src, dst, ttl_seconds=900) as grant:
-        report.grant = grant.id
-        checks.append(preflight.ssh_key_check(src, dst_fqdn, grant.src_key_path))
-        if failed(checks[-1:]):
-            report.error = "preflight failed: " + checks[-1].detail
-            return report
-        dconnuri = f"qemu+ssh://root@{dst_fqdn}/system?keyfile={grant.src_key_path}"
-        params: dict = {}
-        if opts.bandwidth_mib:
-            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
-        if plan.throttle_initial is not None:
-            params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.throttle_initial
-            params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.throttle_increment
-        settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
-                                   start_downtime_ms=min(10, opts.max_downtime_ms),
-                                   timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
-                                   postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
-        try:
-            outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
-        except BaseException:
-            _cleanup_destination(dst_conn, dom.UUIDString(), defined_on_dst)
+    outcome = None
+    try:
+        with temporary_access(src, dst, ttl_seconds=900) as grant:
+            report.grant = grant.id
+            checks.append(preflight.ssh_key_check(src, dst_fqdn, grant.src_key_path))
+            if failed(checks[-1:]):
+                report.error = "preflight failed: " + checks[-1].detail
+                return report
+            dconnuri = f"qemu+ssh://root@{dst_fqdn}/system?keyfile={grant.src_key_path}"
+            params: dict = {}
+            if opts.bandwidth_mib:
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
+            if plan.throttle_initial is not None:
+                params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.throttle_initial
+                params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.throttle_increment
+            settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
+                                       start_downtime_ms=min(10, opts.max_downtime_ms),
+                                       timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
+                                       postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
+            try:
+                outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
+            except BaseException:
+                _clean_destination(conns, dst, dom, defined_on_dst)
+                raise
+    except VpdError as exc:
+        if outcome is None:
             raise
+        # The job ran, then the grant could not be revoked (the destination unreachable):
+        # the report still says where the guest is, and that the grant is pending.
+        report.error = exc.message
     report.policy_steps = outcome.policy_steps
     report.job_seconds = round(outcome.seconds, 3)
     if not outcome.ok:
-        _cleanup_destination(dst_conn, dom.UUIDString(), defined_on_dst)
-        report.error = f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}"
-        report.validation = validate.after_failure(src_conn, dst_conn, name, running, defined_on_dst)
+        report.validation = (validate.after_failure(src_conn, name, running)
+                             + [_clean_destination(conns, dst, dom, defined_on_dst)])
+        problems = [c.detail for c in failed(report.validation)]
+        report.error = "; ".join(filter(None, [
+            f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}",
+            *problems, report.error]))
+        report.interrupted = outcome.interrupted
         report.total_seconds = round(time.monotonic() - started, 3)
         return report
     stats = outcome.stats or validate.completed_stats(dst_conn, name)
@@ -293,13 +319,16 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     report.validation = validate.after_success(src_conn, dst_conn, domain, opts, live, before, was_persistent)
     report.ok = not failed(report.validation)
     if not report.ok:
-        report.error = "validation failed: " + "; ".join(c.name for c in failed(report.validation))
+        failures = "validation failed: " + "; ".join(c.name for c in failed(report.validation))
+        report.error = "; ".join(filter(None, [failures, report.error]))
     report.total_seconds = round(time.monotonic() - started, 3)
     return report
 
 
 def raise_for(report: Report) -> None:
-    """Fail the command (exit 1, journal 'failed') after its report was shown."""
+    """Fail the command (exit 1, journal 'failed'; 130 when interrupted) after its report was shown."""
+    if report.interrupted:
+        raise KeyboardInterrupt
     if report.error:
         error = VpdError(report.error)
         error.reported = True

@@ -41,6 +41,7 @@ class State:
     raises: int = 0
     postcopy: bool = False
     suspended: bool = False
+    aborted: bool = False
     steps: list[str] = field(default_factory=list)
 
 
@@ -97,6 +98,8 @@ def stalled(tick: Tick, settings: Settings) -> bool:
 
 def decide(tick: Tick, settings: Settings, state: State) -> list[Action]:
     """All actions for this tick, most drastic first."""
+    if state.aborted:
+        return []  # libvirt is ending the job: one abort is enough
     if stalled(tick, settings):
         return [Action("abort", reason=f"no progress for {tick.seconds_since_progress:.0f} s")]
     if timed_out(tick, settings) and not (state.postcopy or state.suspended):
@@ -119,6 +122,8 @@ def apply(action: Action, state: State) -> None:
         state.postcopy = True
     elif action.kind == "suspend":
         state.suspended = True
+    elif action.kind == "abort":
+        state.aborted = True
     state.steps.append(f"{action.kind}{'=' + str(action.value) if action.value is not None else ''}: {action.reason}")
 
 

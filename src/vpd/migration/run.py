@@ -23,6 +23,7 @@ class JobOutcome:
     stats: dict  # libvirt's completed-job stats (downtime, bytes, iterations)
     policy_steps: list[str] = field(default_factory=list)
     aborted_by: str | None = None
+    interrupted: bool = False  # by Ctrl-C or SIGTERM: the caller reports, then exits as interrupted
 
 
 def _tick(stats: dict, elapsed: float, since_progress: float) -> policy.Tick:
@@ -57,23 +58,26 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
     if flags & libvirt.VIR_MIGRATE_LIVE:
         dom.migrateSetMaxDowntime(state.downtime_ms, 0)
     result: dict = {}
+    # Not Thread.join(): a Ctrl-C that interrupts it can leave it returning at
+    # once afterwards, with the job still running; an Event's wait survives that.
+    done = threading.Event()
 
     def worker() -> None:
         try:
             dom.migrateToURI3(dconnuri, params, flags)
         except libvirt.libvirtError as exc:
             result["error"] = exc.get_error_message()
+        finally:
+            done.set()
 
     started = time.monotonic()
     thread = threading.Thread(target=worker, name="migration", daemon=True)
     thread.start()
     last_remaining, last_progress = None, started
     aborted_by = None
+    interrupted = False
     try:
-        while thread.is_alive():
-            thread.join(TICK_S)
-            if not thread.is_alive():
-                break
+        while not done.wait(TICK_S):
             try:
                 stats = dom.jobStats(0)
             except libvirt.libvirtError:
@@ -101,15 +105,14 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
                 if action.kind == "abort":
                     aborted_by = action.reason
     except KeyboardInterrupt:
-        # Ctrl-C: abort the job; the guest keeps running on the source.
-        aborted_by = "interrupted by the user"
+        # Ctrl-C: abort the job; the guest keeps running on the source. The outcome
+        # is returned, so the failure is cleaned up and reported like any other.
+        aborted_by, interrupted = "interrupted by the user", True
         try:
             dom.abortJob()
         except libvirt.libvirtError:
             pass
-        thread.join(60)
-        raise
-    thread.join()
+    done.wait()
     seconds = time.monotonic() - started
     completed: dict = {}
     if "error" not in result:
@@ -118,7 +121,8 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
         except libvirt.libvirtError:
             completed = {}
     return JobOutcome(ok="error" not in result, error=result.get("error"), seconds=seconds,
-                      stats=completed, policy_steps=state.steps, aborted_by=aborted_by)
+                      stats=completed, policy_steps=state.steps, aborted_by=aborted_by,
+                      interrupted=interrupted)
 
 
 def require_ok(outcome: JobOutcome) -> None:
