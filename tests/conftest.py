@@ -13,3 +13,11 @@ os.environ.setdefault("VPD_CACHE", "/var/lib/vpd/cache" if os.geteuid() == 0 els
 os.environ.pop("VPD_INVENTORY", None)
 # Tests use lab network 1, so a lab left up by `make demo` (network 0) is not disturbed.
 os.environ.setdefault("VPD_LAB_NET", "1")
+
+# CI explores the same examples on every run, so a verdict never depends on luck;
+# developers' runs keep exploring new ones.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
