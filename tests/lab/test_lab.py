@@ -1,7 +1,6 @@
 """The lab for real: namespaces, daemons, firewall, shared pool, a guest that boots."""
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 

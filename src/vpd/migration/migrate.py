@@ -13,12 +13,11 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
-from ..connect.ssh import runner_for
 from ..core.checks import Check, failed
 from ..core.errors import UsageError, VpdError
 from ..vm.lifecycle import find_domain
 from ..xml.domain import Domain
-from . import policy, preflight, validate
+from . import cleanup, policy, preflight, validate
 from .run import run_job
 
 
@@ -111,100 +110,6 @@ def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) 
     return value, names
 
 
-def _defined(conn: libvirt.virConnect, uuid: str) -> bool:
-    try:
-        conn.lookupByUUIDString(uuid)
-        return True
-    except libvirt.libvirtError:
-        return False
-
-
-DESTINATION_CHECK = "destination as before"
-
-# Run on the destination when its libvirtd is gone: kill the QEMU started for the
-# guest (its argv holds "-uuid UUID") and print its PID. Read from /proc, so this
-# probe, whose own argv holds the UUID too, never matches itself.
-_END_ORPHANS = ("import os, signal, sys\n"
-                "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
-                "    try:\n"
-                "        argv = open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace').split('\\0')\n"
-                "    except OSError:\n"
-                "        continue\n"
-                "    if 'qemu' in argv[0] and any(a == '-uuid' and b == sys.argv[1] for a, b in zip(argv, argv[1:])):\n"
-                "        os.kill(int(pid), signal.SIGKILL)\n"
-                "        print(pid)\n")
-
-
-def _source_holds_guest(dom: libvirt.virDomain) -> bool:
-    """Whether the source still has the guest's live state: running, or paused short of
-    a post-copy switchover (after one, the destination's copy is the live one)."""
-    try:
-        state, reason = dom.state()
-    except libvirt.libvirtError:
-        return False
-    return state == libvirt.VIR_DOMAIN_RUNNING or (
-        state == libvirt.VIR_DOMAIN_PAUSED
-        and reason not in (libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED))
-
-
-def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return None
-        raise
-
-
-def _end_orphans(dst: Host, name: str, uuid: str, holds: bool, why: str) -> Check:
-    """The destination's libvirtd does not answer (killed, crashed): the paused QEMU it
-    started for the incoming guest would stay until that daemon starts again. While
-    the source holds the guest, that copy is an unfinished one: end it now, over SSH.
-    Restarting the daemon is left to whoever runs it (systemd, an admin)."""
-    down = f"libvirtd on {dst.name} does not answer ({why})"
-    fix = f"start libvirtd on {dst.name} again"
-    if not holds:
-        return Check(DESTINATION_CHECK, False, f"{down}; {name} is not running on the source, so its copy "
-                     "there, if any, was left alone", fix)
-    try:
-        pids = runner_for(dst).run(["python3", "-c", _END_ORPHANS, uuid], timeout=30).stdout.split()
-    except VpdError as exc:
-        return Check(DESTINATION_CHECK, False, f"{down}, and the host not over SSH either ({exc.message}): "
-                     f"a paused QEMU of {name} may stay there until its libvirtd starts again", fix)
-    ended = (f"killed the paused QEMU (pid {', '.join(pids)}) it had started for {name}" if pids
-             else f"no QEMU of {name} runs there")
-    return Check(DESTINATION_CHECK, False, f"{down}: {ended}", fix)
-
-
-def _clean_destination(conns: Connections, dst: Host, src_dom: libvirt.virDomain, was_defined: bool) -> Check:
-    """After a failed job nothing of the guest may run on the destination, and a
-    definition it did not have before must not stay (preflight proved it was not
-    running). Its copy there is ended only while the source holds the guest."""
-    uuid, name = src_dom.UUIDString(), src_dom.name()
-    holds = _source_holds_guest(src_dom)
-    try:
-        # Opened anew when the failure broke the job's connection (a dead daemon, a cut link).
-        conn = conns.get(dst)
-        dom = _lookup(conn, uuid)
-        if dom is not None and dom.isActive() and holds:
-            dom.destroy()
-            dom = _lookup(conn, uuid)  # a transient guest is gone with it
-        if dom is not None and not dom.isActive() and not was_defined:
-            dom.undefine()
-        left = _lookup(conn, uuid)
-        active = bool(left and left.isActive())
-    except libvirt.libvirtError as exc:
-        return _end_orphans(dst, name, uuid, holds, exc.get_error_message())
-    except VpdError as exc:
-        return _end_orphans(dst, name, uuid, holds, exc.message)
-    ok = not active and (left is not None) == was_defined
-    detail = (f"{name} still runs on {dst.name} and no longer on the source (a post-copy switchover?): "
-              "that copy may be the only live one, so it was left" if active
-              else f"{dst.name} keeps {name}'s inactive definition, as before" if left is not None
-              else f"nothing of {name} on {dst.name}")
-    return Check(DESTINATION_CHECK, ok, detail, f"see `vpd vm list --all`; recover {name} by hand")
-
-
 def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOptions) -> Report:
     if src.name == dst.name:
         raise UsageError(f"{name} is already on {src.name}: pick another destination")
@@ -236,7 +141,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     checks: list[Check] = []
     checks += preflight.version_checks(src.name, src_conn) + preflight.version_checks(dst.name, dst_conn)
     checks.append(preflight.clash_check(dst, dst_conn, name, dom.UUIDString()))
-    defined_on_dst = _defined(dst_conn, dom.UUIDString())
+    defined_on_dst = cleanup.defined(dst_conn, dom.UUIDString())
     checks.append(preflight.arch_cpu_check(src_conn, dst_conn, domain, xml))
     if live:
         checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
@@ -291,7 +196,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
             try:
                 outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
             except BaseException:
-                _clean_destination(conns, dst, dom, defined_on_dst)
+                cleanup.clean_destination(conns, dst, dom, defined_on_dst)
                 raise
     except VpdError as exc:
         if outcome is None:
@@ -303,7 +208,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     report.job_seconds = round(outcome.seconds, 3)
     if not outcome.ok:
         report.validation = (validate.after_failure(src_conn, name, running)
-                             + [_clean_destination(conns, dst, dom, defined_on_dst)])
+                             + [cleanup.clean_destination(conns, dst, dom, defined_on_dst)])
         problems = [c.detail for c in failed(report.validation)]
         report.error = "; ".join(filter(None, [
             f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}",

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import libvirt
 
 from ..core import events
-from ..core.errors import VpdError
 from . import policy
 
 TICK_S = 0.1
@@ -123,9 +122,3 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
     return JobOutcome(ok="error" not in result, error=result.get("error"), seconds=seconds,
                       stats=completed, policy_steps=state.steps, aborted_by=aborted_by,
                       interrupted=interrupted)
-
-
-def require_ok(outcome: JobOutcome) -> None:
-    if not outcome.ok:
-        why = f" ({outcome.aborted_by})" if outcome.aborted_by else ""
-        raise VpdError(f"migration failed{why}: {outcome.error}")

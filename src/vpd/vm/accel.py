@@ -11,7 +11,6 @@ import os
 import select
 import subprocess
 import time
-from pathlib import Path
 
 from ..core import paths
 from lxml import etree
