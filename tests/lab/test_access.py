@@ -83,7 +83,8 @@ def test_grant_admits_src_and_revoke_shuts_it(hosts):
     assert keys_file.read_bytes() == before
     assert not key_on_src.exists()
     assert not (store.keys_dir() / f"vpd-grant-{g['id']}").exists()
-    assert {x["id"]: x for x in vpd_json("access", "list")["grants"]}[g["id"]]["state"] == "revoked"
+    assert {x["id"]: x for x in vpd_json("access", "list", "--all")["grants"]}[g["id"]]["state"] == "revoked"
+    assert g["id"] not in {x["id"] for x in vpd_json("access", "list")["grants"]}
 
     again = vpd("access", "revoke", g["id"])
     assert again.returncode == 2 and "already revoked" in again.stderr

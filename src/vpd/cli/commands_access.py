@@ -42,11 +42,12 @@ def access_grant(ctx: click.Context, src: str, dst: str, ttl: str, as_json: bool
 
 
 @access_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also grants revoked in the last 30 days.")
 @json_option
 @handle_errors
-def access_list(as_json: bool) -> None:
-    """Grants: active, expired (past TTL, not yet revoked), revoke-pending and recently revoked."""
-    grants = access.list_grants()
+def access_list(show_all: bool, as_json: bool) -> None:
+    """Access still open: active, expired (past TTL, not yet revoked) and revoke-pending grants."""
+    grants = [g for g in access.list_grants() if show_all or g.state != "revoked"]
     if as_json:
         emit_json({"grants": [g.to_dict() for g in grants]})
         return
