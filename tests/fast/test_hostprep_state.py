@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from vpd.connect.inventory import Host
+from vpd.connect.ssh import NOT_FOUND
 from vpd.hostprep import remote, state
 
 
@@ -28,7 +29,7 @@ def test_backups_keep_each_version(monkeypatch, tmp_path):
 
 def test_a_missing_program_is_exit_127_on_the_local_host_too():
     local = Host(name="here", uri="qemu:///system")
-    assert remote.run(local, ["vpd-no-such-program"], check=False).returncode == remote.NOT_FOUND
+    assert remote.run(local, ["vpd-no-such-program"], check=False).returncode == NOT_FOUND
     ok = remote.run(local, [sys.executable, "-c", "import sys; print(sys.stdin.read())"], input="x")
     assert ok.stdout == "x\n"
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import posixpath
 import secrets
-import shlex
-import subprocess
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from ..connect.inventory import Host
-from ..connect.ssh import SSH_UNREACHABLE, SshRunner, runner_for
-from ..core.errors import HostUnreachable, VpdError
+from ..connect.ssh import runner_for
+from ..core.errors import VpdError
 from . import authorized_keys as ak
 
 ROOT_SSH = "/root/.ssh"
@@ -21,22 +19,7 @@ TIMEOUT = 30.0
 
 
 def run_bytes(host: Host, argv: list[str], data: bytes | None = None) -> bytes:
-    """Runner.run with bytes in and out: authorized_keys must come back byte for
-    byte whatever its encoding and line ends, and text mode would fold '\\r\\n'."""
-    runner = runner_for(host, TIMEOUT)
-    try:
-        proc = subprocess.run(runner.command(argv), input=data, capture_output=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise VpdError(f"{host.name}: `{shlex.join(argv)}` did not finish within {TIMEOUT:g} s") from None
-    except FileNotFoundError as exc:
-        raise VpdError(f"{host.name}: `{shlex.join(argv)}`: {exc.strerror}: {exc.filename}") from None
-    stderr = proc.stderr.decode(errors="replace").strip()
-    if isinstance(runner, SshRunner) and proc.returncode == SSH_UNREACHABLE:
-        raise HostUnreachable(f"{host.name}: SSH to {runner.target} failed: {stderr}",
-                              hint="check that the host is up and its sshd runs")
-    if proc.returncode != 0:
-        raise VpdError(f"{host.name}: `{shlex.join(argv)}` failed (exit {proc.returncode}): {stderr}")
-    return proc.stdout
+    return runner_for(host, TIMEOUT).run_bytes(argv, data)
 
 
 def openssh_version(host: Host) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ from ..core.errors import HostUnreachable, VpdError
 from .inventory import Host
 
 SSH_UNREACHABLE = 255  # ssh's own exit code for connection/auth failures
+NOT_FOUND = 127  # a shell's exit code for a missing program
 MUX_PERSIST_S = 60
 
 
@@ -52,20 +53,41 @@ class Runner:
     def command(self, argv: list[str]) -> list[str]:
         return list(argv)
 
+    def _exec(self, argv: list[str], stdin: str | bytes | None, text: bool,
+              timeout: float | None) -> subprocess.CompletedProcess:
+        limit = timeout or self.timeout
+        try:
+            proc = subprocess.run(self.command(argv), input=stdin, capture_output=True, text=text, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` did not finish within {limit:g} s") from None
+        except FileNotFoundError:
+            # Run directly (no shell), a missing program raises; report it as a shell would.
+            missing = f"{argv[0]}: command not found"
+            return subprocess.CompletedProcess(argv, NOT_FOUND, "" if text else b"", missing if text else missing.encode())
+        self._check_transport(proc.returncode, proc.stderr if text else proc.stderr.decode(errors="replace"))
+        return proc
+
+    def _check_transport(self, returncode: int, stderr: str) -> None:
+        """Raise when the command never reached the host (only SSH can fail that way)."""
+
+    def _failed(self, argv: list[str], returncode: int, message: str) -> VpdError:
+        return VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {returncode}): {message.strip()}")
+
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
             timeout: float | None = None) -> CommandResult:
-        full = self.command(argv)
-        try:
-            proc = subprocess.run(full, input=input, capture_output=True, text=True,
-                                  timeout=timeout or self.timeout)
-        except subprocess.TimeoutExpired:
-            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` did not finish within "
-                           f"{timeout or self.timeout:g} s") from None
+        proc = self._exec(argv, input, True, timeout)
         result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:
-            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {result.returncode}): "
-                           f"{result.stderr.strip() or result.stdout.strip()}")
+            raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)
         return result
+
+    def run_bytes(self, argv: list[str], data: bytes | None = None, timeout: float | None = None) -> bytes:
+        """Bytes in and out, for files that must come back byte for byte (text mode
+        would fold '\\r\\n' and fail on bytes that are not UTF-8). Raises on failure."""
+        proc = self._exec(argv, data, False, timeout)
+        if proc.returncode != 0:
+            raise self._failed(argv, proc.returncode, proc.stderr.decode(errors="replace"))
+        return proc.stdout
 
 
 class SshRunner(Runner):
@@ -91,15 +113,10 @@ class SshRunner(Runner):
     def command(self, argv: list[str]) -> list[str]:
         return ["ssh", *self.ssh_options(), self.target, "--", shlex.join(argv)]
 
-    def run(self, argv: list[str], **kwargs) -> CommandResult:
-        result = super().run(argv, **{**kwargs, "check": False})
-        if result.returncode == SSH_UNREACHABLE:
-            raise HostUnreachable(f"{self.host.name}: SSH to {self.target} failed: {result.stderr.strip()}",
+    def _check_transport(self, returncode: int, stderr: str) -> None:
+        if returncode == SSH_UNREACHABLE:
+            raise HostUnreachable(f"{self.host.name}: SSH to {self.target} failed: {stderr.strip()}",
                                   hint="check the address, the SSH identity in the inventory and that sshd runs")
-        if kwargs.get("check", True) and not result.ok:
-            raise VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {result.returncode}): "
-                           f"{result.stderr.strip() or result.stdout.strip()}")
-        return result
 
 
 def runner_for(host: Host, timeout: float = 60.0) -> Runner:

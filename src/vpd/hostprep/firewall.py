@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass, field
 
 from ..connect.inventory import Host
+from ..connect.ssh import NOT_FOUND
 from ..core.errors import VpdError
 from . import PORTS, firewalld, nft
-from .remote import NOT_FOUND, Command, run
+from .remote import Command, run
 from .report import Change
 
 NFTABLES, FIREWALLD, NONE = "nftables", "firewalld", "none"

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 from ..connect.inventory import Host
 from ..connect.ssh import CommandResult, runner_for
-from ..core.errors import VpdError
 
-NOT_FOUND = 127  # a shell's exit code for a missing program
 
 
 @dataclass(frozen=True)
@@ -27,14 +25,7 @@ class Command:
 
 def run(host: Host, argv: list[str] | tuple[str, ...], *, input: str | None = None, check: bool = True,
         timeout: float | None = None) -> CommandResult:
-    """Run argv on host. A missing program is exit 127 on every host: over SSH the
-    remote shell says so; the local runner execs argv directly and would raise."""
-    try:
-        return runner_for(host).run(list(argv), input=input, check=check, timeout=timeout)
-    except FileNotFoundError:
-        if check:
-            raise VpdError(f"{host.name}: {argv[0]} is not installed") from None
-        return CommandResult(list(argv), NOT_FOUND, "", f"{argv[0]}: command not found")
+    return runner_for(host).run(list(argv), input=input, check=check, timeout=timeout)
 
 
 def run_command(host: Host, command: Command) -> CommandResult:
