@@ -1,4 +1,4 @@
-"""Cloning on libvirt's own test driver: new name, UUID, MACs and disk copies; bad input changes nothing."""
+"""Cloning on libvirt's own test driver: new name, UUID, MACs, disk copies or overlays; bad input changes nothing."""
 from __future__ import annotations
 
 import libvirt
@@ -7,7 +7,8 @@ from lxml import etree
 
 from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError
-from vpd.vm.clone import clone_vm, new_mac
+from vpd.vm import lifecycle
+from vpd.vm.clone import clone_names, clone_vm, clone_vms, linked_dependents, new_mac
 from vpd.xml.domain import lab_guest_domain
 from vpd.xml.pool import dir_pool
 from vpd.xml.volume import volume
@@ -58,3 +59,92 @@ def test_new_macs_avoid_the_taken_ones():
 
     taken = {new_mac(set(), random.Random(1))}
     assert new_mac(taken, random.Random(1)) not in taken
+
+
+def _volumes(conn):
+    return sorted(conn.storagePoolLookupByName("images").listVolumes())
+
+
+def test_linked_clone_is_an_overlay_in_the_same_pool(conn):
+    cloned = clone_vm(conn, HOST, "src", "lnk", linked=True)
+    assert cloned.disks == ["/images/lnk.qcow2"]
+    vol = etree.fromstring(conn.storageVolLookupByPath("/images/lnk.qcow2").XMLDesc(0).encode())
+    assert vol.findtext("backingStore/path") == "/images/src.qcow2"
+    assert vol.find("backingStore/format").get("type") == "qcow2"
+    new = etree.fromstring(conn.lookupByName("lnk").XMLDesc(0).encode())
+    assert new.find("devices/disk/driver").get("type") == "qcow2"
+    assert linked_dependents(conn, conn.lookupByName("src")) == ["/images/lnk.qcow2"]
+    assert linked_dependents(conn, conn.lookupByName("lnk")) == []
+
+
+def test_source_of_linked_clones_is_protected_until_they_are_gone(conn):
+    clone_vm(conn, HOST, "src", "lnk", linked=True)
+    src = conn.lookupByName("src")
+    with pytest.raises(UsageError, match="linked clones"):
+        lifecycle.start(src)
+    with pytest.raises(UsageError, match="linked clones"):
+        lifecycle.undefine(src, remove_storage=True)
+    assert not src.isActive() and "src" in conn.listDefinedDomains() and "src.qcow2" in _volumes(conn)
+    conn.lookupByName("lnk").undefine()
+    conn.storageVolLookupByPath("/images/lnk.qcow2").delete(0)
+    lifecycle.start(src)
+    assert src.isActive()
+
+
+def test_linked_clone_needs_a_shut_off_source_and_its_own_pool(conn):
+    conn.lookupByName("src").create()
+    conn.lookupByName("src").suspend()
+    with pytest.raises(UsageError, match="not shut off"):
+        clone_vm(conn, HOST, "src", "lnk", linked=True, allow_running=True)
+    conn.lookupByName("src").destroy()
+    with pytest.raises(UsageError, match="--pool"):
+        clone_vm(conn, HOST, "src", "lnk", pool_name="images", linked=True)
+    assert _volumes(conn) == ["src.qcow2"] and "lnk" not in conn.listDefinedDomains()
+
+
+def test_count_makes_numbered_clones_all_or_nothing(conn):
+    made = clone_vms(conn, HOST, "src", clone_names("web", 3), linked=True)
+    assert [c.name for c in made] == ["web-1", "web-2", "web-3"]
+    assert len({c.macs[0] for c in made}) == 3
+    # web-2 exists now: a second batch overlapping it makes nothing at all.
+    conn.lookupByName("web-1").undefine()
+    conn.storageVolLookupByPath("/images/web-1.qcow2").delete(0)
+    before = _volumes(conn)
+    with pytest.raises(UsageError, match="web-2"):
+        clone_vms(conn, HOST, "src", clone_names("web", 2), linked=True)
+    assert _volumes(conn) == before and "web-1" not in conn.listDefinedDomains()
+
+
+def test_failure_part_way_removes_the_clones_already_made(conn):
+    # A leftover volume named like the second clone's disk makes the second clone fail.
+    conn.storagePoolLookupByName("images").createXML(volume("b-2.qcow2", 2**20).to_xml_string(), 0)
+    with pytest.raises(UsageError, match="b-2.qcow2"):
+        clone_vms(conn, HOST, "src", clone_names("b", 2))
+    assert "b-1" not in conn.listDefinedDomains() and _volumes(conn) == ["b-2.qcow2", "src.qcow2"]
+
+
+@pytest.mark.parametrize("count", [0, 101])
+def test_count_out_of_range(count):
+    with pytest.raises(UsageError, match="out of range"):
+        clone_names("web", count)
+
+
+def test_mac_goes_to_the_first_nic(conn):
+    cloned = clone_vm(conn, HOST, "src", "m", mac="52:54:00:AA:BB:CC")
+    assert cloned.macs == ["52:54:00:aa:bb:cc"]
+    assert etree.fromstring(conn.lookupByName("m").XMLDesc(0).encode()).xpath(
+        "devices/interface/mac/@address") == ["52:54:00:aa:bb:cc"]
+
+
+@pytest.mark.parametrize("mac,match", [("01:00:5e:00:00:01", "multicast"), ("52:54:00:zz:00:01", "invalid"),
+                                       ("52:54:00:00:00:01", "already in use")])
+def test_bad_or_taken_mac_changes_nothing(conn, mac, match):
+    with pytest.raises(UsageError, match=match):
+        clone_vm(conn, HOST, "src", "m", mac=mac)
+    assert _volumes(conn) == ["src.qcow2"] and "m" not in conn.listDefinedDomains()
+
+
+def test_mac_cannot_go_with_count(conn):
+    with pytest.raises(UsageError, match="--count"):
+        clone_vms(conn, HOST, "src", clone_names("m", 2), mac="52:54:00:00:00:09")
+    assert _volumes(conn) == ["src.qcow2"]

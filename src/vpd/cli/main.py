@@ -50,7 +50,10 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 
 def main() -> None:
-    from . import commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_vm  # noqa: F401  (register)
+    from . import (  # noqa: F401  (register)
+        commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_snapshot,
+        commands_template, commands_vm,
+    )
 
     try:
         cli.main(standalone_mode=False)

@@ -2,8 +2,10 @@
 
 A full clone copies each disk into a new volume (libvirt runs qemu-img), and the
 new definition gets its own name, UUID and MACs. The source must not be running
-unless the caller accepts a crash-consistent copy. Anything made is removed
-when a later step fails."""
+unless the caller accepts a crash-consistent copy. A linked clone instead gets
+qcow2 overlays on the source's disks, in the same pool: its source must then
+stay shut off for as long as overlays depend on it (`linked_dependents`).
+Anything made is removed when a later step fails."""
 from __future__ import annotations
 
 import random
@@ -17,7 +19,12 @@ from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..xml.checks import require_unicast_mac
+from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
+
+VPD_NS_PREFIX = "https://vpd.example/ns/"
+"""vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
 
 
 @dataclass
@@ -38,33 +45,80 @@ def new_mac(taken: set[str], rng: random.Random | None = None) -> str:
             return mac
 
 
-def _macs_in_use(conn: libvirt.virConnect) -> set[str]:
+def macs_in_use(conn: libvirt.virConnect) -> set[str]:
     used = set()
     for dom in conn.listAllDomains():
         used.update(m.lower() for m in etree.fromstring(dom.XMLDesc(0).encode()).xpath("devices/interface/mac/@address"))
     return used
 
 
-def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, pool_name: str | None = None,
-             allow_running: bool = False) -> Cloned:
+def linked_dependents(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[str]:
+    """Paths of the volumes on this host whose backing image is one of `dom`'s disks.
+
+    Read from the volumes themselves, not from a record vpd keeps: an overlay made by
+    hand or by another tool counts as well, and a deleted one stops counting."""
+    disks = set(etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
+                .xpath("devices/disk[@device='disk']/source/@file"))
+    if not disks:
+        return []
+    found = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        pool.refresh(0)
+        for vol in pool.listAllVolumes(0):
+            backing = StorageVolume.from_xml(vol.XMLDesc(0)).backing_store
+            if backing is not None and backing.path in disks:
+                found.append(vol.path())
+    return sorted(found)
+
+
+def clone_names(new_name: str, count: int | None) -> list[str]:
+    """NEW, or NEW-1..NEW-N with --count N."""
     check_name(new_name, "VM name")
+    if count is None:
+        return [new_name]
+    if not 1 <= count <= 100:
+        raise UsageError(f"--count {count} is out of range (1-100)")
+    return [check_name(f"{new_name}-{i}", "VM name") for i in range(1, count + 1)]
+
+
+def _exists(conn: libvirt.virConnect, name: str) -> bool:
+    try:
+        conn.lookupByName(name)
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
+def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, pool_name: str | None = None,
+             allow_running: bool = False, linked: bool = False, mac: str | None = None) -> Cloned:
+    """Clone `source` as `new_name`; `mac` (already checked unique by the caller) goes to the first NIC."""
+    check_name(new_name, "VM name")
+    if mac is not None:
+        mac = require_unicast_mac(mac, "MAC address")
     try:
         src = conn.lookupByName(check_name(source, "VM name"))
     except libvirt.libvirtError:
         raise UsageError(f"no VM named {source!r} on {host.name}") from None
     state = src.state()[0]
+    if linked and state != libvirt.VIR_DOMAIN_SHUTOFF:
+        # The source's disk becomes a read-only base: a guest still writing to it would corrupt the overlay.
+        raise UsageError(f"{source} is not shut off: a linked clone needs a source that no longer writes its disk",
+                         hint=f"vpd vm shutdown {source} --host {host.name}")
+    if linked and pool_name:
+        raise UsageError("--linked puts each overlay in the pool of the disk it is based on; drop --pool")
     if state == libvirt.VIR_DOMAIN_RUNNING and not allow_running:
         raise UsageError(f"{source} is running: a copy of a running guest's disk is only crash-consistent",
                          hint="shut it down or pause it first, or accept that with --allow-running")
-    try:
-        conn.lookupByName(new_name)
+    if _exists(conn, new_name):
         raise UsageError(f"a VM named {new_name!r} already exists on {host.name}")
-    except libvirt.libvirtError:
-        pass
     tree = etree.fromstring(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
     tree.find("name").text = new_name
     for node in tree.findall("uuid"):
         tree.remove(node)
+    # vpd's bookkeeping (e.g. the template marker) describes the source, not the clone.
+    for node in tree.findall("metadata/*"):
+        if etree.QName(node).namespace and etree.QName(node).namespace.startswith(VPD_NS_PREFIX):
+            node.getparent().remove(node)
     result = Cloned(host.name, new_name, "")
     made: list[libvirt.virStorageVol] = []
     try:
@@ -80,24 +134,38 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                 raise VpdError(f"{path} is not in a storage pool of {host.name}",
                                hint="put the disk in a pool (vpd pool ...) so libvirt can copy it") from None
             pool = conn.storagePoolLookupByName(pool_name) if pool_name else src_vol.storagePoolLookupByVolume()
-            fmt = (disk.find("driver").get("type") if disk.find("driver") is not None else None) or "raw"
-            suffix = PurePosixPath(path).suffix or f".{fmt}"
+            driver = disk.find("driver")
+            fmt = (driver.get("type") if driver is not None else None) or "raw"
+            suffix = ".qcow2" if linked else PurePosixPath(path).suffix or f".{fmt}"
             vol_name = f"{new_name}{'' if i == 0 else f'-{i}'}{suffix}"
             if vol_name in pool.listVolumes():
                 raise UsageError(f"volume {vol_name} already exists in pool {pool.name()}")
             capacity = src_vol.info()[1]
-            events.emit("vm.clone", f"copying {PurePosixPath(path).name} -> {vol_name}", i, len(disks), "disks")
-            vol = pool.createXMLFrom(volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol, 0)
+            if linked:
+                events.emit("vm.clone", f"overlay {vol_name} on {PurePosixPath(path).name}", i, len(disks), "disks")
+                vol = pool.createXML(volume_xml(vol_name, capacity, fmt="qcow2", backing=path,
+                                                backing_fmt=fmt).to_xml_string(), 0)
+                if driver is None:
+                    driver = etree.SubElement(disk, "driver", name="qemu")
+                driver.set("type", "qcow2")
+            else:
+                events.emit("vm.clone", f"copying {PurePosixPath(path).name} -> {vol_name}", i, len(disks), "disks")
+                vol = pool.createXMLFrom(volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol, 0)
             made.append(vol)
             source_el.set("file", vol.path())
             result.disks.append(vol.path())
         events.emit("vm.clone", "defining", len(disks), len(disks), "disks")
-        taken = _macs_in_use(conn)
-        for mac_el in tree.findall("devices/interface/mac"):
-            mac = new_mac(taken)
-            taken.add(mac)
-            mac_el.set("address", mac)
-            result.macs.append(mac)
+        taken = macs_in_use(conn)
+        if mac is not None and mac in taken:
+            raise UsageError(f"MAC {mac} is already in use on {host.name}")
+        mac_els = tree.findall("devices/interface/mac")
+        if mac is not None and not mac_els:
+            raise UsageError(f"{source} has no network interface to give MAC {mac}")
+        for n, mac_el in enumerate(mac_els):
+            address = mac if (n == 0 and mac is not None) else new_mac(taken)
+            taken.add(address)
+            mac_el.set("address", address)
+            result.macs.append(address)
         # A copied serial log path would make both VMs write the same file (virt-clone does that).
         for log in tree.findall("devices/serial/log") + tree.findall("devices/console/log"):
             log.getparent().remove(log)
@@ -108,6 +176,30 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         for vol in made:
             try:
                 vol.delete(0)
+            except libvirt.libvirtError:
+                pass
+        raise
+
+
+def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str], pool_name: str | None = None,
+              allow_running: bool = False, linked: bool = False, mac: str | None = None) -> list[Cloned]:
+    """Clone `source` once per name: all or nothing, so a failure part way leaves no partial batch."""
+    if mac is not None and len(names) > 1:
+        raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
+    taken = [n for n in names if _exists(conn, n)]
+    if taken:
+        raise UsageError(f"VMs already exist on {host.name}: {', '.join(taken)}")
+    done: list[Cloned] = []
+    try:
+        for name in names:
+            done.append(clone_vm(conn, host, source, name, pool_name, allow_running, linked, mac))
+        return done
+    except BaseException:
+        for cloned in done:
+            try:
+                conn.lookupByName(cloned.name).undefine()
+                for path in cloned.disks:
+                    conn.storageVolLookupByPath(path).delete(0)
             except libvirt.libvirtError:
                 pass
         raise

@@ -1,14 +1,19 @@
-"""Finding, starting and stopping VMs."""
+"""Finding, starting, stopping, inspecting and (re)defining VMs."""
 from __future__ import annotations
 
 import time
 
 import libvirt
+from lxml import etree
 
 from ..connect.inventory import Host
-from ..core.errors import NotFound, VpdError
+from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
+from ..xml.domain import Domain
+from .clone import linked_dependents
 from .console import ConsoleStream
+from .inventory import STATE_NAMES
+from .template import is_template
 
 
 def find_domain(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
@@ -24,6 +29,11 @@ def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0
     resume, and wait for the guest's boot marker, so no byte of the boot is missed."""
     if dom.isActive():
         raise VpdError(f"VM {dom.name()} is already running")
+    if is_template(dom):
+        raise UsageError(f"{dom.name()} is a template: templates do not run",
+                         hint=f"create a VM from it (vpd vm create NEW --template {dom.name()}) "
+                              "or unseal it (vpd template unseal)")
+    _refuse_if_linked(dom, "start")
     if not wait_boot:
         dom.create()
         return {"started": True}
@@ -45,6 +55,14 @@ def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0
     return {"started": True, "boot_id": boot_id, "boot_seconds": round(time.monotonic() - began, 2)}
 
 
+def _refuse_if_linked(dom: libvirt.virDomain, action: str) -> None:
+    dependents = linked_dependents(dom.connect(), dom)
+    if dependents:
+        raise UsageError(f"cannot {action} {dom.name()}: linked clones are based on its disks "
+                         f"({', '.join(dependents)})",
+                         hint="remove those clones first; their disks read unwritten blocks from this VM's")
+
+
 def destroy(dom: libvirt.virDomain) -> None:
     if not dom.isActive():
         raise VpdError(f"VM {dom.name()} is not running")
@@ -53,10 +71,10 @@ def destroy(dom: libvirt.virDomain) -> None:
 
 def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     """Undefine a stopped VM; with remove_storage also delete its disk volumes."""
-    from ..xml.domain import Domain
-
     if dom.isActive():
         raise VpdError(f"VM {dom.name()} is running", hint="stop it first (`vpd vm destroy`)")
+    if remove_storage:
+        _refuse_if_linked(dom, "remove the storage of")
     removed = []
     paths = Domain.from_xml(dom.XMLDesc(0)).disk_paths() if remove_storage else []
     conn = dom.connect()
@@ -69,3 +87,128 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
         except libvirt.libvirtError:
             pass  # not a managed volume: leave files vpd does not own
     return removed
+
+
+def _state(dom: libvirt.virDomain) -> int:
+    return dom.state()[0]
+
+
+def shutdown(dom: libvirt.virDomain, timeout: float = 60.0, force: bool = False) -> dict:
+    """Ask the guest to power off (ACPI) and wait until it has; past `timeout`, destroy it if `force`.
+
+    The guest must listen for ACPI (e.g. acpid): otherwise the request is silently ignored,
+    which is why the wait has a deadline and the error says so."""
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"--timeout {timeout} is out of range (0-3600 s)")
+    if not dom.isActive():
+        raise VpdError(f"VM {dom.name()} is not running")
+    began = time.monotonic()
+    dom.shutdown()
+    while time.monotonic() - began < timeout:
+        if not dom.isActive():
+            return {"state": "shut off", "seconds": round(time.monotonic() - began, 2), "forced": False}
+        time.sleep(0.2)
+    if not force:
+        raise VpdError(f"{dom.name()} did not shut down within {timeout:g} s",
+                       hint="the guest may ignore ACPI (no acpid?): retry with --force to power it off")
+    dom.destroy()
+    return {"state": "shut off", "seconds": round(time.monotonic() - began, 2), "forced": True}
+
+
+def reboot(dom: libvirt.virDomain) -> dict:
+    if not dom.isActive():
+        raise VpdError(f"VM {dom.name()} is not running")
+    dom.reboot(0)
+    return {"rebooting": True}
+
+
+def pause(dom: libvirt.virDomain) -> dict:
+    if _state(dom) != libvirt.VIR_DOMAIN_RUNNING:
+        raise VpdError(f"VM {dom.name()} is {STATE_NAMES.get(_state(dom), 'not running')}, not running")
+    dom.suspend()
+    return {"state": STATE_NAMES[_state(dom)]}
+
+
+def resume(dom: libvirt.virDomain) -> dict:
+    if _state(dom) != libvirt.VIR_DOMAIN_PAUSED:
+        raise VpdError(f"VM {dom.name()} is {STATE_NAMES.get(_state(dom), 'not paused')}, not paused")
+    dom.resume()
+    return {"state": STATE_NAMES[_state(dom)]}
+
+
+def set_autostart(dom: libvirt.virDomain, disable: bool = False) -> dict:
+    if not disable and is_template(dom):
+        raise UsageError(f"{dom.name()} is a template: templates do not run, so they do not autostart")
+    if not dom.isPersistent():
+        raise UsageError(f"{dom.name()} is transient: only a defined VM can autostart")
+    dom.setAutostart(0 if disable else 1)
+    return {"autostart": bool(dom.autostart())}
+
+
+def info(dom: libvirt.virDomain) -> dict:
+    """What `virsh dominfo`, `domblklist` and `domiflist` tell, in one record."""
+    parsed = Domain.from_xml(dom.XMLDesc(0))
+    state, max_kib, cur_kib, vcpus, _ = dom.info()
+    return {
+        "name": dom.name(),
+        "uuid": dom.UUIDString(),
+        "state": STATE_NAMES.get(state, "unknown"),
+        "vcpus": vcpus,
+        "memory_mib": (cur_kib or max_kib) // 1024,
+        "max_memory_mib": max_kib // 1024,
+        "autostart": bool(dom.autostart()) if dom.isPersistent() else False,
+        "persistent": bool(dom.isPersistent()),
+        "template": is_template(dom),
+        "disks": [{"target": d.target.dev, "device": d.device,
+                   "path": d.source.reference if d.source is not None else None,
+                   "format": d.driver.type if d.driver is not None else None} for d in parsed.disks],
+        "interfaces": [{"type": i.type, "mac": i.mac.address if i.mac is not None else None,
+                        "source": (i.source.network or i.source.bridge or i.source.dev) if i.source else None,
+                        "model": i.model.type if i.model is not None else None} for i in parsed.interfaces],
+        "linked_clones": linked_dependents(dom.connect(), dom),
+    }
+
+
+def define(conn: libvirt.virConnect, host: Host, xml: str, replace: bool = False) -> dict:
+    """Define a domain from XML after checking it, so a bad file never reaches libvirt half-read.
+
+    With `replace` an existing definition of the same name is updated in place (its UUID
+    kept, as libvirt requires); without it an existing name is refused."""
+    try:
+        parsed = Domain.from_xml(xml.encode())
+    except Exception as exc:  # pydantic or lxml: any parse failure is the file's fault
+        raise UsageError(f"not a valid domain definition: {str(exc).splitlines()[0]}") from None
+    name = check_name(parsed.name, "domain name")
+    try:
+        existing = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        existing = None
+    if existing is not None and not replace:
+        raise UsageError(f"a VM named {name!r} already exists on {host.name}", hint="--replace updates it")
+    if existing is not None:
+        if parsed.uuid and parsed.uuid.lower() != existing.UUIDString():
+            raise UsageError(f"{name} on {host.name} has UUID {existing.UUIDString()}, the file says {parsed.uuid}")
+        if not parsed.uuid:
+            tree = etree.fromstring(xml.encode())
+            uuid_el = etree.Element("uuid")
+            uuid_el.text = existing.UUIDString()
+            tree.find("name").addnext(uuid_el)
+            xml = etree.tostring(tree).decode()
+    dom = conn.defineXML(xml)
+    return {"name": name, "uuid": dom.UUIDString(), "replaced": existing is not None}
+
+
+def console_log(dom: libvirt.virDomain, listen: float = 1.5) -> str:
+    """What the guest writes on serial0 during `listen` seconds (a little over one, so a
+    guest that writes a line a second always shows one).
+
+    A pty console keeps no history and the serial log file (if any) sits on the host, out
+    of libvirt's API; listening on the console stream works for every host alike."""
+    if not dom.isActive():
+        raise VpdError(f"VM {dom.name()} is not running: its console is closed")
+    out = bytearray()
+    with ConsoleStream(dom, "serial0") as stream:
+        deadline = time.monotonic() + listen
+        while (left := deadline - time.monotonic()) > 0:
+            out += stream.recv(left)
+    return out.decode(errors="replace")

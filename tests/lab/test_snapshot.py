@@ -1,0 +1,116 @@
+"""Snapshots of a real lab guest: data written through its command channel comes back on
+revert (and with memory, its running kernel too); an external overlay is merged back on delete."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from vpd.lab import control, hostproc
+from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.console import ConsoleStream
+
+from .conftest import vpd, vpd_json
+
+pytestmark = pytest.mark.lab
+
+VM = "snapg"
+# A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).
+SECTOR = 2048
+
+
+@contextlib.contextmanager
+def channel(conns, lab_inventory):
+    dom = conns.get(lab_inventory.get("hosta")).lookupByName(VM)
+    with ConsoleStream(dom, "serial1") as stream:
+        ch = GuestChannel(stream.send, stream.recv)
+        ch.wait_ready(timeout=20)
+        yield ch
+
+
+def write_marker(ch: GuestChannel, text: str) -> None:
+    # fsync: an external snapshot sees only what reached the disk, not the guest's page cache.
+    result = ch.run(f"echo {text} | dd of=/dev/sda bs=512 seek={SECTOR} conv=notrunc,fsync")
+    assert result.exit_code == 0, result.output
+
+
+def read_marker(ch: GuestChannel) -> str:
+    # iflag=direct reads the disk itself, not what the guest cached before a revert.
+    result = ch.run(f"dd if=/dev/sda bs=512 skip={SECTOR} count=1 iflag=direct 2>/dev/null | head -n1")
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def files_in_pool(prefix: str) -> list[str]:
+    hosta = control.load_state().hosts[0]
+    out = hostproc.run_in_host(hosta.holder_pid, ["ls", "/var/lib/libvirt/images/COMPARTIDO"]).stdout
+    return sorted(f for f in out.split() if f.startswith(prefix))
+
+
+@pytest.fixture
+def guest(lab):
+    vpd_json("vm", "create", VM, "--host", "hosta", "--lab-guest", "--disk", "size=64M,pool=CONT_VOL_COMP",
+             "--start", "--wait-boot")
+    try:
+        yield VM
+    finally:
+        vpd("vm", "destroy", VM, "--host", "hosta")
+        vpd("vm", "undefine", VM, "--host", "hosta", "--remove-storage")
+
+
+def test_snapshot_revert_and_merge(guest, lab_inventory, conns):
+    with channel(conns, lab_inventory) as ch:
+        write_marker(ch, "ONE")
+        boot_id = ch.boot_id()
+        taken = vpd_json("snapshot", "create", VM, "s1", "--host", "hosta")
+        assert (taken["kind"], taken["memory"]) == ("internal", True)
+        time.sleep(1)
+        write_marker(ch, "TWO")
+        assert read_marker(ch) == "TWO"
+        uptime_before_revert = ch.uptime_seconds()
+
+    reverted = vpd_json("snapshot", "revert", VM, "s1", "--host", "hosta")
+    assert reverted["state"] == "running" and reverted["memory"]
+    print(f"\ninternal snapshot with memory: create {taken['seconds']} s, revert {reverted['seconds']} s")
+    with channel(conns, lab_inventory) as ch:
+        assert read_marker(ch) == "ONE"
+        assert ch.boot_id() == boot_id  # the same running kernel, not a reboot
+        assert ch.uptime_seconds() < uptime_before_revert
+
+        external = vpd_json("snapshot", "create", VM, "e1", "--disk-only", "--host", "hosta")
+        assert external["kind"] == "external" and not external["memory"]
+        overlay = f"{VM}.hda.e1.qcow2"
+        assert [o.rsplit("/", 1)[1] for o in external["overlays"]] == [overlay]
+        assert files_in_pool(VM) == sorted([f"{VM}.qcow2", overlay])
+        write_marker(ch, "THREE")
+
+        # libvirt refuses to delete s1 while an overlay covers the image holding it: vpd says so first.
+        proc = vpd("snapshot", "delete", VM, "s1", "--host", "hosta")
+        assert proc.returncode == 2 and "now uses" in proc.stderr, proc.stderr
+        listing = vpd_json("snapshot", "list", VM, "--host", "hosta")
+        assert listing["current"] == "e1"
+        assert [(s["name"], s["kind"], s["parent"]) for s in listing["snapshots"]] == [
+            ("s1", "internal", None), ("e1", "external", "s1")]
+
+        merged = vpd_json("snapshot", "delete", VM, "e1", "--host", "hosta")
+        print(f"external disk-only: create {external['seconds']} s, delete (blockcommit) {merged['seconds']} s")
+        assert files_in_pool(VM) == [f"{VM}.qcow2"]
+        assert read_marker(ch) == "THREE"  # the overlay's writes are in the base image now
+
+    assert vpd_json("snapshot", "delete", VM, "s1", "--host", "hosta")["kind"] == "internal"
+    assert vpd_json("snapshot", "list", VM, "--host", "hosta")["snapshots"] == []
+
+    # Reverting a disk-only snapshot: no memory, so the VM is off and boots from the disk as it was.
+    vpd_json("snapshot", "create", VM, "e2", "--disk-only", "--host", "hosta")
+    with channel(conns, lab_inventory) as ch:
+        write_marker(ch, "FOUR")
+    reverted = vpd_json("snapshot", "revert", VM, "e2", "--host", "hosta")
+    assert reverted["state"] == "shutoff" and "note" in reverted
+    vpd_json("vm", "start", VM, "--host", "hosta", "--wait-boot")
+    with channel(conns, lab_inventory) as ch:
+        assert read_marker(ch) == "THREE"
+    vpd_json("vm", "destroy", VM, "--host", "hosta")
+    # Stopped, libvirt merges the overlay itself (the fresh one its revert made) and removes it.
+    vpd_json("snapshot", "delete", VM, "e2", "--host", "hosta")
+    assert files_in_pool(VM) == [f"{VM}.qcow2"]
