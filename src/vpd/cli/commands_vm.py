@@ -125,12 +125,7 @@ def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, di
         dom, created = conns.call(host, lambda c: create_vm(c, host, spec))
         result = vars(created)
         if start:
-            try:
-                result.update(conns.call(host, lambda c: lifecycle.start(dom, wait_boot=wait_boot)))
-            except BaseException:
-                # A VM that did not start is not left behind half-made.
-                lifecycle.undefine(dom, remove_storage=True)
-                raise
+            result.update(conns.call(host, lambda c: lifecycle.start_new(dom, wait_boot=wait_boot)))
         entry.result = result
     if as_json:
         emit_json(result)
@@ -154,11 +149,7 @@ def _create_from_template(ctx, name, host_name, template, linked, start, wait_bo
         result = {**vars(cloned), "template": template, "linked": linked}
         if start:
             dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
-            try:
-                result.update(conns.call(host, lambda c: lifecycle.start(dom, wait_boot=wait_boot)))
-            except BaseException:
-                lifecycle.undefine(dom, remove_storage=True)
-                raise
+            result.update(conns.call(host, lambda c: lifecycle.start_new(dom, wait_boot=wait_boot)))
         entry.result = result
     if as_json:
         emit_json(result)

@@ -22,6 +22,7 @@ from ..core.names import check_name
 from ..xml.checks import require_unicast_mac
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
+from .inventory import domain_exists
 
 VPD_NS_PREFIX = "https://vpd.example/ns/"
 """vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
@@ -81,14 +82,6 @@ def clone_names(new_name: str, count: int | None) -> list[str]:
     return [check_name(f"{new_name}-{i}", "VM name") for i in range(1, count + 1)]
 
 
-def _exists(conn: libvirt.virConnect, name: str) -> bool:
-    try:
-        conn.lookupByName(name)
-        return True
-    except libvirt.libvirtError:
-        return False
-
-
 def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, pool_name: str | None = None,
              allow_running: bool = False, linked: bool = False, mac: str | None = None) -> Cloned:
     """Clone `source` as `new_name`; `mac` (already checked unique by the caller) goes to the first NIC."""
@@ -109,7 +102,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
     if state == libvirt.VIR_DOMAIN_RUNNING and not allow_running:
         raise UsageError(f"{source} is running: a copy of a running guest's disk is only crash-consistent",
                          hint="shut it down or pause it first, or accept that with --allow-running")
-    if _exists(conn, new_name):
+    if domain_exists(conn, new_name):
         raise UsageError(f"a VM named {new_name!r} already exists on {host.name}")
     tree = etree.fromstring(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
     tree.find("name").text = new_name
@@ -186,7 +179,7 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
     """Clone `source` once per name: all or nothing, so a failure part way leaves no partial batch."""
     if mac is not None and len(names) > 1:
         raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
-    taken = [n for n in names if _exists(conn, n)]
+    taken = [n for n in names if domain_exists(conn, n)]
     if taken:
         raise UsageError(f"VMs already exist on {host.name}: {', '.join(taken)}")
     done: list[Cloned] = []

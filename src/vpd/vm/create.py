@@ -13,6 +13,7 @@ from ..core.names import check_name
 from ..xml.domain import lab_guest_domain
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
+from .inventory import domain_exists
 
 
 @dataclass
@@ -53,16 +54,8 @@ class Created:
     notes: list[str] = field(default_factory=list)
 
 
-def _exists(conn: libvirt.virConnect, name: str) -> bool:
-    try:
-        conn.lookupByName(name)
-        return True
-    except libvirt.libvirtError:
-        return False
-
-
 def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec) -> tuple[libvirt.virDomain, Created]:
-    if _exists(conn, spec.name):
+    if domain_exists(conn, spec.name):
         raise UsageError(f"a VM named {spec.name!r} already exists on {host.name}")
     dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.address)
     vol = None

@@ -22,6 +22,14 @@ STATE_NAMES = {
 }
 
 
+def domain_exists(conn: libvirt.virConnect, name: str) -> bool:
+    try:
+        conn.lookupByName(name)
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
 @dataclass
 class VmSummary:
     host: str

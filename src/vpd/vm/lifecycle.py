@@ -63,6 +63,16 @@ def _refuse_if_linked(dom: libvirt.virDomain, action: str) -> None:
                          hint="remove those clones first; their disks read unwritten blocks from this VM's")
 
 
+def start_new(dom: libvirt.virDomain, wait_boot: bool = False) -> dict:
+    """Start a VM vpd just made; if it does not start, it is removed with its disks,
+    so nothing half-made stays behind."""
+    try:
+        return start(dom, wait_boot=wait_boot)
+    except BaseException:
+        undefine(dom, remove_storage=True)
+        raise
+
+
 def destroy(dom: libvirt.virDomain) -> None:
     if not dom.isActive():
         raise VpdError(f"VM {dom.name()} is not running")
