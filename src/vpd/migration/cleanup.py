@@ -17,11 +17,7 @@ from ..core.errors import VpdError
 
 
 def defined(conn: libvirt.virConnect, uuid: str) -> bool:
-    try:
-        conn.lookupByUUIDString(uuid)
-        return True
-    except libvirt.libvirtError:
-        return False
+    return _lookup(conn, uuid) is not None
 
 
 DESTINATION_CHECK = "destination as before"
