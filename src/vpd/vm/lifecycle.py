@@ -88,7 +88,8 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     removed = []
     paths = Domain.from_xml(dom.XMLDesc(0)).disk_paths() if remove_storage else []
     conn = dom.connect()
-    flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
     dom.undefineFlags(flags)
     for path in paths:
         try:
