@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vpd.backup import catalog
 from vpd.backup import manifest as mf
 from vpd.backup.restore import chain_source, restore_backup
-from vpd.backup.store import HostFiles, require_host_dir
+from vpd.connect.hostfiles import HostFiles, require_host_dir
 from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError, VpdError
 from vpd.xml.backup import DomainBackup, checkpoint, push_backup

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import UsageError
 from . import manifest as mf
-from .store import HostFiles, require_host_dir
+from ..connect.hostfiles import HostFiles, require_host_dir
 
 
 def load(files: HostFiles, backup_path: str) -> mf.Manifest:

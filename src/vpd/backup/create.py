@@ -22,7 +22,7 @@ from ..xml.backup import checkpoint as checkpoint_xml
 from ..xml.backup import push_backup
 from ..xml.domain import Domain
 from . import manifest as mf
-from .store import HostFiles, require_host_dir
+from ..connect.hostfiles import HostFiles, require_host_dir
 
 JOB_POLL_S = 0.1
 

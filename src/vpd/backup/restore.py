@@ -20,11 +20,12 @@ from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..vm.clone import macs_in_use, new_mac
+from ..vm.console import give_own_serial_log
 from ..vm.inventory import domain_exists
 from ..xml.volume import volume as volume_xml
 from . import catalog
 from . import manifest as mf
-from .store import HostFiles
+from ..connect.hostfiles import HostFiles
 
 
 @dataclass
@@ -133,9 +134,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
             for mac_el in mac_els:
                 mac_el.set("address", new_mac(taken))
                 taken.add(mac_el.get("address"))
-            # Two VMs writing one serial log would interleave their output.
-            for log in tree.findall("devices/serial/log") + tree.findall("devices/console/log"):
-                log.getparent().remove(log)
+            give_own_serial_log(tree, name)
         result.macs = [m.get("address") for m in mac_els]
         dom = conn.defineXML(etree.tostring(tree).decode())
         result.uuid = dom.UUIDString()

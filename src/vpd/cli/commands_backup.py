@@ -6,7 +6,7 @@ import click
 from ..backup import catalog
 from ..backup.create import backup_vm
 from ..backup.restore import restore_backup
-from ..backup.store import HostFiles
+from ..connect.hostfiles import HostFiles
 from ..core import journal
 from ..core.errors import VpdError
 from ..vm import lifecycle

@@ -1,27 +1,32 @@
-"""A backup's files live on the VM's host (QEMU writes them there): this is how vpd reads,
-writes and checks files on a host, always through its Runner (argv, never a shell)."""
+"""Files on a host: backups, imported images and exported disks live where the VM runs (QEMU
+reads and writes them there). vpd reads, writes and checks them through the host's Runner
+(argv, never a shell), so the same code works on the local machine and over SSH."""
 from __future__ import annotations
 
 import json
 import posixpath
 import re
 
-from ..connect.inventory import Host
-from ..connect.ssh import Runner, runner_for
 from ..core.errors import UsageError, VpdError
+from .inventory import Host
+from .ssh import Runner, runner_for
 
 _UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def require_host_dir(path: str, what: str = "backup directory") -> str:
+def require_host_path(path: str, what: str) -> str:
     """An absolute, normalized path: no '..' steps, no control characters."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise UsageError(f"{what} must be an absolute path on the host, got {path!r}")
     if _UNSAFE_PATH.search(path):
         raise UsageError(f"{what} {path!r} contains control characters")
     if ".." in path.split("/"):
-        raise UsageError(f"{what} {path!r} contains '..'", hint="give the directory's real path")
-    normal = posixpath.normpath(path)
+        raise UsageError(f"{what} {path!r} contains '..'", hint="give the real path")
+    return posixpath.normpath(path)
+
+
+def require_host_dir(path: str, what: str = "backup directory") -> str:
+    normal = require_host_path(path, what)
     if normal == "/":
         raise UsageError(f"{what} cannot be /")
     return normal
