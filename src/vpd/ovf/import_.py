@@ -151,13 +151,18 @@ def plan_import(envelope: ovf.Envelope, name: str) -> ImportPlan:
                 planned.format = _disk_format(vdisk.format, disk_id)
         # Per bus, in controller order then unit number: the package's first disk stays the first.
         drives.append(((order, address, _int(item.address_on_parent), position), planned))
-    next_index: dict[str, int] = {}
-    for _, planned in sorted(drives, key=lambda d: d[0]):
+    taken: dict[str, set[int]] = {}
+    for (_, address, unit, _), planned in sorted(drives, key=lambda d: d[0]):
         prefix = DEV_PREFIX[planned.bus]
-        index = next_index.get(prefix, 0)
+        used = taken.setdefault(prefix, set())
+        # IDE positions are fixed (hdc is the secondary master); other buses number in order.
+        wanted = address * 2 + unit if planned.bus == "ide" and 0 <= address <= 1 and 0 <= unit <= 1 else 0
+        index = wanted if wanted not in used else 0
+        while index in used:
+            index += 1
         if planned.bus == "ide" and index >= 4:
             raise UsageError("the package has more than 4 IDE drives")
-        next_index[prefix] = index + 1
+        used.add(index)
         planned.dev = prefix + _letters(index)
         plan.disks.append(planned)
     unused = [d.disk_id for d in (envelope.disk_section.disks if envelope.disk_section else [])
