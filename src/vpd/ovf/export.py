@@ -283,7 +283,7 @@ def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | 
             if destination.exists():
                 destination.rmdir()  # checked empty above
             os.rename(staging, destination)
-            staging.chmod(0o755) if staging.exists() else destination.chmod(0o755)
+            destination.chmod(0o755)  # mkdtemp made it private
     except libvirt.libvirtError as exc:
         raise VpdError(f"exporting {vm} from {host.name} failed: {exc.get_error_message()}") from None
     finally:

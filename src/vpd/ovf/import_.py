@@ -134,6 +134,9 @@ def plan_import(envelope: ovf.Envelope, name: str) -> ImportPlan:
             raise UsageError(f"{item.element_name or 'drive ' + item.instance_id}: parent controller "
                              f"{item.parent} is not in the hardware section")
         planned = PlannedDisk(device="disk" if item.resource_type == ovf.DISK_DRIVE else "cdrom", bus=bus)
+        if planned.device == "cdrom" and any(r.strip() for r in item.host_resource):
+            plan.notes.append(f"{item.element_name or 'CD drive ' + item.instance_id}: the drive is made empty, "
+                              "its media are not imported")
         if planned.device == "disk":
             disk_id = item.disk_id()
             if disk_id is None:
@@ -317,7 +320,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
     clash = [v for v in wanted if v in existing]
     if clash:
         raise UsageError(f"pool {pool.name()} on {host.name} already has {', '.join(clash)}")
-    pool_capacity, pool_available = pool.info()[1], pool.info()[3]
+    _, pool_capacity, _, pool_available = pool.info()
     for planned in plan.disks:
         if planned.device == "disk" and planned.capacity > pool_capacity:
             raise UsageError(f"disk {planned.disk_id} ({planned.capacity // 2**20} MiB) is larger than the whole "
