@@ -10,6 +10,7 @@ Disks are real streamOptimized vmdk images made by qemu-img.
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
 import tarfile
 from pathlib import Path
@@ -266,8 +267,6 @@ def write_ova(path: Path, members: list[tuple[str, bytes | Path]]) -> Path:
             data = content.read_bytes() if isinstance(content, Path) else content
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            import io
-
             tar.addfile(info, io.BytesIO(data))
     return path
 

@@ -385,3 +385,14 @@ def test_cli_bad_input_exits_2_with_json(tmp_path, test_inventory):
     run_vpd("export", "test", "--host", "t1", "--ova", str(tmp_path / "x.ova"), "--disk-format", "vdi",
             inventory=test_inventory, check_rc=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.toml", "junk.ova"]
+
+
+def test_a_package_name_vpd_cannot_use_needs_name(conn, tmp_path):
+    members = vmware_package(tmp_path, name="appliance")
+    descriptor = members["appliance.ovf"].replace(b"<Name>appliance</Name>", b"<Name>Ubuntu 22.04 'LTS'</Name>")
+    members = {"appliance.ovf": descriptor, "appliance-disk1.vmdk": members["appliance-disk1.vmdk"]}
+    before = snapshot(conn)
+    with pytest.raises(UsageError, match="--name") as caught:
+        import_package(conn, HOST, as_ova(tmp_path / "n.ova", members), networks={"*": "default"})
+    assert "Ubuntu 22.04" in str(caught.value)
+    assert snapshot(conn) == before

@@ -12,6 +12,7 @@ Three phases, so that bad input changes nothing and a failure leaves nothing beh
 """
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 import uuid as uuidlib
@@ -416,8 +417,6 @@ def _stage(package: Package, file: ovf.File, work: Path) -> Path:
 
 
 def _grow(image: Path, capacity: int) -> None:
-    import subprocess
-
     proc = subprocess.run(["qemu-img", "resize", "-f", "qcow2", str(image), str(capacity)],
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
