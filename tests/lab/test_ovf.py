@@ -83,6 +83,9 @@ def test_exported_guest_boots_on_the_other_host_with_its_disk(exported, conns, l
     with channel(conns, lab_inventory.get("hostb"), COPY) as ch:
         read = ch.run(f"dd if=/dev/sda bs=512 skip={SECTOR} count=1 iflag=direct 2>/dev/null | head -n1")
     assert read.output.strip() == MARKER
+    # The copy keeps its own serial log on hostb, which holds the boot marker it printed.
+    log = vpd_json("vm", "console", COPY, "--host", "hostb", "--log")["output"]
+    assert f"VPD-BOOT-MARKER bootid={imported['boot_id']}" in log
     operations = [(e["operation"], e["status"]) for e in journal.entries(20) if e["operation"].startswith("ovf.")]
     assert ("ovf.export", "ok") in operations and ("ovf.import", "ok") in operations
     print(f"\nexport {result['seconds']} s, import {imported['seconds']} s, boot {imported['boot_seconds']} s")

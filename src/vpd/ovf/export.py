@@ -23,7 +23,7 @@ from pathlib import Path
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.ssh import runner_for
+from ..connect.hostfiles import HostFiles
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -184,7 +184,7 @@ def _fetch_host_file(conn: libvirt.virConnect, host: Host, path: str, target: Pa
     if vol is not None:
         download_volume(vol, target)
         return
-    target.write_bytes(runner_for(host).run_bytes(["cat", "--", path], timeout=300))
+    target.write_bytes(HostFiles(host).read(path))
 
 
 def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | None = None,

@@ -27,9 +27,10 @@ from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
+from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
 from ..xml.devices import (
-    CharTarget, Console, Devices, Disk, DiskDriver, DiskSource, DiskTarget, Graphics, Interface,
+    CharLog, CharTarget, Console, Devices, Disk, DiskDriver, DiskSource, DiskTarget, Graphics, Interface,
     InterfaceModel, InterfaceSource, MacAddress, Serial,
 )
 from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, Features, Os
@@ -226,7 +227,10 @@ def build_domain(plan: ImportPlan, dtype: str, disk_paths: dict[int, str], macs:
     interfaces = [Interface(type="network", mac=MacAddress(address=mac), source=InterfaceSource(network=network),
                             model=InterfaceModel(type=nic.model))
                   for nic, mac, network in zip(plan.nics, macs, networks)]
-    serials = [Serial(type="pty", target=CharTarget(port=port)) for port in plan.serial_ports]
+    # serial0 keeps a log on the host (as every vpd-made VM), so `vpd vm console --log` has the history.
+    serials = [Serial(type="pty", target=CharTarget(port=port),
+                      log=CharLog(file=serial_log_path(plan.name), append="on") if port == 0 else None)
+               for port in plan.serial_ports]
     os_ = Os(kernel=kernel, initrd=initrd, cmdline=plan.cmdline) if kernel else Os(boot=[Boot(dev="hd"), Boot(dev="cdrom")])
     return Domain(
         type=dtype, name=check_name(plan.name, "VM name"), uuid=str(uuidlib.uuid4()),
