@@ -87,7 +87,12 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     if remove_storage:
         _refuse_if_linked(dom, "remove the storage of")
     removed = []
-    paths = Domain.from_xml(dom.XMLDesc(0)).disk_paths() if remove_storage else []
+    paths = []
+    if remove_storage:
+        domain = Domain.from_xml(dom.XMLDesc(0))
+        # A kernel and initrd that are pool volumes (an imported VM's) go with it too; host files
+        # such as /boot/vmlinuz are no volume and stay.
+        paths = domain.disk_paths() + [p for p in (domain.os.kernel, domain.os.initrd) if p]
     conn = dom.connect()
     flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
