@@ -19,15 +19,21 @@ def load(files: HostFiles, backup_path: str) -> mf.Manifest:
     return mf.parse(files.read(path), path)
 
 
-def siblings(files: HostFiles, backup_path: str) -> dict[str, mf.Manifest]:
-    """Every finished backup of the same VM directory, by id."""
-    vm_dir = mf.vm_dir_of(backup_path)
+def manifests_in(files: HostFiles, vm_dir: str) -> dict[str, mf.Manifest]:
+    """Every finished backup in one VM's directory (DIR/VM), by id."""
+    if not files.is_dir(vm_dir):
+        return {}
     out = {}
     for path in files.find_manifests(posixpath.dirname(vm_dir)):
         if mf.vm_dir_of(posixpath.dirname(path)) == vm_dir:
             m = mf.parse(files.read(path), path)
             out[m.id] = m
     return out
+
+
+def siblings(files: HostFiles, backup_path: str) -> dict[str, mf.Manifest]:
+    """Every finished backup of the same VM directory as `backup_path`, by id."""
+    return manifests_in(files, mf.vm_dir_of(backup_path))
 
 
 def list_backups(files: HostFiles, root: str) -> list[tuple[str, mf.Manifest]]:

@@ -21,6 +21,7 @@ from ..core.names import check_name
 from ..xml.backup import checkpoint as checkpoint_xml
 from ..xml.backup import push_backup
 from ..xml.domain import Domain
+from . import catalog
 from . import manifest as mf
 from ..connect.hostfiles import HostFiles, require_host_dir
 
@@ -56,17 +57,6 @@ def disks_to_copy(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[Disk
     return out
 
 
-def _existing_manifests(files: HostFiles, vm_dir: str) -> dict[str, mf.Manifest]:
-    if not files.is_dir(vm_dir):
-        return {}
-    found = {}
-    for path in files.find_manifests(posixpath.dirname(vm_dir)):
-        if posixpath.dirname(posixpath.dirname(path)) == vm_dir:
-            m = mf.parse(files.read(path), path)
-            found[m.id] = m
-    return found
-
-
 def backup_vm(conn: libvirt.virConnect, host: Host, name: str, root: str, incremental: bool = False,
               files: HostFiles | None = None) -> mf.Manifest:
     check_name(name, "VM name")
@@ -79,7 +69,7 @@ def backup_vm(conn: libvirt.virConnect, host: Host, name: str, root: str, increm
     disks = disks_to_copy(conn, dom)
     running = dom.isActive()
     vm_dir = posixpath.join(root, name)
-    previous = _existing_manifests(files, vm_dir)
+    previous = catalog.manifests_in(files, vm_dir)
     parent = None
     if incremental:
         if not running:

@@ -17,6 +17,7 @@ from lxml import etree
 
 from ..connect.inventory import Host
 from ..core import events
+from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..vm.clone import macs_in_use, new_mac
@@ -115,12 +116,11 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
                              hint="restore a copy with --as NEW_NAME (new MACs)")
 
     result = Restored(host.name, name, "", latest_dir, [m.id for _, m in links])
-    made: list[libvirt.virStorageVol] = []
-    try:
+    with Undo() as undo:
         for i, (disk, vol_name) in enumerate(zip(latest.disks, vol_names)):
             events.emit("restore", f"writing {disk.target} -> {vol_name}", i, len(latest.disks), "disks")
             vol = pool.createXML(volume_xml(vol_name, disk.virtual_size, fmt="qcow2").to_xml_string(), 0)
-            made.append(vol)
+            undo.push(lambda vol=vol: vol.delete(0))
             layers = [posixpath.join(where, next(d.file for d in m.disks if d.target == disk.target))
                       for where, m in links]
             files.qemu_img(["convert", "-n", "-O", "qcow2", chain_source(layers), vol.path()])
@@ -138,13 +138,6 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
         result.macs = [m.get("address") for m in mac_els]
         dom = conn.defineXML(etree.tostring(tree).decode())
         result.uuid = dom.UUIDString()
-    except BaseException:
-        for vol in made:
-            try:
-                vol.delete(0)
-            except libvirt.libvirtError:
-                pass
-        raise
     result.seconds = round(time.monotonic() - began, 2)
     return result
 

@@ -18,6 +18,7 @@ from lxml import etree
 
 from ..connect.inventory import Host
 from ..core import events
+from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.checks import require_unicast_mac
@@ -145,8 +146,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         if etree.QName(node).namespace and etree.QName(node).namespace.startswith(VPD_NS_PREFIX):
             node.getparent().remove(node)
     result = Cloned(host.name, new_name, "")
-    made: list[libvirt.virStorageVol] = []
-    try:
+    with Undo() as undo:
         disks = [d for d in tree.findall("devices/disk") if d.get("device") == "disk"]
         for i, disk in enumerate(disks):
             source_el = disk.find("source")
@@ -176,7 +176,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             else:
                 vol = copy_volume(pool, volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol,
                                   f"copying {PurePosixPath(path).name} -> {vol_name}")
-            made.append(vol)
+            undo.push(lambda vol=vol: vol.delete(0))
             source_el.set("file", vol.path())
             result.disks.append(vol.path())
         events.emit("vm.clone", "defining", len(disks), len(disks), "disks")
@@ -195,13 +195,6 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         dom = conn.defineXML(etree.tostring(tree).decode())
         result.uuid = dom.UUIDString()
         return result
-    except BaseException:
-        for vol in made:
-            try:
-                vol.delete(0)
-            except libvirt.libvirtError:
-                pass
-        raise
 
 
 def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str], pool_name: str | None = None,

@@ -13,6 +13,7 @@ import libvirt
 from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
 from ..core import events
+from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import file_disk, guest_domain, nic
@@ -200,8 +201,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec,
         if n.mac and n.mac.lower() in taken:
             raise UsageError(f"MAC {n.mac} is already in use on {host.name}")
     dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.address)
-    undo = []
-    try:
+    with Undo() as undo:
         disks, paths, per_bus = [], [], {}
         for i, p in enumerate(planned):
             if p.in_place is not None:
@@ -209,7 +209,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec,
             else:
                 events.emit("vm.create", f"disk {p.volume_name}", i, len(planned), "disks")
                 vol = p.pool.createXML(volume_xml(p.volume_name, p.capacity, fmt=p.spec.format).to_xml_string(), 0)
-                undo.append(lambda vol=vol: vol.delete(0))
+                undo.push(lambda vol=vol: vol.delete(0))
                 path, fmt = vol.path(), p.spec.format
                 if p.spec.import_image is not None:
                     files.qemu_img(["convert", "-f", p.source_format, "-O", fmt, "-n", "--",
@@ -230,13 +230,5 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec,
             serial_log=spec.serial_log or serial_log_path(spec.name),
         ).to_xml_string()
         dom = conn.defineXML(xml)
-        undo.append(dom.undefine)
-    except BaseException:
-        for step in reversed(undo):
-            try:
-                step()
-            except libvirt.libvirtError:
-                pass
-        raise
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
     return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs)
