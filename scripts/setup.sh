@@ -134,7 +134,7 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    firewalld dbus-daemon pacemaker corosync pcs resource-agents fence-agents)
+    firewalld dbus-daemon pacemaker corosync pcs resource-agents fence-agents-all)
   local missing=() p
   keep_firewalld_off_the_machine
   keep_cluster_off_the_machine

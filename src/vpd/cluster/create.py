@@ -138,9 +138,8 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         report.warnings.append(fencing.NO_FENCING_WARNING)
     op, total = "cluster.create", 7
     events.emit(op, "checking hosts", 1, total)
-    found = {h.name: _inspect_host(h) for h in hosts}  # may refuse (exit 2): nothing changed yet
-    for h in hosts:
-        missing, manager = _missing_packages(h)
+    found = dict(zip([h.name for h in hosts], each(hosts, _inspect_host)))  # may refuse (exit 2): nothing changed yet
+    for h, (missing, manager) in zip(hosts, each(hosts, _missing_packages)):
         if missing:
             _install(h, missing, manager)
             report.steps.append(f"{h.name}: installed {' '.join(missing)}")
@@ -149,17 +148,22 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         rec.restore[h.name] = store.HostRestore(shadow_field=found[h.name][1])
     try:
         events.emit(op, "opening 2224/tcp and 5405/udp to the members", 2, total)
-        for h in hosts:
+        def open_ports(h: Host) -> None:
             rec.restore[h.name].firewall = firewall.open_ports(h, [p for p in hosts if p is not h])
+
+        each(hosts, open_ports)
         events.emit(op, "setting the hacluster password and starting pcsd", 3, total)
         password = secrets.token_urlsafe(24)  # never printed, logged or stored by vpd
-        for h in hosts:
+
+        def prepare(h: Host) -> None:
             if found[h.name][0]:
                 runner_for(h).run(["mv", COROSYNC_CONF, SET_ASIDE])
                 rec.restore[h.name].corosync_conf_moved = True
             runner_for(h).run(["chpasswd"], input=f"hacluster:{password}\n")
+            rec.restore[h.name].pcsd_started = True  # before: a start that fails half-way is stopped too
             runner_for(h, 90).run(["systemctl", "start", "pcsd"], timeout=90)
-            rec.restore[h.name].pcsd_started = True
+
+        each(hosts, prepare)
         first = hosts[0]
         node_args = [a for h in hosts for a in (h.name, f"addr={h.address}")]
         events.emit(op, "authenticating the hosts (pcs host auth)", 4, total)
@@ -167,8 +171,11 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         del password
         events.emit(op, "setting up and starting the cluster (knet, crypto on)", 5, total)
         # pcs writes two_node: 1 for two members itself, and knet with aes256/sha256.
-        pcs(first, "cluster", "setup", name, *node_args, "--start", f"--wait={int(timeout)}", timeout=timeout + 60)
-        report.steps.append("pcs cluster setup --start")
+        pcs(first, "cluster", "setup", name, *node_args, timeout=timeout)
+        each(hosts, seed_cib)
+        # pcs's own --wait polls slowly (~10 s late here): vpd waits below instead.
+        pcs(first, "cluster", "start", "--all", timeout=timeout)
+        report.steps.append("pcs cluster setup; pcs cluster start --all")
         events.emit(op, "waiting for every member online and quorum", 6, total)
         wait_for(rec, inv, lambda s: st.all_online(s, rec.hosts), timeout, "every member online and quorate")
         events.emit(op, "fencing and defaults", 7, total)
@@ -190,6 +197,46 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         raise
     report.seconds = round(time.monotonic() - started, 2)
     return report
+
+
+CIB = "/var/lib/pacemaker/cib/cib.xml"
+# A new cluster's first DC election waits dc-deadtime (20 s by default) for a DC
+# that does not exist yet; members on one LAN answer within a second.
+DC_DEADTIME = "5s"
+
+
+def seed_cib(host: Host) -> None:
+    """The first CIB of a member, holding only dc-deadtime: pacemaker reads its
+    options from the CIB, which does not exist before the first start."""
+    run = runner_for(host)
+    empty = run.run(["cibadmin", "--empty"]).stdout
+    run.run(["tee", CIB], input=empty)
+    run.run(["env", f"CIB_file={CIB}", "crm_attribute", "--type", "crm_config", "--name", "dc-deadtime",
+             "--update", DC_DEADTIME])
+    run.run(["chown", "hacluster:haclient", CIB])
+    run.run(["chmod", "0600", CIB])
+
+
+def each(hosts: list[Host], fn: Callable[[Host], object]) -> list:
+    """fn on every host at once (each host's steps stay in order); the first error is raised
+    after all have finished, so the undo that follows sees every host's record."""
+    results: list = [None] * len(hosts)
+    errors: list[BaseException] = []
+
+    def one(i: int, h: Host) -> None:
+        try:
+            results[i] = fn(h)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i, h)) for i, h in enumerate(hosts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _undo(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None = None) -> list[str]:
@@ -341,7 +388,13 @@ def start_member(inv: Inventory, host_name: str, timeout: float = 120.0) -> dict
         raise UsageError(f"{host_name} is in no cluster vpd made")
     rec = store.load(cluster)
     host = _member(rec, inv, host_name)
+    # A reboot drops firewall rules that were never saved (plain nft): admit the members again.
+    reopened = firewall.open_ports(host, [inv.get(n) for n in rec.hosts if n != host_name])
+    if reopened:
+        restore = rec.restore.setdefault(host_name, store.HostRestore())
+        restore.firewall += [r for r in reopened if r not in restore.firewall]
+        store.save(rec)
     runner_for(host, 90).run(["systemctl", "start", "pcsd"], timeout=90)
-    pcs(host, "cluster", "start", f"--wait={int(timeout)}", timeout=timeout + 30)
+    pcs(host, "cluster", "start", timeout=timeout)
     wait_for(rec, inv, lambda s: (m := s.member(host_name)) is not None and m.online, timeout, f"{host_name} online")
     return {"cluster": rec.name, "host": host_name, "online": True}
