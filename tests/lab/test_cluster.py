@@ -75,6 +75,8 @@ def test_create_makes_a_quorate_fenced_cluster(cluster):
 def test_each_host_has_its_own_daemons_and_secret(cluster):
     for host in ("hosta", "hostb"):
         assert {"corosync", "pacemakerd"} <= set(h.cluster_processes(host))
+        # Its own PID namespace: pcs's `killall -9 corosync ...` there sees one corosync, its own.
+        assert len(h.in_host(host, ["pidof", "corosync"]).stdout.split()) == 1
         field = h.in_host(host, ["getent", "shadow", "hacluster"]).stdout.split(":")[1]
         assert field.startswith("$")  # set inside the host ...
     assert open("/etc/shadow").read().count("hacluster:!") == 1  # ... never on the machine
