@@ -2,8 +2,9 @@
 
 It builds the host's private view of the machine (sysfs for its own network
 namespace, overlays on /etc, /usr and the cluster's state directories, a tmpfs
-/run, per-host directories bound over /etc/libvirt, /var/lib/libvirt, ...), sets the hostname, configures eth0 once the lab has
-plugged the veth in, then reaps orphans for as long as the host is "powered".
+/run, per-host directories bound over /etc/libvirt, /var/lib/libvirt, ...),
+sets the hostname, configures eth0 once the lab has plugged the veth in, then
+reaps orphans for as long as the host is "powered".
 Killing it powers the host off: the kernel kills every process of its PID
 namespace, and its mounts and network namespace go with them.
 
