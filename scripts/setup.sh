@@ -33,6 +33,15 @@ keep_firewalld_off_the_machine() {
   fi
 }
 
+# Cluster daemons must never run on the machine itself: under systemd, mask them
+# before the packages can enable them (a no-op where they are already installed).
+keep_cluster_off_the_machine() {
+  if [ ! -e /usr/sbin/corosync ] && [ "$(ps -o comm= -p 1 2>/dev/null)" = "systemd" ]; then
+    log "masking corosync, pacemaker and pcsd: vpd runs them only inside lab hosts"
+    as_root systemctl mask corosync.service pacemaker.service pcsd.service pcsd-ruby.service >/dev/null
+  fi
+}
+
 # Debian 12: libvirt/QEMU/seabios come from bookworm-backports, derived from the
 # machine's own apt sources (same URIs, same keyring), never a hard-coded mirror.
 debian_backports_source() {
@@ -80,7 +89,11 @@ apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients li
 # libc6-dev (only a Recommends of gcc): libc.a for the lab guest's static vpd-dirtier.
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
-  firewalld dbus-daemon virtinst)
+  firewalld dbus-daemon virtinst
+  pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents)
+# The HA cluster packages (Práctica 7) are for lab hosts only: their daemons run
+# inside them (`vpd cluster create`); on the machine itself nothing may start them
+# (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
 
 apt_missing() {
   local p
@@ -94,6 +107,7 @@ setup_apt() {
   local bp=()
   no_service_start_at_install
   keep_firewalld_off_the_machine
+  keep_cluster_off_the_machine
   if [ "${VERSION_CODENAME:-}" = "bookworm" ]; then
     debian_backports_source
     bp=(-t bookworm-backports)
@@ -120,9 +134,10 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    firewalld dbus-daemon virt-install)
+    firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all)
   local missing=() p
   keep_firewalld_off_the_machine
+  keep_cluster_off_the_machine
   for p in "${pkgs[@]}"; do rpm -q "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing: ${missing[*]}"

@@ -52,8 +52,8 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 def main() -> None:
     from . import (  # noqa: F401  (register)
-        commands_access, commands_backup, commands_host, commands_journal, commands_lab, commands_migrate,
-        commands_ovf, commands_snapshot, commands_template, commands_vm,
+        commands_access, commands_backup, commands_cluster, commands_host, commands_journal, commands_lab,
+        commands_migrate, commands_ovf, commands_snapshot, commands_template, commands_vm,
     )
 
     try:

@@ -23,12 +23,12 @@ def check_zone(zone: str) -> str:
     return zone
 
 
-def rich_rules(address: str, ports: tuple[tuple[int, int], ...]) -> list[str]:
+def rich_rules(address: str, ports: tuple[tuple[int, int], ...], protocol: str = "tcp") -> list[str]:
     """One rich rule per port range, written as firewall-cmd --list-rich-rules prints it."""
     ip = ipaddress.ip_address(address)
     family = "ipv4" if ip.version == 4 else "ipv6"
     return [f'rule family="{family}" source address="{ip}" port port="{a if a == b else f"{a}-{b}"}" '
-            f'protocol="tcp" accept' for a, b in ports]
+            f'protocol="{protocol}" accept' for a, b in ports]
 
 
 def listed(text: str) -> set[str]:

@@ -62,8 +62,8 @@ class Ruleset:
     def closed_input_chains(self) -> list[Chain]:
         return [c for c in self.input_chains if self.drops_by_default(c)]
 
-    def vpd_rules(self) -> list[Rule]:
-        return [r for r in self.rules if is_vpd_comment(r.comment)]
+    def vpd_rules(self, tag: str = TAG) -> list[Rule]:
+        return [r for r in self.rules if is_vpd_comment(r.comment, tag)]
 
 
 def _catch_all_drop(expr: list) -> bool:
@@ -90,12 +90,12 @@ def parse(text: str) -> Ruleset:
     return Ruleset(chains, rules)
 
 
-def comment_for(peer_name: str, address: str) -> str:
-    return f"{TAG} {peer_name} {ipaddress.ip_address(address)}"
+def comment_for(peer_name: str, address: str, tag: str = TAG) -> str:
+    return f"{tag} {peer_name} {ipaddress.ip_address(address)}"
 
 
-def is_vpd_comment(comment: str | None) -> bool:
-    return bool(comment) and comment.startswith(TAG + " ")
+def is_vpd_comment(comment: str | None, tag: str = TAG) -> bool:
+    return bool(comment) and comment.startswith(tag + " ")
 
 
 def port_set(ports: tuple[tuple[int, int], ...]) -> str:
@@ -110,7 +110,7 @@ def _check_ident(name: str, what: str) -> str:
 
 
 def accept_argv(chain: Chain, peer_name: str, address: str,
-                ports: tuple[tuple[int, int], ...]) -> list[str] | None:
+                ports: tuple[tuple[int, int], ...], proto: str = "tcp", tag: str = TAG) -> list[str] | None:
     """`nft insert rule ...` admitting `address` to `ports` at the top of `chain`;
     None when the chain's family cannot see that address's IP version."""
     ip = ipaddress.ip_address(address)
@@ -118,7 +118,7 @@ def accept_argv(chain: Chain, peer_name: str, address: str,
         return None
     return ["nft", "insert", "rule", chain.family, _check_ident(chain.table, "table"),
             _check_ident(chain.name, "chain"), "ip" if ip.version == 4 else "ip6", "saddr", str(ip),
-            "tcp", "dport", port_set(ports), "accept", "comment", f'"{comment_for(peer_name, address)}"']
+            proto, "dport", port_set(ports), "accept", "comment", f'"{comment_for(peer_name, address, tag)}"']
 
 
 def delete_argv(rule: Rule) -> list[str]:
@@ -126,14 +126,16 @@ def delete_argv(rule: Rule) -> list[str]:
             _check_ident(rule.chain, "chain"), "handle", str(rule.handle)]
 
 
-def plan(ruleset: Ruleset, peers: list[tuple[str, str]],
-         ports: tuple[tuple[int, int], ...]) -> list[tuple[Chain, str, str, list[str]]]:
+def plan(ruleset: Ruleset, peers: list[tuple[str, str]], ports: tuple[tuple[int, int], ...],
+         proto: str = "tcp", tag: str = TAG) -> list[tuple[Chain, str, str, list[str]]]:
     """(chain, peer name, address, argv) for each accept rule still missing."""
+    if proto not in ("tcp", "udp"):
+        raise VpdError(f"unsupported protocol {proto!r}")
     out = []
     for chain in ruleset.closed_input_chains():
         present = {r.comment for r in ruleset.rules_of(chain)}
         for name, address in peers:
-            argv = accept_argv(chain, name, address, ports)
-            if argv and comment_for(name, address) not in present:
+            argv = accept_argv(chain, name, address, ports, proto, tag)
+            if argv and comment_for(name, address, tag) not in present:
                 out.append((chain, name, address, argv))
     return out

@@ -9,10 +9,13 @@ CONT_VOL_COMP pool). `up` undoes its own partial work when a step fails;
 from __future__ import annotations
 
 import fcntl
+import importlib.resources
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -56,6 +59,7 @@ class LabState:
     link_rate_bps: int | None
     firewall: str = "nftables"
     created: float = field(default_factory=time.time)
+    pdu_pid: int | None = None
 
     def host(self, name: str) -> HostState:
         for h in self.hosts:
@@ -83,15 +87,21 @@ def save_state(state: LabState) -> None:
 
 
 @contextmanager
-def _lab_lock() -> Iterator[None]:
-    """One lab command at a time: two `lab up`s must not race for the same bridge."""
+def _lab_lock(wait: float = 0.0) -> Iterator[None]:
+    """One lab command at a time: two `lab up`s must not race for the same bridge.
+    The lab's power switch waits its turn (`wait` seconds) instead of failing."""
     lock = paths.state_dir() / "lab.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with open(lock, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError("another `vpd lab` command is running; wait for it to finish") from None
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UsageError("another `vpd lab` command is running; wait for it to finish") from None
+                time.sleep(0.05)
         yield
 
 
@@ -174,6 +184,25 @@ def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str,
         (conf / "zones" / f"{FIREWALLD_ZONE}.xml").write_text(_firewalld_zone())
     else:
         (d / "firewall.nft").write_text(layout.firewall_ruleset())
+    _prepare_overlays(host)
+
+
+# Programs only lab hosts see (through their /usr overlay): a systemctl that runs
+# the cluster's services without systemd, and the lab's fence agent.
+HOST_PROGRAMS = {"systemctl": "bin", "fence_vpdlab": "sbin"}
+
+
+def _prepare_overlays(host: LabHost) -> None:
+    for upper, work, _ in host.overlays():
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+    usr = host.overlay_upper("/usr")
+    sources = importlib.resources.files(__package__) / "host_bin"
+    for name, sub in HOST_PROGRAMS.items():
+        (usr / sub).mkdir(exist_ok=True)
+        target = usr / sub / name
+        target.write_bytes((sources / name).read_bytes())
+        target.chmod(0o755)
 
 
 def _known_hosts(hosts: list[LabHost]) -> str:
@@ -254,13 +283,20 @@ def _wait_for_libvirt(host: LabHost, timeout: float = 60.0) -> libvirt.virConnec
 
 
 def _save_warm_capabilities(host: LabHost) -> None:
+    """Keep the warm copy in step with what libvirtd last probed: after a package
+    update libvirt re-probes (its binaries' ctimes changed), and a stale warm copy
+    would make every later host probe again."""
     warm = paths.cache_dir() / "qemu-capabilities"
     src = host.dir / "cache-libvirt" / "qemu" / "capabilities"
-    if any(warm.glob("*.xml")) or not src.is_dir():
+    if not src.is_dir():
         return
     warm.mkdir(parents=True, exist_ok=True)
     for f in src.glob("*.xml"):
-        shutil.copy2(f, warm / f.name)
+        target = warm / f.name
+        if not target.exists() or target.read_bytes() != f.read_bytes():
+            tmp = target.with_suffix(".tmp")
+            shutil.copy2(f, tmp)
+            tmp.replace(target)
 
 
 def _ensure_shared_pool(conn: libvirt.virConnect) -> None:
@@ -314,6 +350,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
             admin_key = root / "admin_ed25519"
             _keygen(admin_key, "vpd-lab-admin")
             admin_pub = (root / "admin_ed25519.pub").read_text()
+            (root / "pdu").mkdir(exist_ok=True)
             for h in hosts:
                 _prepare_host_files(h, hosts, admin_pub, firewall)
             known = _known_hosts(hosts)
@@ -332,6 +369,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
             pids = _power_on(hosts, link_rate_bps)
             for hs in state.hosts:
                 hs.holder_pid = pids[hs.name]
+            state.pdu_pid = _start_pdu()
             save_state(state)
             events.emit(op, "starting virtlogd, libvirtd, sshd and firewalls", 4, total)
             # The first host warms libvirt's QEMU capabilities cache for the others.
@@ -347,9 +385,38 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
             raise
 
 
+def _start_pdu() -> int:
+    """The lab's power switch (vpd.lab.pdu): fence agents inside hosts call it."""
+    log = open(paths.lab_dir() / "pdu" / "pdu.log", "a")
+    proc = subprocess.Popen([sys.executable, "-m", "vpd.lab.pdu", str(paths.lab_dir())],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    log.close()
+    sock = paths.lab_dir() / "pdu" / layout.PDU_SOCKET_NAME
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise VpdError("the lab's power switch (vpd.lab.pdu) did not start",
+                           hint=f"see {paths.lab_dir() / 'pdu' / 'pdu.log'}")
+        time.sleep(0.02)
+    return proc.pid
+
+
+def _stop_pdu(pid: int | None) -> None:
+    if pid and hostproc.alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while hostproc.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if hostproc.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _teardown(state: LabState | None) -> None:
     close_masters()  # shared SSH connections to hosts about to vanish would linger
     if state:
+        _stop_pdu(state.pdu_pid)
         for h in state.hosts:
             if h.holder_pid:
                 hostproc.power_off(h.holder_pid)
@@ -368,9 +435,9 @@ def down() -> None:
         _teardown(state)
 
 
-def host_down(name: str) -> HostState:
+def host_down(name: str, lock_wait: float = 0.0) -> HostState:
     """Power a lab host off: every process of it dies at once, as on a power cut."""
-    with _lab_lock():
+    with _lab_lock(lock_wait):
         state = _require_state()
         hs = state.host(name)
         if not hs.powered or not hostproc.alive(hs.holder_pid):
@@ -383,9 +450,9 @@ def host_down(name: str) -> HostState:
         return hs
 
 
-def host_up(name: str) -> HostState:
+def host_up(name: str, lock_wait: float = 0.0) -> HostState:
     """Power a lab host back on: its persistent libvirt definitions survive, as on a disk."""
-    with _lab_lock():
+    with _lab_lock(lock_wait):
         state = _require_state()
         hs = state.host(name)
         if hs.powered and hostproc.alive(hs.holder_pid):

@@ -1,9 +1,10 @@
 """PID 1 of a lab host: run inside `unshare --net --mount --uts --pid`.
 
 It builds the host's private view of the machine (sysfs for its own network
-namespace, a tmpfs /run, per-host directories bound over /etc/libvirt,
-/var/lib/libvirt, ...), sets the hostname, configures eth0 once the lab has
-plugged the veth in, then reaps orphans for as long as the host is "powered".
+namespace, overlays on /etc, /usr and the cluster's state directories, a tmpfs
+/run, per-host directories bound over /etc/libvirt, /var/lib/libvirt, ...),
+sets the hostname, configures eth0 once the lab has plugged the veth in, then
+reaps orphans for as long as the host is "powered".
 Killing it powers the host off: the kernel kills every process of its PID
 namespace, and its mounts and network namespace go with them.
 
@@ -56,10 +57,17 @@ def build_dev(with_kvm: bool) -> None:
 def build_mounts(spec: dict) -> None:
     _run("mount", "--make-rprivate", "/")
     _run("mount", "-t", "sysfs", "sysfs", "/sys")  # else /sys/class/net shows the root namespace
+    # Overlays first: the binds below (/etc/libvirt, /etc/hosts, ...) go on top of them.
+    for upper, work, target in spec.get("overlays", []):
+        if os.path.isdir(target):
+            _run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={target},upperdir={upper},workdir={work}",
+                 target)
     _run("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
     for sub in ("libvirt", "sshd", "lock"):
         os.makedirs(f"/run/{sub}", exist_ok=True)
     for source, target in spec["binds"]:
+        if target.startswith("/run/"):
+            os.makedirs(target, exist_ok=True)  # the host's own tmpfs: creating it touches nothing else
         _run("mount", "--bind", source, target)
     build_dev(with_kvm=not spec.get("hide_kvm"))
     os.makedirs("/var/log/libvirt/qemu", exist_ok=True)

@@ -20,7 +20,8 @@ def spawn_holder(host: LabHost, hide_kvm: bool) -> subprocess.Popen:
     """Start the host's PID 1 in fresh net/mount/UTS/PID namespaces.
 
     setsid keeps Ctrl-C at the user's terminal from powering the lab off."""
-    spec = {"fqdn": host.fqdn, "binds": [[str(src), dst] for src, dst in host.binds()], "hide_kvm": hide_kvm}
+    spec = {"fqdn": host.fqdn, "binds": [[str(src), dst] for src, dst in host.binds()], "hide_kvm": hide_kvm,
+            "overlays": [[str(upper), str(work), target] for upper, work, target in host.overlays()]}
     argv = [
         "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child",
         "--propagation", "private", "--mount-proc",

@@ -20,6 +20,15 @@ SHARED_MOUNT = "/var/lib/libvirt/images/COMPARTIDO"
 LIBVIRT_PORTS = (16509, 16514)
 SSH_PORT = 22
 MIGRATION_PORTS = (49152, 49215)
+# Machine paths each lab host keeps private: an overlay per host on the machine's
+# own tree, so a host's writes (the hacluster password in /etc/shadow, corosync
+# and pacemaker state, a per-host systemctl) never reach the machine or another
+# host. Paths a package did not install are skipped.
+PRIVATE_OVERLAYS = ("/etc", "/usr", "/var/lib/corosync", "/var/lib/pacemaker", "/var/lib/pcsd",
+                    "/var/log/corosync", "/var/log/pacemaker", "/var/log/pcsd")
+# Where a lab host reaches the lab's power switch (vpd.lab.pdu) for fencing.
+PDU_MOUNT = "/run/vpd-lab"
+PDU_SOCKET_NAME = "pdu.sock"
 
 
 def lab_net() -> int:
@@ -98,7 +107,20 @@ class LabHost:
             (d / "root-ssh", "/root/.ssh"),
             (d / "etc-hosts", "/etc/hosts"),
             (self.root / "shared", SHARED_MOUNT),
+            (self.root / "pdu", PDU_MOUNT),
         ]
+
+    def overlays(self) -> list[tuple[Path, Path, str]]:
+        """(upper, work, target) for each private overlay (PRIVATE_OVERLAYS)."""
+        base = self.dir / "overlay"
+        out = []
+        for target in PRIVATE_OVERLAYS:
+            name = target.strip("/").replace("/", "-")
+            out.append((base / name / "upper", base / name / "work", target))
+        return out
+
+    def overlay_upper(self, target: str) -> Path:
+        return next(upper for upper, _, t in self.overlays() if t == target)
 
 
 def lab_hosts(root: Path, count: int) -> list[LabHost]:
@@ -155,6 +177,11 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
+# bash sources ~/.bashrc for commands run over SSH only at shell level 1. Lab hosts
+# share the machine's /root: its .bashrc (e.g. pyenv's rehash, which takes a lock
+# file in /root) must not run in them, or a host powered off mid-command leaves
+# that lock behind for every later command, on every host and on the machine.
+SetEnv SHLVL=1
 """
 
 
