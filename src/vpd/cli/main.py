@@ -53,6 +53,7 @@ def main() -> None:
     from . import (  # noqa: F401  (register)
         commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_snapshot,
         commands_template, commands_vm,
+        commands_net, commands_vm_iface, commands_host_bridge,
     )
 
     try:
