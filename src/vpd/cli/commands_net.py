@@ -1,6 +1,8 @@
 """`vpd net ...`: libvirt virtual networks on the inventory's hosts (Práctica 5)."""
 from __future__ import annotations
 
+import datetime
+
 import click
 
 from ..core import journal
@@ -148,4 +150,5 @@ def net_leases(ctx, name, host_name, as_json) -> None:
         emit_json({"network": name, "hosts": found, "leases": rows})
         return
     table(f"leases of {name}", ["host", "MAC", "IP", "hostname", "expires"],
-          [[r["host"], r["mac"], f"{r['ip']}/{r['prefix']}", r["hostname"], r["expires"]] for r in rows])
+          [[r["host"], r["mac"], f"{r['ip']}/{r['prefix']}", r["hostname"],
+            datetime.datetime.fromtimestamp(r["expires"]).strftime("%F %T") if r["expires"] else None] for r in rows])

@@ -78,7 +78,7 @@ def plan_iproute2(hostnet: HostNetwork, bridge: str, iface: str) -> Plan:
     if link.mac:
         # The bridge keeps the port's MAC: neighbours' ARP caches stay right, DHCP reservations too.
         batch.append(f"link set dev {bridge} address {link.mac}")
-    batch += [f"link set dev {iface} master {bridge}", f"link set dev {bridge} up"]
+    batch += [f"link set dev {iface} master {bridge}", f"link set dev {iface} up", f"link set dev {bridge} up"]
     batch += [f"addr del {a} dev {iface}" for a in addrs]
     batch += [f"addr add {a} dev {bridge}" for a in addrs]
     batch += ["route replace " + " ".join(_route_args(r, bridge)) for r in routes]
@@ -227,7 +227,7 @@ def _wait_answer(host: Host, seconds: float) -> str | None:
     deadline = time.monotonic() + seconds
     last = "no probe ran"
     while time.monotonic() < deadline:
-        last = answers(host, timeout=min(5.0, max(1.0, deadline - time.monotonic())))
+        last = answers(host, timeout=round(min(5.0, max(1.0, deadline - time.monotonic())), 1))
         if last is None:
             return None
         time.sleep(0.5)

@@ -189,9 +189,10 @@ def list_interfaces(dom: libvirt.virDomain, host: Host) -> list[dict]:
             for entry in found.values():
                 hw = (entry.get("hwaddr") or "").lower()
                 for a in entry.get("addrs") or []:
-                    text = f"{a['addr']}/{a['prefix']}"
-                    if hw and text not in addresses.setdefault(hw, []):
-                        addresses[hw].append(text)
+                    known = addresses.setdefault(hw, [])
+                    # ARP entries carry no prefix: only addresses the leases did not give are added.
+                    if hw and not any(k.split("/")[0] == a["addr"] for k in known):
+                        known.append(f"{a['addr']}/{a['prefix']}" if a.get("prefix") else a["addr"])
     rows = []
     for i in nics:
         mac = i.mac.address.lower() if i.mac else None

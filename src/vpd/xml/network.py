@@ -120,7 +120,9 @@ def virtual_network(
     return Network(
         name=check_name(name, "network name"),
         forward=forward,
-        bridge=NetworkBridge(name=require_ifname(bridge, "bridge name"), stp="on" if mode != "bridge" else None,
-                             delay=0 if mode != "bridge" else None) if bridge else None,
+        # STP off: a virtual network's bridge holds only guest taps, so it cannot loop, and with STP
+        # on the kernel keeps every new port (a hot-plugged NIC) silent for 2 x 2 s first.
+        bridge=NetworkBridge(name=require_ifname(bridge, "bridge name")) if mode == "bridge" else
+        NetworkBridge(name=require_ifname(bridge, "bridge name") if bridge else None, stp="off", delay=0),
         ips=ips,
     )
