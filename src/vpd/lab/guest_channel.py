@@ -205,6 +205,19 @@ class GuestChannel:
         result = self.run(f"ip -o -4 addr show dev {interface}")
         return [a for a in parse_ip_addresses(result.output).get(interface, [])] if result.exit_code == 0 else []
 
+    def interface_with_mac(self, mac: str, timeout: float = 20.0) -> str:
+        """The guest's name for the NIC with this MAC (a hot-plugged NIC may take a moment to appear)."""
+        if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac.lower()):
+            raise ValueError(f"not a MAC address: {mac!r}")
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.run(f"grep -l -x {mac.lower()} /sys/class/net/*/address").output.split()
+            if found:
+                return found[0].split("/")[-2]
+            if time.monotonic() > deadline:
+                raise GuestChannelTimeout(f"no NIC with MAC {mac} appeared in the guest within {timeout:g} s")
+            time.sleep(0.5)
+
     def wait_ipv4(self, interface: str, timeout: float = 30.0) -> str:
         """Wait until the interface has an IPv4 address (its DHCP lease, for a guest NIC); returns it."""
         deadline = time.monotonic() + timeout

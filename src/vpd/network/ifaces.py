@@ -137,6 +137,7 @@ def detach(dom: libvirt.virDomain, host: Host, *, mac: str | None = None, networ
         raise UsageError("say which NIC: --mac, --network or --bridge")
     if mac is not None:
         mac = require_unicast_mac(mac, "MAC address")
+    defaults = live is None and config is None
     flags, live, config = _flags(dom, live, config)
 
     def matches(i: Interface) -> bool:
@@ -148,8 +149,14 @@ def detach(dom: libvirt.virDomain, host: Host, *, mac: str | None = None, networ
             return False
         return True
 
-    views = _interfaces(dom) if live else _interfaces(dom, inactive=True)
-    found = [i for i in views if matches(i)]
+    in_live = [i for i in _interfaces(dom) if matches(i)] if live else []
+    in_config = [i for i in _interfaces(dom, inactive=True) if matches(i)] if config else []
+    if defaults:
+        # By default the NIC leaves wherever it is: a NIC plugged --live only is not in the
+        # definition, and one attached --config only is not in the running VM.
+        live, config = bool(in_live), bool(in_config)
+        flags = (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if config else 0)
+    found = in_live or in_config
     if not found:
         raise NotFound(f"VM {dom.name()} on {host.name} has no such NIC", hint=f"vpd vm iface list {dom.name()}")
     if len(found) > 1:
