@@ -7,8 +7,11 @@ import contextlib
 import subprocess
 import time
 
+import libvirt
 import pytest
 
+from vpd.connect import inventory
+from vpd.connect.libvirt_conn import Connections
 from vpd.core.paths import lab_dir
 from vpd.lab import control, hostproc, layout, network
 from vpd.lab.guest_channel import GuestChannel
@@ -78,8 +81,13 @@ def nets(lab):
                                      (ROUTED, "routed", ROUTED_NET, "198.19.42.10-198.19.42.99")):
         made[name] = vpd_json("net", "create", name, *HOSTA, "--mode", mode, "--subnet", subnet, "--dhcp", dhcp)
     yield made
-    for name in (LANBR, ROUTED, ISO, NAT):
-        vpd("net", "delete", name, *HOSTA, "--force")
+    with Connections() as conns:  # in-process: a CLI call per object would cost seconds
+        conn = conns.get(inventory.resolve().get("hosta"))
+        for net in conn.listAllNetworks():
+            if net.name() in (LANBR, ROUTED, ISO, NAT):
+                with contextlib.suppress(libvirt.libvirtError):
+                    net.destroy()
+                net.undefine()
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +105,13 @@ def guests(nets, lab):
             assert proc.returncode == 0, err
         yield (A, B)
     finally:
-        for vm in (A, B):
-            vpd("vm", "destroy", vm, *HOSTA)
-            vpd("vm", "undefine", vm, *HOSTA)
+        with Connections() as conns:
+            conn = conns.get(inventory.resolve().get("hosta"))
+            for dom in conn.listAllDomains():
+                if dom.name() in (A, B):
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom.destroy()
+                    dom.undefine()
 
 
 def test_network_create_is_idempotent(nets):

@@ -40,11 +40,6 @@ class Plan:
     def rollback_script(self) -> str:
         return "".join(shlex.join(argv) + "\n" for argv in self.rollback)
 
-    def commands(self) -> list[str]:
-        if self.batch is not None:
-            return [f"ip -batch - <<< {line}" for line in self.batch.splitlines()]
-        return [shlex.join(argv) for argv in self.changes]
-
 
 def _moved_addresses(link: Link) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
     """Addresses to carry over: all but IPv6 link-local ones (the kernel makes those per device)."""
@@ -254,15 +249,16 @@ def apply(host: Host, runner: Runner, plan: Plan, confirm_s: float = DEFAULT_CON
                 if not result.ok:
                     failure = f"`{shlex.join(argv)}` failed: {result.stderr.strip() or result.stdout.strip()}"
                     break
-    except (HostUnreachable, VpdError) as exc:
-        # The host may have dropped us mid-change: the probes below tell.
-        failure = None if isinstance(exc, HostUnreachable) else exc.message
-        if isinstance(exc, HostUnreachable):
-            close_masters()
+    except VpdError:
+        # No answer to the change itself (cut off mid-change, or timed out): the probes tell.
+        close_masters()
     if failure is not None:
-        # The change itself failed while the host still answers: undo now, not at the deadline.
-        runner.run(["sh", script], check=False)
-        runner.run(["rm", "-f", script], check=False)
+        # The change failed while the host still answers: undo it now, not at the deadline.
+        try:
+            runner.run(["sh", script], check=False)
+            runner.run(["rm", "-f", script], check=False)
+        except VpdError:
+            pass  # the watchdog still undoes it at the deadline
         raise VpdError(f"{host.name}: {failure}; the change was rolled back")
     problem = _wait_answer(host, max(1.0, confirm_s - (time.monotonic() - armed) - 3.0))
     if problem is None:
@@ -340,10 +336,12 @@ def delete(host: Host, bridge: str, *, force_management: bool = False, confirm_s
     iface = uplinks[0]
     if networkmanager_runs(runner):
         port = f"{bridge}-port-{iface}"[:64]
+        _, ipv4 = _nm_ipv4(runner, bridge)
         plan = Plan("networkmanager", bridge, iface,
                     changes=[["nmcli", "connection", "delete", port], ["nmcli", "connection", "delete", bridge],
                              ["nmcli", "device", "connect", iface]],
-                    rollback=[])
+                    # Undoing the removal is making the bridge again, with the settings it had.
+                    rollback=plan_networkmanager(bridge, iface, None, ipv4).changes)
     else:
         plan = plan_iproute2_remove(hostnet, bridge, iface)
     report = apply(host, runner, plan, confirm_s)

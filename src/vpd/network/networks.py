@@ -19,7 +19,8 @@ from ..core.names import check_name
 from ..xml.checks import require_choice, require_ifname
 from ..xml.domain import Domain
 from ..xml.network import Network, VpdNetworkMode, virtual_network
-from .hostnet import HostNetwork, host_network
+from ..connect.ssh import runner_for
+from .hostnet import HostNetwork, has_host_behind, host_network, read_link
 
 MODES = get_args(VpdNetworkMode)
 MIN_PREFIX, MAX_PREFIX = 8, 30  # /30 still leaves the host one address and a guest another
@@ -268,11 +269,10 @@ def _validate_started(net: libvirt.virNetwork, host: Host, spec: NetworkSpec) ->
         raise VpdError(f"network {spec.name} on {host.name} is not active after starting it")
     if spec.mode == "bridge":
         return
-    hostnet = host_network(host)
-    if hostnet is None:
+    if not has_host_behind(host):
         return
     bridge = net.bridgeName()
-    link = hostnet.links.get(bridge)
+    link = read_link(runner_for(host, timeout=20), bridge)
     if link is None:
         raise VpdError(f"network {spec.name} started but its bridge {bridge} is missing on {host.name}")
     if spec.gateway is not None and spec.gateway not in link.addresses:
