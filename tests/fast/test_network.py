@@ -321,3 +321,15 @@ def test_cli_net_list_covers_every_host(test_inventory):
     assert [h["host"] for h in out["hosts"]] == ["t1", "t2"]
     assert out["hosts"][0]["networks"][0]["name"] == "default"
     assert out["hosts"][0]["networks"][0]["mode"] == "nat"
+
+
+@given(st.text(max_size=24))
+def test_interface_names_fit_the_kernel_or_are_refused(text):
+    from vpd.xml.checks import require_ifname
+
+    try:
+        name = require_ifname(text, "interface")
+    except UsageError:
+        return
+    assert 1 <= len(name) <= 15 and "/" not in name and ".." not in name and name.isascii()
+    assert not any(c.isspace() for c in name)
