@@ -269,8 +269,10 @@ def apply(host: Host, runner: Runner, plan: Plan, confirm_s: float = DEFAULT_CON
     if problem is None:
         return {"confirmed": True, "rolled_back": False}
     close_masters()  # a shared SSH connection stuck on the dead path would stall later commands
-    left = confirm_s - (time.monotonic() - armed)
-    back = _wait_answer(host, max(0.0, left) + 20.0)
+    # Never confirmed, so the watchdog restores the old configuration at its deadline: wait for
+    # that before probing, so "answers again" means "answers after the rollback".
+    time.sleep(max(0.0, confirm_s - (time.monotonic() - armed)) + 1.0)
+    back = _wait_answer(host, 20.0)
     if back is None:
         raise VpdError(f"{host.name} stopped answering after the change ({problem}); the host's watchdog "
                        "rolled it back and the host answers again",

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 
 from ..connect.inventory import Host
-from ..connect.ssh import Runner, runner_for
-from ..core.errors import VpdError
+from ..connect.ssh import Runner, close_masters, runner_for
+from ..core.errors import HostUnreachable, VpdError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -119,7 +119,16 @@ def _json_documents(text: str) -> list:
 
 def read_host_network(runner: Runner) -> HostNetwork:
     """Links, addresses and routes in one remote command (each SSH round trip costs ~0.1-0.3 s)."""
-    result = runner.run(["ip", "-j", "-d", "-batch", "-"], input="addr show\nroute show table main\n", check=False)
+    argv, batch = ["ip", "-j", "-d", "-batch", "-"], "addr show\nroute show table main\n"
+    try:
+        result = runner.run(argv, input=batch, check=False, timeout=10)
+    except HostUnreachable:
+        raise
+    except VpdError:
+        # Seen rarely on a loaded machine right after a host came up: the first SSH session
+        # stalls. A fresh connection (no shared master) then answers at once.
+        close_masters()
+        result = runner.run(argv, input=batch, check=False, timeout=20)
     if result.returncode == 127:
         raise VpdError(f"{runner.host.name}: the `ip` command (iproute2) is missing", hint="install iproute2")
     if not result.ok:
