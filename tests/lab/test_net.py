@@ -28,7 +28,7 @@ NAT_NET, ISO_NET, ROUTED_NET = "198.19.40.0/24", "198.19.41.0/24", "198.19.42.0/
 A, B = "netga", "netgb"
 MAC_A_NAT, MAC_B_ISO = "52:54:00:40:00:0a", "52:54:00:41:00:0b"
 MAC_A_ISO, MAC_B_ROUTED, MAC_A_LAN = "52:54:00:41:00:0a", "52:54:00:42:00:0b", "52:54:00:b0:00:0a"
-GUEST_LAN_ADDRESS = str(layout.subnet().network_address + 60)
+LAN_DHCP_RANGE = [str(layout.subnet().network_address + i) for i in range(100, 111)]
 
 
 def links(host: str) -> set[str]:
@@ -178,7 +178,29 @@ def test_routed_network_is_reached_from_the_other_host_through_a_route(guests, c
     assert MAC_B_ROUTED not in [r["mac"] for r in vpd_json("vm", "iface", "list", B, *HOSTA)["interfaces"]]
 
 
-def test_guest_on_a_host_bridge_is_on_the_lab_lan(guests, conns, lab_inventory):
+@contextlib.contextmanager
+def lan_dhcp_server_on(host: str, tmp_path):
+    """busybox udhcpd on the host's LAN NIC (only in its network namespace), with its firewall
+    opened for DHCP just for the test: the lab LAN has no DHCP server of its own."""
+    conf = tmp_path / "udhcpd.conf"
+    conf.write_text(f"start {LAN_DHCP_RANGE[0]}\nend {LAN_DHCP_RANGE[-1]}\ninterface eth0\n"
+                    f"lease_file {tmp_path / 'udhcpd.leases'}\npidfile {tmp_path / 'udhcpd.pid'}\n"
+                    f"option subnet {layout.subnet().netmask}\n")
+    (tmp_path / "udhcpd.leases").touch()
+    opened = on_host(host, "nft", "-e", "-a", "insert", "rule", "inet", "vpd_lab_host", "input",
+                     "udp", "dport", "67", "accept").stdout
+    handle = opened.split("# handle")[-1].split()[0]
+    server = subprocess.Popen(["nsenter", "-t", str(holder(host)), "-n", "busybox", "udhcpd", "-f", str(conf)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        on_host(host, "nft", "delete", "rule", "inet", "vpd_lab_host", "input", "handle", handle, check=False)
+
+
+def test_guest_on_a_host_bridge_is_on_the_lab_lan(guests, conns, lab_inventory, tmp_path):
     state = control.load_state().host("hosta")
     network.plug_second_nic(LabHost(state.index, lab_dir()), state.holder_pid, "eth1")
     made = vpd_json("host", "bridge", "create", "br0", "--iface", "eth1", *HOSTA)
@@ -189,15 +211,17 @@ def test_guest_on_a_host_bridge_is_on_the_lab_lan(guests, conns, lab_inventory):
     # The same bridge as a libvirt network (forward mode bridge), as the seed also shows.
     bridged = vpd_json("net", "create", LANBR, *HOSTA, "--mode", "bridge", "--bridge", "br0")
     assert bridged["mode"] == "bridge" and bridged["active"]
-    vpd_json("vm", "iface", "attach", A, *HOSTA, "--bridge", "br0", "--mac", MAC_A_LAN)
     hostb = address_of("hostb")
-    with channel(conns, lab_inventory, A) as a:
-        nic = a.interface_with_mac(MAC_A_LAN)
-        # The lab LAN has no DHCP server: the guest takes a fixed address on it, as on a real LAN.
-        a.set_static_address(nic, f"{GUEST_LAN_ADDRESS}/{layout.subnet().prefixlen}")
-        assert a.run(f"ping -c 2 -W 3 -I {nic} {hostb}").exit_code == 0
+    with lan_dhcp_server_on("hostb", tmp_path):
+        vpd_json("vm", "iface", "attach", A, *HOSTA, "--bridge", "br0", "--mac", MAC_A_LAN)
+        with channel(conns, lab_inventory, A) as a:
+            nic = a.interface_with_mac(MAC_A_LAN)
+            # The guest's own DHCP client asks the LAN, and the LAN's server (on hostb) answers.
+            lan_address = a.wait_ipv4(nic, timeout=60).split("/")[0]
+            assert lan_address in LAN_DHCP_RANGE
+            assert a.run(f"ping -c 2 -W 3 -I {nic} {hostb}").exit_code == 0
     # hostb saw the guest itself on the LAN (its MAC), not hosta relaying it.
-    neigh = on_host("hostb", "ip", "neigh", "show", GUEST_LAN_ADDRESS).stdout
+    neigh = on_host("hostb", "ip", "neigh", "show", lan_address).stdout
     assert MAC_A_LAN in neigh
     busy = vpd("host", "bridge", "delete", "br0", *HOSTA)
     assert busy.returncode == 2 and "guests are still on br0" in busy.stderr
