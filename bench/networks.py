@@ -10,7 +10,7 @@
     `vpd net leases`;
 (d) `vpd host bridge create` on a spare NIC (commit-confirmed), and on the management NIC with
     a firewall that drops the bridge's traffic: seconds until the host answers again.
-Uses its own lab (VPD_LAB_NET=4 unless set); figures are printed and appended to docs/benchmarks.md."""
+Uses its own lab (VPD_LAB_NET=4 unless set); figures are printed and written to its section of docs/benchmarks.md."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("VPD_LAB_NET", "4")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-net-"))
 
+from bench.report import write_section  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import Connections  # noqa: E402
 from vpd.core.paths import lab_dir  # noqa: E402
@@ -36,6 +37,12 @@ from vpd.network import networks  # noqa: E402
 from vpd.network.hostnet import host_network  # noqa: E402
 
 VPD = [sys.executable, "-m", "vpd"]
+NOTES = """Same 2-core machine, shared with other work while measured, TCG guests. vpd's figures are whole CLI
+calls (a fresh Python process each, about 0.4 s of it); `net create` also reads the host's
+addresses and routes over SSH before defining and checks the bridge after starting. (c) counts from
+the `vpd vm iface attach` call until `vpd net leases` lists the MAC (the guest scans for new NICs
+every second and retries DHCP every second). (d) is commit-confirmed: the change is kept only once
+the host answers over new SSH and libvirt connections."""
 
 
 def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
@@ -141,8 +148,8 @@ def main() -> None:
     report = "\n".join(f"- {k}: {v}" for k, v in figures.items())
     print(report)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    with open(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md", "a") as doc:
-        doc.write(f"\n## Networks (bench/networks.py, {stamp})\n\n{report}\n")
+    write_section("networks", f"## Virtual networks and host bridges (issue 6, Práctica 5)\n\n"
+                              f"Run {stamp} by `python -m bench.networks` on a 2-host lab.\n\n{report}\n\n{NOTES}")
 
 
 if __name__ == "__main__":

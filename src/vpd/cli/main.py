@@ -27,9 +27,10 @@ def handle_errors(fn):
                 if not getattr(exc, "reported", False):  # the command already printed its JSON report
                     emit_json(exc.to_dict())
             else:
-                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+                # soft_wrap: one line per message, so logs and grep see it whole.
+                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
                 if exc.hint:
-                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False)
+                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
@@ -51,8 +52,9 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 def main() -> None:
     from . import (  # noqa: F401  (register)
-        commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_snapshot,
-        commands_template, commands_vm,
+        commands_access, commands_backup, commands_host, commands_journal, commands_lab, commands_migrate,
+        commands_ovf, commands_snapshot, commands_template, commands_vm,
+        # after the groups they extend (vm, host)
         commands_net, commands_vm_iface, commands_host_bridge,
     )
 
