@@ -136,7 +136,7 @@ def lab_network(name: str) -> Network:
     return Network(
         name=name,
         forward=Forward(mode="nat"),
-        bridge=NetworkBridge(name="vpdbr0"),
+        bridge=NetworkBridge(name="vpdbr0", stp="on", delay=0),  # as libvirt reports it back
         ips=[NetworkIp(address="10.77.0.1", prefix=24,
                        dhcp=Dhcp(ranges=[DhcpRange(start="10.77.0.100", end="10.77.0.199")]))],
     )

@@ -54,6 +54,8 @@ def main() -> None:
     from . import (  # noqa: F401  (register)
         commands_access, commands_backup, commands_cluster, commands_host, commands_journal, commands_lab,
         commands_migrate, commands_ovf, commands_snapshot, commands_template, commands_vm,
+        # after the groups they extend (vm, host)
+        commands_net, commands_vm_iface, commands_host_bridge,
     )
 
     try:

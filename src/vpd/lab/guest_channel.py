@@ -27,6 +27,7 @@ import base64
 import binascii
 import collections
 import hashlib
+import ipaddress
 import itertools
 import re
 import secrets
@@ -198,6 +199,52 @@ class GuestChannel:
         """Interface -> its addresses in CIDR form, IPv4 and IPv6."""
         return parse_ip_addresses(self._checked_output("ip -o addr show"))
 
+    def ipv4_addresses(self, interface: str) -> list[str]:
+        """The interface's IPv4 addresses in CIDR form ([] if it has none or does not exist)."""
+        _check_guest_ifname(interface)
+        result = self.run(f"ip -o -4 addr show dev {interface}")
+        return [a for a in parse_ip_addresses(result.output).get(interface, [])] if result.exit_code == 0 else []
+
+    def interface_with_mac(self, mac: str, timeout: float = 20.0) -> str:
+        """The guest's name for the NIC with this MAC (a hot-plugged NIC may take a moment to appear)."""
+        if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac.lower()):
+            raise ValueError(f"not a MAC address: {mac!r}")
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.run(f"grep -l -x {mac.lower()} /sys/class/net/*/address").output.split()
+            if found:
+                return found[0].split("/")[-2]
+            if time.monotonic() > deadline:
+                raise GuestChannelTimeout(f"no NIC with MAC {mac} appeared in the guest within {timeout:g} s")
+            time.sleep(0.5)
+
+    def wait_ipv4(self, interface: str, timeout: float = 30.0) -> str:
+        """Wait until the interface has an IPv4 address (its DHCP lease, for a guest NIC); returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.ipv4_addresses(interface)
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise GuestChannelTimeout(f"the guest's {interface} got no IPv4 address within {timeout:g} s",
+                                          hint="is its network's DHCP server running and the NIC attached?")
+            time.sleep(0.5)
+
+    def set_static_address(self, interface: str, cidr: str) -> None:
+        """Stop DHCP on the interface and give it a fixed address (for LANs without a DHCP server)."""
+        _check_guest_ifname(interface)
+        iface = ipaddress.ip_interface(cidr)  # ValueError on anything that is not an address
+        self._checked_output(
+            f"touch /run/vpd/no-dhcp-{interface}; "
+            f"for p in /run/vpd/udhcpc-{interface}-*.pid; do [ -f $p ] && kill $(cat $p); done; "
+            f"ip link set {interface} up && ip -4 addr flush dev {interface} && "
+            f"ip addr add {iface.with_prefixlen} dev {interface}")
+
+    def ping(self, address: str, count: int = 2, timeout_s: int = 3) -> bool:
+        """Whether `address` answers ICMP echo from inside the guest."""
+        ip = ipaddress.ip_address(address)
+        return self.run(f"ping -c {int(count)} -W {int(timeout_s)} {ip}", timeout=count * timeout_s + 10).exit_code == 0
+
     def sha256(self, path: str) -> str:
         digest = self._checked_output(f"sha256sum {shlex.quote(path)}").split()[0]
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -270,6 +317,11 @@ class ConsoleReader:
             line = raw.rstrip(b"\r").decode("utf-8", "replace")
             self._pending.append(line)
             self.recent_lines.append(line)
+
+
+def _check_guest_ifname(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", name):
+        raise ValueError(f"not an interface name: {name!r}")
 
 
 def parse_partitions(text: str) -> dict[str, int]:

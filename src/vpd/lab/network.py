@@ -91,6 +91,20 @@ def shape(ipr: IPRoute, index: int, rate_bps: int) -> None:
     ipr.tc("add", "tbf", index=index, handle=0x10000, rate=rate_bytes, burst=burst, latency=QUEUE_LATENCY)
 
 
+def plug_second_nic(host: LabHost, holder_pid: int, inside_name: str = "eth1") -> str:
+    """Give a running lab host a second NIC on the lab network, without an address (like a spare
+    port of a real PC): for host bridges that must not take the management interface.
+    Returns its root-side name; `vpd lab down` removes it with the rest."""
+    outside = f"{host.veth}-2"
+    with IPRoute() as ipr:
+        stale = _index(ipr, outside)
+        if stale is not None:
+            ipr.link("del", index=stale)
+        ipr.link("add", ifname=outside, kind="veth", peer={"ifname": inside_name, "net_ns_pid": holder_pid})
+        ipr.link("set", index=_index(ipr, outside), master=_index(ipr, bridge_name()), state="up")
+    return outside
+
+
 def unplug(host: LabHost) -> None:
     unplug_name(host.veth)
 

@@ -25,7 +25,7 @@ from .devices import (
     Serial,
 )
 from .domain import Boot, Clock, Domain, Features, Os, OsType, lab_guest_domain
-from .network import Dhcp, DhcpRange, Forward, Network, NetworkBridge, NetworkIp
+from .network import Dhcp, DhcpHost, DhcpRange, Forward, ForwardInterface, Network, NetworkBridge, NetworkIp, virtual_network
 from .pool import (
     AuthSecret,
     Iqn,
@@ -56,6 +56,7 @@ __all__ = [
     "Console",
     "Devices",
     "Dhcp",
+    "DhcpHost",
     "DhcpRange",
     "Disk",
     "DiskDriver",
@@ -66,6 +67,7 @@ __all__ = [
     "Features",
     "Flag",
     "Forward",
+    "ForwardInterface",
     "Graphics",
     "Interface",
     "InterfaceModel",
@@ -100,5 +102,6 @@ __all__ = [
     "lab_guest_domain",
     "to_bytes",
     "unit_scale",
+    "virtual_network",
     "volume",
 ]

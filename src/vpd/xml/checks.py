@@ -46,6 +46,17 @@ def require_text(value: object, what: str) -> str:
     return value
 
 
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+
+
+def require_ifname(value: object, what: str) -> str:
+    """A Linux interface name: at most 15 characters (IFNAMSIZ), no '/', spaces or '..'."""
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value) or ".." in value:
+        raise UsageError(f"invalid {what} {value!r}",
+                         hint="use 1-15 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
+
+
 def require_uuid(value: str | uuid.UUID, what: str) -> str:
     """The canonical lower-case, hyphenated form libvirt reports back."""
     try:

@@ -1,0 +1,1 @@
+"""Virtual networks (libvirt), guest interfaces, and host bridges (Práctica 5)."""
