@@ -60,6 +60,9 @@ def build_mounts(spec: dict) -> None:
     for sub in ("libvirt", "sshd", "lock"):
         os.makedirs(f"/run/{sub}", exist_ok=True)
     for source, target in spec["binds"]:
+        # A fresh machine may lack a mount point (e.g. root never used SSH: no /root/.ssh).
+        if os.path.isdir(source) and not os.path.exists(target):
+            os.makedirs(target, mode=0o700)
         _run("mount", "--bind", source, target)
     build_dev(with_kvm=not spec.get("hide_kvm"))
     os.makedirs("/var/log/libvirt/qemu", exist_ok=True)
