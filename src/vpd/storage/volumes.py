@@ -215,8 +215,8 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
         return _same_or_clash(host, pool_name, describe(host, pool_name, existing), capacity, fmt, backing_path)
     _, pool_capacity, _, available = pool.info()
     if capacity > available and backing is None:
-        raise UsageError(f"pool {pool_name} on {host.name} has {available} bytes free, "
-                         f"a {capacity}-byte volume does not fit",
+        raise UsageError(f"does not fit: pool {pool_name} on {host.name} has {available} bytes free, "
+                         f"the volume would take {capacity}",
                          hint="use a smaller --size or another pool")
     xml = volume(name, capacity, fmt, backing_path, backing_fmt=backing_fmt or "qcow2")
     vol = pool.createXML(xml.to_xml_string(), 0)
