@@ -363,3 +363,81 @@ def test_storage_cli_json(test_inventory):
     disks_out = json.loads(run_vpd("vm", "disk", "list", "test", "--host", "t1", "--json",
                                    inventory=test_inventory, check_rc=0).stdout)
     assert disks_out["vm"] == "test"
+
+
+# --- iSCSI target (pure) --------------------------------------------------------------
+
+TGT_SHOW = """Target 1: iqn.2024-01.org.vpd:san1
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+        I_T nexus: 1
+            Initiator: iqn.2024-01.org.vpd:hostb alias: none
+            Connection: 0
+                IP Address: 198.18.3.12
+    LUN information:
+        LUN: 0
+            Type: controller
+            Backing store type: null
+            Backing store path: None
+        LUN: 1
+            Type: disk
+            Backing store type: rdwr
+            Backing store path: /var/lib/libvirt/images/san/lun.raw
+    Account information:
+        vpduser
+    ACL information:
+        iqn.2024-01.org.vpd:hostb
+        iqn.2024-01.org.vpd:reader
+Target 2: iqn.2024-01.org.vpd:san2
+    System information:
+        Driver: iscsi
+    I_T nexus information:
+    LUN information:
+        LUN: 0
+            Backing store path: None
+    Account information:
+    ACL information:
+"""
+
+
+def test_parse_tgt_show():
+    from vpd.storage.iscsi_target import parse_tgt_show
+
+    first, second = parse_tgt_show(TGT_SHOW, "hosta")
+    assert (first.tid, first.iqn, first.luns, first.chap_users, first.sessions) == (
+        1, "iqn.2024-01.org.vpd:san1", {1: "/var/lib/libvirt/images/san/lun.raw"}, ["vpduser"], 1)
+    assert first.acl == ["iqn.2024-01.org.vpd:hostb", "iqn.2024-01.org.vpd:reader"]
+    assert (second.tid, second.luns, second.acl, second.sessions) == (2, {}, [], 0)
+
+
+def test_parse_allow():
+    from vpd.connect.inventory import Inventory
+    from vpd.storage.iscsi_target import parse_allow
+
+    inv = Inventory(hosts=[Host(name="hosta", uri="test:///default", address="198.18.0.11"),
+                           Host(name="hostb", uri="test:///default", address="198.18.0.12"),
+                           Host(name="noaddr", uri="test:///default")])
+    allowed = parse_allow(["hostb", "hosta=iqn.2024-01.org.x:r", "hostb=iqn.2024-01.org.x:b"], inv)
+    assert [(i.iqn, i.host, i.address) for i in allowed] == [
+        ("iqn.2024-01.org.vpd:hostb", "hostb", "198.18.0.12"), ("iqn.2024-01.org.x:r", "hosta", "198.18.0.11"),
+        ("iqn.2024-01.org.x:b", "hostb", "198.18.0.12")]
+    assert parse_allow(["iqn.2024-01.org.vpd:hosta"], inv)[0].host == "hosta"  # a host's default IQN
+    for bad in (["iqn.2024-01.org.other:x"], ["nosuch"], ["noaddr"], ["hostb", "hostb"], ["hosta=bad iqn"], []):
+        with pytest.raises(UsageError):
+            parse_allow(bad, inv)
+
+
+@pytest.mark.parametrize("args", [
+    ("iscsi", "target", "create", "--host", "t1", "--iqn", "iqn.bad name", "--file", "/x", "--allow", "t2"),
+    ("iscsi", "target", "create", "--host", "t1", "--iqn", "iqn.2024-01.org.x:t", "--allow", "t2"),
+    ("iscsi", "target", "create", "--host", "t1", "--iqn", "iqn.2024-01.org.x:t", "--file", "rel", "--allow", "t2"),
+    ("iscsi", "target", "create", "--host", "t1", "--iqn", "iqn.2024-01.org.x:t", "--file", "/x", "--allow", "t2",
+     "--chap", "u"),
+    ("iscsi", "target", "delete", "--host", "t1", "--iqn", "../x"),
+])
+def test_iscsi_bad_input_exits_2(test_inventory, args):
+    proc = run_vpd(*args, inventory=test_inventory)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr

@@ -51,8 +51,8 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 def main() -> None:
     from . import (  # noqa: F401  (register)
-        commands_access, commands_host, commands_journal, commands_lab, commands_migrate, commands_pool,
-        commands_snapshot, commands_template, commands_vm, commands_vm_disk, commands_vol,
+        commands_access, commands_host, commands_iscsi, commands_journal, commands_lab, commands_migrate,
+        commands_pool, commands_snapshot, commands_template, commands_vm, commands_vm_disk, commands_vol,
     )
 
     try:

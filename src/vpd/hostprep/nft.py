@@ -90,8 +90,10 @@ def parse(text: str) -> Ruleset:
     return Ruleset(chains, rules)
 
 
-def comment_for(peer_name: str, address: str) -> str:
-    return f"{TAG} {peer_name} {ipaddress.ip_address(address)}"
+def comment_for(peer_name: str, address: str, tag: str = TAG) -> str:
+    """`tag` tells whose rule it is: host preparation's (TAG), or another vpd feature's
+    (e.g. an iSCSI target's), which `unprepare` then leaves alone."""
+    return f"{tag} {peer_name} {ipaddress.ip_address(address)}"
 
 
 def is_vpd_comment(comment: str | None) -> bool:
@@ -110,7 +112,7 @@ def _check_ident(name: str, what: str) -> str:
 
 
 def accept_argv(chain: Chain, peer_name: str, address: str,
-                ports: tuple[tuple[int, int], ...]) -> list[str] | None:
+                ports: tuple[tuple[int, int], ...], tag: str = TAG) -> list[str] | None:
     """`nft insert rule ...` admitting `address` to `ports` at the top of `chain`;
     None when the chain's family cannot see that address's IP version."""
     ip = ipaddress.ip_address(address)
@@ -118,7 +120,7 @@ def accept_argv(chain: Chain, peer_name: str, address: str,
         return None
     return ["nft", "insert", "rule", chain.family, _check_ident(chain.table, "table"),
             _check_ident(chain.name, "chain"), "ip" if ip.version == 4 else "ip6", "saddr", str(ip),
-            "tcp", "dport", port_set(ports), "accept", "comment", f'"{comment_for(peer_name, address)}"']
+            "tcp", "dport", port_set(ports), "accept", "comment", f'"{comment_for(peer_name, address, tag)}"']
 
 
 def delete_argv(rule: Rule) -> list[str]:
@@ -127,13 +129,13 @@ def delete_argv(rule: Rule) -> list[str]:
 
 
 def plan(ruleset: Ruleset, peers: list[tuple[str, str]],
-         ports: tuple[tuple[int, int], ...]) -> list[tuple[Chain, str, str, list[str]]]:
+         ports: tuple[tuple[int, int], ...], tag: str = TAG) -> list[tuple[Chain, str, str, list[str]]]:
     """(chain, peer name, address, argv) for each accept rule still missing."""
     out = []
     for chain in ruleset.closed_input_chains():
         present = {r.comment for r in ruleset.rules_of(chain)}
         for name, address in peers:
-            argv = accept_argv(chain, name, address, ports)
-            if argv and comment_for(name, address) not in present:
+            argv = accept_argv(chain, name, address, ports, tag)
+            if argv and comment_for(name, address, tag) not in present:
                 out.append((chain, name, address, argv))
     return out

@@ -291,11 +291,12 @@ def _login_error(pool_type: str, spec: PoolSpec, message: str) -> VpdError:
     if "authentication failure" in low:
         return VpdError(f"the iSCSI target refused the CHAP credentials of user {spec.chap_user!r}",
                         hint="check the user and secret given to `vpd iscsi target create --chap`")
-    if "authorization failure" in low or "not authorized" in low:
-        return VpdError(f"the iSCSI target {spec.target_iqn} does not admit initiator {spec.initiator_iqn}",
-                        hint="allow it on the target: `vpd iscsi target create ... --allow HOST=IQN`")
-    if "target not found" in low or "not found" in low and "iqn" in low:
-        return VpdError(f"the portal {spec.source_host} has no target {spec.target_iqn}: {message}")
+    if "authorization failure" in low or "not authorized" in low or "target not found" in low:
+        # tgt hides a target from initiators outside its ACL: both read "Target not found".
+        return VpdError(f"the portal {spec.source_host} offers no target {spec.target_iqn} to initiator "
+                        f"{spec.initiator_iqn}: the target does not exist there or its ACL does not admit that IQN",
+                        hint="check --target, and allow the initiator on the target: "
+                             "`vpd iscsi target create ... --allow HOST=IQN`")
     return VpdError(f"starting the {pool_type} pool {spec.name} failed: {message}")
 
 
