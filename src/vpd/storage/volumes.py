@@ -24,7 +24,6 @@ from ..connect.libvirt_conn import Connections
 from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name, parse_size
-from ..xml.domain import Domain
 from ..xml.pool import StoragePool
 from ..xml.volume import StorageVolume, volume
 from .pools import find_pool
@@ -133,6 +132,8 @@ def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = 
 
 def disk_users(conn: libvirt.virConnect, running_only: bool = False) -> dict[str, list[str]]:
     """Disk reference ('/path' or 'pool/volume') -> names of the VMs whose definition uses it."""
+    from ..xml.domain import Domain  # here: listing volumes need not build the domain models
+
     users: dict[str, list[str]] = {}
     for dom in conn.listAllDomains(0):
         active = dom.isActive()
