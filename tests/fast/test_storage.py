@@ -441,3 +441,18 @@ def test_iscsi_bad_input_exits_2(test_inventory, args):
     proc = run_vpd(*args, inventory=test_inventory)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+@given(st.text(max_size=70), st.sampled_from(["dir", "fs", "netfs", "logical", "iscsi-direct"]))
+def test_any_pool_name_is_valid_or_a_usage_error(name, pool_type):
+    spec = pools.PoolSpec(name, pool_type, path="/srv/p" if pool_type != "logical" else None,
+                          source_devices=("/dev/loop0",) if pool_type in ("fs", "logical") else (),
+                          source_host="198.18.0.11" if pool_type in ("netfs", "iscsi-direct") else None,
+                          source_path="/export" if pool_type == "netfs" else None,
+                          target_iqn="iqn.2024-01.org.x:t" if pool_type == "iscsi-direct" else None,
+                          initiator_iqn="iqn.2024-01.org.x:i" if pool_type == "iscsi-direct" else None)
+    try:
+        model = pools.pool_xml(spec)
+    except UsageError:
+        return
+    assert model.name == name and "/" not in name and ".." not in name and " " not in name
