@@ -191,7 +191,7 @@ medians of {ls['runs']} runs (virsh loop: {ls['virsh_runs']}).
 | the same two listings in-process (library calls, connections open) | {ls['in_process_s']:.3f} |
 | Python start-up floor: `import libvirt, pydantic, pydantic_xml, click, rich.console` | {ls['import_floor_s']:.3f} |
 | virsh loop: `pool-list`, `vol-list` per pool, `vol-info` per volume | {ls['virsh_loop_s']:.2f} |
-| speed-up | {speedup:.0f}x |
+| speed-up | {speedup:.1f}x |
 
 vpd asks each host in parallel, one `listAllStoragePools` and one `listAllVolumes` per pool, then one
 `XMLDesc` per volume over the same connection; the virsh loop starts a process and opens a connection
@@ -230,7 +230,7 @@ def main() -> None:
     print(text)
     if args.markdown:
         with open(args.markdown, "a") as fh:
-            fh.write(text)
+            fh.write("\n" + text)
 
 
 if __name__ == "__main__":
