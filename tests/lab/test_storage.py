@@ -161,6 +161,16 @@ def test_fs_pool_on_a_loop_device(loop_device):
     assert too_big.returncode == 2 and "does not fit" in too_big.stderr
     info = vpd_json("pool", "info", "st-fs", "--host", "hosta")
     assert info["type"] == "fs" and info["source"] == loop_device
+    # The same kind of device straight into a VM's definition (attach-disk --source /dev/...).
+    vpd_json("vm", "create", "stdev", "--host", "hosta", "--lab-guest")
+    try:
+        vpd_json("vm", "disk", "attach", "stdev", "--host", "hosta", "--device", loop_device, "--target", "vdb")
+        [disk] = vpd_json("vm", "disk", "list", "stdev", "--host", "hosta")["disks"]
+        assert (disk["type"], disk["source"], disk["format"]) == ("block", loop_device, "raw")
+        absent = vpd("vm", "disk", "attach", "stdev", "--host", "hosta", "--device", "/dev/loop250", "--target", "vdc")
+        assert absent.returncode == 2 and "not a block device" in absent.stderr
+    finally:
+        vpd("vm", "undefine", "stdev", "--host", "hosta")
     missing = vpd("pool", "create", "st-fs2", "--host", "hosta", "--type", "fs", "--source-dev", "/dev/loop250",
                   "--path", "/var/lib/libvirt/images/st-fs2")
     assert missing.returncode == 2 and "not a block device" in missing.stderr
