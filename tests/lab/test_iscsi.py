@@ -66,6 +66,10 @@ def test_iscsi_seed_scenario(san, lab_inventory, conns):
     assert vpd("iscsi", "target", "create", "--host", "hosta", "--iqn", IQN, "--vol", "st-san/lun.raw",
                "--allow", "iqn.2024-01.org.other:x").returncode == 2  # which host? the firewall must know
 
+    # Before the target exists, the portal is closed by hosta's firewall: found in seconds, nothing defined.
+    closed = initiator_pool("hostb", secret)
+    assert closed.returncode == 1 and "filtered" in json.loads(closed.stdout)["error"], closed.stdout
+
     made = vpd_json("iscsi", "target", "create", "--host", "hosta", "--iqn", IQN, "--vol", "st-san/lun.raw",
                     "--allow", "hostb", "--allow", f"hosta={READER}", "--chap", "vpduser",
                     "--chap-secret-file", str(secret))

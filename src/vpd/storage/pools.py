@@ -311,6 +311,27 @@ def _check_devices(host: Host, spec: PoolSpec) -> None:
                              hint="give a disk, partition or loop device of that host (e.g. `losetup -f --show FILE`)")
 
 
+def _check_portal(host: Host, pool: StoragePool) -> None:
+    """An iSCSI portal must answer from the initiator host: a firewall that drops 3260 would
+    otherwise leave libvirt's login hanging for minutes. Probed in 2 s, before any change."""
+    from ..hostprep.firewall import FILTERED, UNREACHABLE, probe_ports
+
+    if pool.type not in ("iscsi", "iscsi-direct") or host.uri.startswith("test:"):
+        return
+    server = pool.source.host
+    try:
+        ipaddress.ip_address(server.name)
+    except ValueError:
+        return  # a name: resolved by the initiator itself, which reports its own errors
+    state = probe_ports(host, server.name, [server.port or ISCSI_PORT])[server.port or ISCSI_PORT]
+    if state in (FILTERED, UNREACHABLE):
+        raise VpdError(f"{host.name} cannot reach the iSCSI portal {server.name}:{server.port}: {state}",
+                       hint="a firewall drops it: `vpd iscsi target create ... --allow` opens it to the initiator's host")
+    if state != "open":
+        raise VpdError(f"nothing listens on the iSCSI portal {server.name}:{server.port} ({state})",
+                       hint="create the target first: `vpd iscsi target create`")
+
+
 def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, password: str | None = None,
                 start: bool = True, autostart: bool = False) -> dict:
     """Define, build, start and (optionally) autostart a pool; undo every step done if one fails.
@@ -329,6 +350,7 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
                 "state": describe(host, existing, count_volumes=False).state}
     checks = require_pool_type(host, conn, spec.type, mkfs=spec.build and spec.type == "fs")
     _check_devices(host, spec)
+    _check_portal(host, wanted)
 
     undo: list = []
     steps: list[str] = []
