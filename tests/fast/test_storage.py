@@ -456,3 +456,15 @@ def test_any_pool_name_is_valid_or_a_usage_error(name, pool_type):
     except UsageError:
         return
     assert model.name == name and "/" not in name and ".." not in name and " " not in name
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("Failed to login: Failed to log in to target. Status: Authentication failure(513)", "CHAP credentials"),
+    ("Failed to login: Failed to log in to target. Status: Target not found(515)", "does not admit"),
+    ("Failed to login: Failed to log in to target. Status: Authorization failure(514)", "does not admit"),
+    ("something else", "failed: something else"),
+])
+def test_login_errors_are_explained(message, expected):
+    spec = pools.PoolSpec("p", "iscsi-direct", source_host="198.18.0.11", target_iqn="iqn.2024-01.org.x:t",
+                          initiator_iqn="iqn.2024-01.org.x:i", chap_user="u")
+    assert expected in pools._login_error("iscsi-direct", spec, message).message
