@@ -27,6 +27,7 @@ os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
 import libvirt  # noqa: E402
 
+from bench.report import DEFAULT, write_section  # noqa: E402
 from vpd.access import temporary_access  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import Connections  # noqa: E402
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--dirty-runs", type=int, default=3)
     parser.add_argument("--link-rate", default="1gbit")
     parser.add_argument("--skip-dirty", action="store_true")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"))
+    parser.add_argument("--out", default=str(DEFAULT))
     args = parser.parse_args()
     link_bps = parse_rate(args.link_rate)
     vpd("lab", "up", "--hosts", "2", "--link-rate", args.link_rate)
@@ -169,7 +170,7 @@ def main() -> None:
     v = lambda n: f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"  # noqa: E731
     header = ("| case | runs ok | downtime median ms | downtime max ms | job median s | bound s | job/bound | "
               "MiB sent | errors |\n|---|---|---|---|---|---|---|---|---|")
-    text = (f"# Migration benchmark\n\nRun {datetime.date.today()} by `python -m bench.migration` on the lab "
+    text = (f"## Migration (issue 4)\n\nRun {datetime.date.today()} by `python -m bench.migration` on the lab "
             f"(2 hosts, link shaped to {args.link_rate}), libvirt {v(lib)}, QEMU {v(qemu)}, TCG guests, 2 cores.\n"
             "Downtime and job time are libvirt's completed-job stats; the bound is bytes sent / link rate. "
             "vpd: `vpd migrate NAME --to HOST --persistent --undefinesource` (its policy, qemu+ssh p2p with a "
@@ -178,10 +179,9 @@ def main() -> None:
             f"{VIRSH_LIMIT_S} s. A run counts as ok only if the guest did not reboot and its dirtier found no "
             "lost page.\n\n" + header + "\n"
             + "\n".join(line(label, summary(rows)) for label, rows in results.items()) + "\n\n"
-            "## Every run\n\n```\n" + "\n".join(f"{label}: {json.dumps(r)}" for label, rows in results.items()
+            "### Every run\n\n```\n" + "\n".join(f"{label}: {json.dumps(r)}" for label, rows in results.items()
                                                for r in rows) + "\n```\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section("migration", text, Path(args.out))
     print(text)
 
 

@@ -1,6 +1,6 @@
 """On demand: storage listing and iSCSI read throughput on the lab.
 
-    .venv/bin/python -m bench.storage [--volumes 500] [--runs 5] [--mib 128] [--markdown docs/benchmarks.md]
+    .venv/bin/python -m bench.storage [--volumes 500] [--runs 5] [--mib 128] [--write]
 
 1. Listing: `vpd pool list` + `vpd vol list` over 2 hosts holding --volumes volumes in all,
    side by side with the loop a learner scripts around virsh (pool-list, then vol-list per
@@ -176,8 +176,7 @@ def throughput(args, uris: list[str], work: Path) -> dict:
 def markdown(result: dict, link: str) -> str:
     ls, tp = result["listing"], result["throughput"]
     speedup = ls["virsh_loop_s"] / ls["vpd_both_s"]
-    return f"""
-# Storage benchmark
+    return f"""## Storage listings and iSCSI reads (issue 6)
 
 Run {time.strftime('%Y-%m-%d')} by `python -m bench.storage` on the lab (2 hosts, link {link}), libvirt 11.3.0,
 QEMU 10.0.2, TCG guests, 2 cores shared with other work. Wall times of whole commands (process start included),
@@ -216,7 +215,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mib", type=int, default=128)
     parser.add_argument("--link-rate", default="1gbit")
-    parser.add_argument("--markdown", help="Append the figures to this file (e.g. docs/benchmarks.md).")
+    parser.add_argument("--write", action="store_true", help="Replace this bench's section of docs/benchmarks.md.")
     args = parser.parse_args()
     vpd("lab", "up", "--hosts", "2", "--link-rate", args.link_rate)
     try:
@@ -228,9 +227,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     text = markdown(result, args.link_rate)
     print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as fh:
-            fh.write("\n" + text)
+    if args.write:
+        from bench.report import write_section
+
+        write_section("storage", text)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients li
 # libc6-dev (only a Recommends of gcc): libc.a for the lab guest's static vpd-dirtier.
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
-  firewalld dbus-daemon tgt)
+  firewalld dbus-daemon virtinst tgt)
 
 apt_missing() {
   local p
@@ -123,7 +123,7 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    firewalld dbus-daemon)
+    firewalld dbus-daemon virt-install)
   local missing=() p
   keep_firewalld_off_the_machine
   for p in "${pkgs[@]}"; do rpm -q "$p" >/dev/null 2>&1 || missing+=("$p"); done

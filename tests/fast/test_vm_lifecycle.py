@@ -94,7 +94,7 @@ def test_pause_resume_reboot(conn):
 
 def test_console_log_needs_a_running_guest(conn):
     with pytest.raises(VpdError, match="not running"):
-        lifecycle.console_log(conn.lookupByName("vm1"))
+        lifecycle.console_log(conn.lookupByName("vm1"), HOST)
 
 
 def test_autostart_on_and_off(conn):
@@ -210,7 +210,6 @@ def test_cli_define(test_inventory, tmp_path):
 
 @pytest.mark.parametrize("args", [
     ("vm", "shutdown", "test", "--host", "t1", "--timeout", "0"),
-    ("vm", "console", "test", "--host", "t1"),
     ("vm", "info", "nosuch", "--host", "t1"),
     ("vm", "clone", "test", "c", "--host", "t1", "--count", "0"),
     ("vm", "clone", "test", "c", "--host", "t1", "--count", "2", "--mac", "52:54:00:00:00:09"),

@@ -2,50 +2,21 @@
 revert (and with memory, its running kernel too); an external overlay is merged back on delete."""
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
 
-from vpd.lab import control, hostproc
-from vpd.lab.guest_channel import GuestChannel
-from vpd.vm.console import ConsoleStream
-
+from . import guest_disk
 from .conftest import vpd, vpd_json
+from .guest_disk import read_marker, shared_pool_files as files_in_pool, write_marker
 
 pytestmark = pytest.mark.lab
 
 VM = "snapg"
-# A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).
-SECTOR = 2048
 
 
-@contextlib.contextmanager
 def channel(conns, lab_inventory):
-    dom = conns.get(lab_inventory.get("hosta")).lookupByName(VM)
-    with ConsoleStream(dom, "serial1") as stream:
-        ch = GuestChannel(stream.send, stream.recv)
-        ch.wait_ready(timeout=20)
-        yield ch
-
-
-def write_marker(ch: GuestChannel, text: str) -> None:
-    # fsync: an external snapshot sees only what reached the disk, not the guest's page cache.
-    result = ch.run(f"echo {text} | dd of=/dev/sda bs=512 seek={SECTOR} conv=notrunc,fsync")
-    assert result.exit_code == 0, result.output
-
-
-def read_marker(ch: GuestChannel) -> str:
-    # iflag=direct reads the disk itself, not what the guest cached before a revert.
-    result = ch.run(f"dd if=/dev/sda bs=512 skip={SECTOR} count=1 iflag=direct 2>/dev/null | head -n1")
-    assert result.exit_code == 0, result.output
-    return result.output.strip()
-
-
-def files_in_pool(prefix: str) -> list[str]:
-    hosta = control.load_state().hosts[0]
-    out = hostproc.run_in_host(hosta.holder_pid, ["ls", "/var/lib/libvirt/images/COMPARTIDO"]).stdout
-    return sorted(f for f in out.split() if f.startswith(prefix))
+    return guest_disk.channel(conns, lab_inventory, VM)
 
 
 @pytest.fixture

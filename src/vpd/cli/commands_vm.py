@@ -6,13 +6,13 @@ from click.core import ParameterSource
 
 from ..core import journal, paths
 from ..core.errors import UsageError
-from ..core.names import check_name, parse_size
+from ..core.names import check_name
 from ..vm import lifecycle
-from ..vm.create import VmSpec, create_vm
+from ..vm.create import create_vm
 from ..vm.inventory import list_vms
 from . import context
 from .main import cli, handle_errors, json_option
-from .render import console, emit_json, progress, table
+from .render import console, emit_json, err_console, progress, table
 
 
 @cli.group()
@@ -61,12 +61,22 @@ def _dirty(text: str, memory_mib: int) -> tuple[int, int]:
 
 
 @vm.command("create")
-@click.argument("name")
-@click.option("--host", "host_name", required=True, help="Host to create it on.")
+@click.argument("name", required=False)
+@click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
+@click.option("--spec", "spec_file", type=click.Path(dir_okay=False),
+              help="A TOML file with the same settings as the flags (see the docs of vpd.vm.spec).")
 @click.option("--memory", "memory_mib", default=128, show_default=True, type=int, help="Memory in MiB.")
 @click.option("--vcpus", default=1, show_default=True, type=int)
-@click.option("--disk", help="size=SIZE[,pool=POOL][,format=qcow2|raw], e.g. size=64M,pool=CONT_VOL_COMP")
-@click.option("--boot", help="kernel=PATH,initrd=PATH[,cmdline=...] (direct kernel boot)")
+@click.option("--disk", "disks", multiple=True,
+              help="size=SIZE[,pool=POOL][,format=qcow2|raw][,bus=ide|virtio|sata|scsi] or import=IMAGE[,pool=..]"
+                   " (repeatable), e.g. size=64M,pool=CONT_VOL_COMP")
+@click.option("--import", "import_image", help="Boot an existing image on the host (copied into --disk's pool "
+                                               "or 'default' unless it is already a pool volume).")
+@click.option("--network", "networks", multiple=True,
+              help="network=NAME or bridge=NAME, then [,mac=MAC][,model=virtio|e1000...] (repeatable).")
+@click.option("--boot", help="kernel=PATH[,initrd=PATH][,cmdline=...] (direct kernel boot)")
+@click.option("--os-variant", help="OS family and version (debian12, rhel9, win11, generic...): picks disk bus and "
+                                   "NIC model defaults.")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
@@ -78,50 +88,73 @@ def _dirty(text: str, memory_mib: int) -> tuple[int, int]:
 @json_option
 @click.pass_context
 @handle_errors
-def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, dirty, accel, start, wait_boot,
-              template, linked, as_json) -> None:
+def vm_create(ctx, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
+              lab_guest, dirty, accel, start, wait_boot, template, linked, as_json) -> None:
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
-    check_name(name, "VM name")
-    if sum(map(bool, (boot, lab_guest, template))) != 1:
-        raise UsageError("give exactly one of --boot, --lab-guest or --template")
-    if linked and not template:
-        raise UsageError("--linked needs --template")
+    from ..vm.spec import VmRequest, load_request
+
+    hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
+                "accel": "--accel", "import_image": "--import", "networks": "--network", "boot": "--boot",
+                "os_variant": "--os-variant", "lab_guest": "--lab-guest"}
+    given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
-        options = {"memory_mib": "--memory", "vcpus": "--vcpus", "disk": "--disk", "dirty": "--dirty",
-                   "accel": "--accel"}
-        given = [flag for param, flag in options.items()
-                 if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
-        if given:
-            raise UsageError(f"{', '.join(given)} cannot go with --template: the template fixes the hardware")
-        _create_from_template(ctx, name, host_name, template, linked, start, wait_boot, as_json)
+        if given or spec_file:
+            raise UsageError(f"{', '.join(given) or '--spec'} cannot go with --template: the template fixes the hardware")
+        if not name or not host_name:
+            raise UsageError("--template needs NAME and --host")
+        _create_from_template(ctx, check_name(name, "VM name"), host_name, template, linked, start, wait_boot, as_json)
         return
-    if dirty and not lab_guest:
+    if linked:
+        raise UsageError("--linked needs --template")
+    if spec_file:
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot go with --spec: put them in the file")
+        request = load_request(spec_file)
+        if name and request.name and name != request.name:
+            raise UsageError(f"NAME {name!r} differs from name {request.name!r} in {spec_file}")
+        if host_name and request.host and host_name != request.host:
+            raise UsageError(f"--host {host_name!r} differs from host {request.host!r} in {spec_file}")
+        name, host_name = name or request.name, host_name or request.host
+        start, wait_boot = start or request.start, wait_boot or request.wait_boot
+    else:
+        request = VmRequest(
+            memory=memory_mib, vcpus=vcpus, accel=accel, os_variant=os_variant, lab_guest=lab_guest,
+            boot=_boot_request(boot) if boot else None,
+            disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
+                                                              if import_image else []),
+            networks=[_nic_request(text) for text in networks])
+        if import_image:  # the imported image boots: it goes first
+            request.disks.insert(0, request.disks.pop())
+    if not name:
+        raise UsageError("give the VM's NAME (or `name` in the spec file)")
+    if not host_name:
+        raise UsageError("give --host (or `host` in the spec file)")
+    check_name(name, "VM name")
+    if sum(map(bool, (request.boot, request.lab_guest))) > 1:
+        raise UsageError("give only one of --boot or --lab-guest")
+    if not (request.boot or request.lab_guest or request.disks):
+        raise UsageError("nothing to boot: give --boot, --lab-guest, --import or --template")
+    if dirty and not request.lab_guest:
         raise UsageError("--dirty needs --lab-guest")
-    if lab_guest:
+    kernel = initrd = None
+    cmdline = ""
+    if request.lab_guest:
         from ..lab.guest_image import build_guest_image
 
         image = build_guest_image(paths.cache_dir() / "guest")
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
         if dirty:
-            size_mib, rate = _dirty(dirty, memory_mib)
+            size_mib, rate = _dirty(dirty, request.memory)
             cmdline = image.cmdline_with_dirtier(size_mib, rate)
-    else:
-        b = _key_values(boot, "--boot", {"kernel", "initrd", "cmdline"})
-        if "kernel" not in b:
-            raise UsageError("--boot needs kernel=PATH")
-        kernel, initrd, cmdline = b["kernel"], b.get("initrd", ""), b.get("cmdline", "")
-    d = _key_values(disk, "--disk", {"size", "pool", "format"}) if disk else {}
-    if disk and "size" not in d:
-        raise UsageError("--disk needs size=SIZE")
-    spec = VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory_mib, vcpus=vcpus,
-                  disk_size=parse_size(d["size"], "disk size") if d else None, disk_pool=d.get("pool", "default"),
-                  disk_format=d.get("format", "qcow2"), accel=accel)
+    spec = request.to_spec(name, kernel, initrd, cmdline)
     inv = context.inventory(ctx)
     host = inv.get(host_name)
     conns = context.connections(ctx)
-    with journal.record("vm.create", target=f"{host.name}/{name}", memory_mib=memory_mib, vcpus=vcpus,
-                        disk=disk, start=start) as entry:
+    _refuse_disks_used_elsewhere(ctx, host, [d.import_image for d in spec.disks if d.import_image])
+    with journal.record("vm.create", target=f"{host.name}/{name}", memory_mib=spec.memory_mib, vcpus=spec.vcpus,
+                        disks=[vars(d) for d in spec.disks], nics=[vars(n) for n in spec.nics], start=start,
+                        spec=spec_file) as entry, progress(not as_json):
         dom, created = conns.call(host, lambda c: create_vm(c, host, spec))
         result = vars(created)
         if start:
@@ -131,9 +164,58 @@ def vm_create(ctx, name, host_name, memory_mib, vcpus, disk, boot, lab_guest, di
         emit_json(result)
     else:
         console.print(f"VM {name} defined on {host.name} ({created.domain_type})"
-                      + (f", disk {created.disk}" if created.disk else "")
+                      + (f", disks {', '.join(created.disks)}" if created.disks else "")
+                      + (f", MACs {', '.join(created.macs)}" if created.macs else "")
                       + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
                          else "; started" if start else ""), highlight=False)
+
+
+def _refuse_disks_used_elsewhere(ctx, host, images: list[str]) -> None:
+    """A shared pool's image may be another host's VM disk: two guests writing one image destroy it."""
+    from ..core.errors import VpdError
+    from ..vm.inventory import disk_users
+
+    if not images:
+        return
+    conns = context.connections(ctx)
+    for other in context.inventory(ctx).hosts:
+        if other.name == host.name:
+            continue
+        try:
+            users = conns.call(other, disk_users)
+        except VpdError:
+            continue  # an unreachable host cannot be asked: vpd checks the hosts it can reach
+        for image in images:
+            if image in users:
+                raise UsageError(f"{image} is the disk of VM {users[image]} on {other.name}",
+                                 hint="clone that VM instead (vpd vm clone)")
+
+
+def _boot_request(text: str):
+    from ..vm.spec import BootRequest
+
+    b = _key_values(text, "--boot", {"kernel", "initrd", "cmdline"})
+    if "kernel" not in b:
+        raise UsageError("--boot needs kernel=PATH")
+    return BootRequest(**b)
+
+
+def _disk_request(text: str):
+    from ..vm.spec import DiskRequest
+
+    d = _key_values(text, "--disk", {"size", "pool", "format", "bus", "import"})
+    if ("size" in d) == ("import" in d):
+        raise UsageError(f"--disk {text!r}: give size=SIZE for a new disk or import=IMAGE")
+    return DiskRequest.model_validate(d)
+
+
+def _nic_request(text: str):
+    from ..vm.spec import NicRequest
+
+    n = _key_values(text, "--network", {"network", "bridge", "mac", "model"})
+    if ("network" in n) == ("bridge" in n):
+        raise UsageError(f"--network {text!r}: give network=NAME or bridge=NAME")
+    return NicRequest(**n)
 
 
 def _create_from_template(ctx, name, host_name, template, linked, start, wait_boot, as_json) -> None:
@@ -319,21 +401,65 @@ def vm_define(ctx, file, host_name, replace, as_json) -> None:
                       highlight=False)
 
 
-@vm.command("console")
+@vm.command("edit")
 @click.argument("name")
 @click.option("--host", "host_name", required=True)
-@click.option("--log", "log", is_flag=True, help="Print what the guest writes on serial0 (for 1.5 s).")
 @json_option
 @click.pass_context
 @handle_errors
-def vm_console(ctx, name, host_name, log, as_json) -> None:
-    """Show the guest's serial console output (an interactive console is `virsh console`)."""
-    if not log:
-        raise UsageError("vpd shows console output only: give --log", hint=f"interactive: virsh console {name}")
+def vm_edit(ctx, name, host_name, as_json) -> None:
+    """Edit the VM's definition in $EDITOR (virsh edit), validated before it is applied."""
     host = context.inventory(ctx).get(host_name)
     conns = context.connections(ctx)
-    text = conns.call(host, lambda c: lifecycle.console_log(lifecycle.find_domain(c, host, name)))
-    if as_json:
-        emit_json({"host": host.name, "vm": name, "output": text})
+    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
+    before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    edited = click.edit(before, extension=".xml", require_save=True)
+    if edited is None or edited == before:
+        result = {"host": host.name, "name": name, "changed": False}
     else:
-        click.echo(text, nl=False)
+        with journal.record("vm.edit", target=f"{host.name}/{name}") as entry:
+            try:
+                result = {"host": host.name, **conns.call(host, lambda c: lifecycle.apply_edit(dom, host, edited)),
+                          "changed": True}
+            except UsageError as exc:
+                # Never lose the user's work: the rejected text stays in a file they can fix and `vm define`.
+                kept = paths.state_dir() / "rejected-edits" / f"{host.name}-{name}.xml"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(edited)
+                exc.hint = f"your edit is kept in {kept}; fix it and run `vpd vm define {kept} --replace --host {host.name}`"
+                raise
+            entry.result = result
+    if as_json:
+        emit_json(result)
+    elif not result["changed"]:
+        console.print(f"{name}: no changes", highlight=False)
+    else:
+        console.print(f"{name} on {host.name}: definition updated, applies {result['applies']}", highlight=False)
+
+
+@vm.command("console")
+@click.argument("name")
+@click.option("--host", "host_name", required=True)
+@click.option("--log", "log", is_flag=True, help="Print what the guest wrote on serial0 (its history) and exit.")
+@click.option("--lines", type=click.IntRange(1, 1_000_000), help="With --log: only the last N lines.")
+@json_option
+@click.pass_context
+@handle_errors
+def vm_console(ctx, name, host_name, log, lines, as_json) -> None:
+    """Attach to the guest's serial console (Ctrl-] detaches), or print its history with --log."""
+    host = context.inventory(ctx).get(host_name)
+    conns = context.connections(ctx)
+    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
+    if not log:
+        if as_json:
+            raise UsageError("--json goes with --log (an attached console is interactive)")
+        from ..vm.console import attach
+
+        err_console.print(f"attached to {name} on {host.name}; Ctrl-] detaches", highlight=False)
+        attach(dom)
+        return
+    shown = conns.call(host, lambda c: lifecycle.console_log(dom, host, lines))
+    if as_json:
+        emit_json({"host": host.name, "vm": name, **shown})
+    else:
+        click.echo(shown["output"], nl=False)

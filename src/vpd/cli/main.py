@@ -27,9 +27,10 @@ def handle_errors(fn):
                 if not getattr(exc, "reported", False):  # the command already printed its JSON report
                     emit_json(exc.to_dict())
             else:
-                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+                # soft_wrap: one line per message, so logs and grep see it whole.
+                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
                 if exc.hint:
-                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False)
+                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
@@ -52,9 +53,9 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 # Modules that define each top-level command, for commands that must answer fast (a storage
 # listing in well under a second): only these are imported. Any other command (and --help)
 # imports every module.
-_ALL_COMMANDS = ("commands_access", "commands_host", "commands_iscsi", "commands_journal", "commands_lab",
-                 "commands_migrate", "commands_pool", "commands_snapshot", "commands_template", "commands_vm",
-                 "commands_vm_disk", "commands_vol")
+_ALL_COMMANDS = ("commands_access", "commands_backup", "commands_host", "commands_iscsi", "commands_journal",
+                 "commands_lab", "commands_migrate", "commands_ovf", "commands_pool", "commands_snapshot",
+                 "commands_template", "commands_vm", "commands_vm_disk", "commands_vol")
 _FAST_PATHS = {"pool": ("commands_pool",), "vol": ("commands_vol",), "iscsi": ("commands_iscsi",)}
 
 

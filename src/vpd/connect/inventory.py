@@ -66,7 +66,8 @@ class Host(BaseModel):
 
     @property
     def is_local(self) -> bool:
-        return self.hostname is None and self.uri.startswith("qemu")
+        """A URI without a host (qemu:///system, test:///default) is this machine."""
+        return self.hostname is None
 
     def connect_uri(self) -> str:
         """The URI to open: ssh transports get the inventory's identity as libvirt's keyfile."""

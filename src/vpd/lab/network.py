@@ -19,6 +19,7 @@ def bridge_exists() -> bool:
 
 
 def ensure_bridge() -> None:
+    guard_lab_range()
     with IPRoute() as ipr:
         if _index(ipr, bridge_name()) is None:
             ipr.link("add", ifname=bridge_name(), kind="bridge")
@@ -34,6 +35,33 @@ def remove_bridge() -> None:
         idx = _index(ipr, bridge_name())
         if idx is not None:
             ipr.link("del", index=idx)
+        if not any(link.get_attr("IFLA_IFNAME").startswith(BRIDGE_PREFIX) for link in ipr.get_links()):
+            _drop_guard(ipr)
+
+
+BRIDGE_PREFIX = "vpdlab"
+GUARD_RANGE = ("198.18.0.0", 15)
+"""Every lab network lives in the benchmarking range 198.18.0.0/15."""
+
+
+def guard_lab_range() -> None:
+    """An 'unreachable' route for the whole lab range, below each bridge's own /24: if a lab's
+    bridge is gone (a lab torn down under a running command), traffic for its addresses fails
+    at once instead of following the default route out of the machine."""
+    with IPRoute() as ipr:
+        try:
+            ipr.route("add", dst=GUARD_RANGE[0], dst_len=GUARD_RANGE[1], type="unreachable", priority=4294967295)
+        except NetlinkError as exc:
+            if exc.code != 17:  # EEXIST: another lab put it there
+                raise
+
+
+def _drop_guard(ipr: IPRoute) -> None:
+    try:
+        ipr.route("del", dst=GUARD_RANGE[0], dst_len=GUARD_RANGE[1], type="unreachable", priority=4294967295)
+    except NetlinkError as exc:
+        if exc.code not in (3, 2):  # ESRCH/ENOENT: not there
+            raise
 
 
 def plug(host: LabHost, holder_pid: int, rate_bps: int | None) -> None:

@@ -9,6 +9,7 @@ Anything made is removed when a later step fails."""
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -22,6 +23,7 @@ from ..core.names import check_name
 from ..xml.checks import require_unicast_mac
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
+from .console import give_own_serial_log
 from .inventory import domain_exists
 
 VPD_NS_PREFIX = "https://vpd.example/ns/"
@@ -70,6 +72,36 @@ def linked_dependents(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[
             if backing is not None and backing.path in disks:
                 found.append(vol.path())
     return sorted(found)
+
+
+def copy_volume(pool: libvirt.virStoragePool, xml: str, source: libvirt.virStorageVol, step: str,
+                poll_s: float = 0.25) -> libvirt.virStorageVol:
+    """Copy `source` into a new volume of `pool` (libvirt runs qemu-img), reporting bytes copied.
+
+    libvirt's copy call blocks without progress, but the new volume is listed while it is
+    being written: a watcher reads its allocation against the source's."""
+    total = source.info()[2] or source.info()[1]
+    name = StorageVolume.from_xml(xml).name
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(poll_s):
+            try:
+                done = pool.storageVolLookupByName(name).info()[2]
+            except libvirt.libvirtError:
+                continue  # not listed yet
+            events.emit("vm.clone", step, min(done, total), total, "bytes")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    events.emit("vm.clone", step, 0, total, "bytes")
+    watcher.start()
+    try:
+        vol = pool.createXMLFrom(xml, source, 0)
+    finally:
+        finished.set()
+        watcher.join()
+    events.emit("vm.clone", step, total, total, "bytes")
+    return vol
 
 
 def clone_names(new_name: str, count: int | None) -> list[str]:
@@ -142,8 +174,8 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                     driver = etree.SubElement(disk, "driver", name="qemu")
                 driver.set("type", "qcow2")
             else:
-                events.emit("vm.clone", f"copying {PurePosixPath(path).name} -> {vol_name}", i, len(disks), "disks")
-                vol = pool.createXMLFrom(volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol, 0)
+                vol = copy_volume(pool, volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol,
+                                  f"copying {PurePosixPath(path).name} -> {vol_name}")
             made.append(vol)
             source_el.set("file", vol.path())
             result.disks.append(vol.path())
@@ -159,9 +191,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             taken.add(address)
             mac_el.set("address", address)
             result.macs.append(address)
-        # A copied serial log path would make both VMs write the same file (virt-clone does that).
-        for log in tree.findall("devices/serial/log") + tree.findall("devices/console/log"):
-            log.getparent().remove(log)
+        give_own_serial_log(tree, new_name)
         dom = conn.defineXML(etree.tostring(tree).decode())
         result.uuid = dom.UUIDString()
         return result

@@ -90,3 +90,77 @@ class ConsoleStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
+
+
+def serial_log_path(vm_name: str) -> str:
+    """Where a vpd-made VM's serial0 output is kept (by virtlogd, on the VM's host), so
+    `vpd vm console --log` shows the guest's history, not only what it writes now."""
+    return f"{SERIAL_LOG_DIR}/{vm_name}-serial0.log"
+
+
+def give_own_serial_log(tree, vm_name: str) -> None:
+    """Point serial0's log (if any) at `vm_name`'s own file: a clone or restored copy that kept its
+    source's path would interleave both guests' output in one file (virt-clone does that)."""
+    for log in tree.findall("devices/serial/log") + tree.findall("devices/console/log"):
+        target = log.getparent().find("target")
+        if log.getparent().tag == "serial" and target is not None and target.get("port") in (None, "0"):
+            log.set("file", serial_log_path(vm_name))
+        else:
+            log.getparent().remove(log)
+
+
+def serial_log_file(xml_tree) -> str | None:
+    for serial in xml_tree.findall("devices/serial"):
+        target = serial.find("target")
+        log = serial.find("log")
+        if log is not None and (target is None or target.get("port") in (None, "0")):
+            return log.get("file")
+    return None
+
+
+DETACH = b"\x1d"  # Ctrl-], as virsh console
+
+
+def attach(dom: libvirt.virDomain, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
+    """An interactive serial console: keys go to the guest, its output to the terminal, until
+    Ctrl-] (or end of input when stdin is not a terminal). The terminal is restored whatever happens."""
+    import os
+    import select
+    import termios
+    import threading
+    import tty
+
+    saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None
+    done = threading.Event()
+    with ConsoleStream(dom, "serial0") as stream:
+        def pump_out() -> None:
+            try:
+                while not done.is_set():
+                    chunk = stream.recv(0.2)
+                    if chunk:
+                        os.write(stdout_fd, chunk)
+            except VpdError:
+                done.set()
+
+        reader = threading.Thread(target=pump_out, daemon=True)
+        reader.start()
+        try:
+            if saved is not None:
+                tty.setraw(stdin_fd)
+            while not done.is_set():
+                ready, _, _ = select.select([stdin_fd], [], [], 0.2)
+                if not ready:
+                    continue
+                data = os.read(stdin_fd, 1024)
+                if data.split(DETACH)[0]:
+                    stream.send(data.split(DETACH)[0])
+                if not data or DETACH in data:
+                    break
+        finally:
+            done.set()
+            if saved is not None:
+                termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+            reader.join(timeout=1)

@@ -1,46 +1,96 @@
-"""Create a VM: a disk volume in a pool (libvirt runs qemu-img), a domain defined
-from typed XML, optionally started. Whatever fails, what was made is removed."""
+"""Create a VM, the virt-install equivalent: disks made as volumes in pools (new ones by libvirt,
+imported images copied in by qemu-img), NICs on libvirt networks or host bridges, a domain
+defined from typed XML. Everything is checked before anything is made; whatever fails
+later, what was made is removed."""
 from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libvirt
 
+from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
+from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
-from ..xml.domain import lab_guest_domain
+from ..xml.domain import file_disk, guest_domain, nic
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
-from .inventory import domain_exists
+from .clone import macs_in_use, new_mac
+from .console import serial_log_path
+from .inventory import disk_users, domain_exists
+
+IMPORT_FORMATS = ("qcow2", "raw")
+"""Formats a disk keeps when imported; any other image (vmdk, vdi, vhdx...) is converted to qcow2."""
+
+
+@dataclass
+class DiskSpec:
+    size: int | None = None
+    """Bytes of a new, empty disk; None when `import_image` gives the content."""
+    pool: str = "default"
+    format: str = "qcow2"
+    bus: str = "ide"
+    import_image: str | None = None
+    """An image file on the host: used in place if it is already a pool volume, else copied into `pool`."""
+
+    def __post_init__(self) -> None:
+        check_name(self.pool, "pool name")
+        if (self.size is None) == (self.import_image is None):
+            raise UsageError("each disk needs either size=SIZE (a new disk) or an image to import")
+        if self.format not in ("qcow2", "raw"):
+            raise UsageError(f"disk format {self.format!r}: use qcow2 or raw")
+        if self.bus not in ("ide", "virtio", "sata", "scsi"):
+            raise UsageError(f"disk bus {self.bus!r}: use ide, virtio, sata or scsi")
+        if self.import_image is not None:
+            self.import_image = require_host_path(self.import_image, "image to import")
+
+
+@dataclass
+class NicSpec:
+    kind: Literal["network", "bridge"]
+    source: str
+    mac: str | None = None
+    model: str = "virtio"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("network", "bridge"):
+            raise UsageError(f"NIC type {self.kind!r}: use network=NAME or bridge=NAME")
+        check_name(self.source, f"{self.kind} name")
+        check_name(self.model, "NIC model")
 
 
 @dataclass
 class VmSpec:
     name: str
-    kernel: str
-    initrd: str
-    cmdline: str
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str = ""
     memory_mib: int = 128
     vcpus: int = 1
-    disk_size: int | None = None  # bytes; None = no disk
-    disk_pool: str = "default"
-    disk_format: str = "qcow2"
+    disks: list[DiskSpec] = field(default_factory=list)
+    nics: list[NicSpec] = field(default_factory=list)
     accel: str = "auto"  # auto | kvm | tcg
     serial_log: str | None = None
+    os_variant: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "VM name")
-        check_name(self.disk_pool, "pool name")
         if not 16 <= self.memory_mib <= 1024 * 1024:
             raise UsageError(f"memory {self.memory_mib} MiB is out of range (16 MiB - 1 TiB)")
         if not 1 <= self.vcpus <= 512:
             raise UsageError(f"vcpus {self.vcpus} is out of range (1-512)")
-        if self.disk_format not in ("qcow2", "raw"):
-            raise UsageError(f"disk format {self.disk_format!r}: use qcow2 or raw")
         if self.accel not in ("auto", "kvm", "tcg"):
             raise UsageError(f"accel {self.accel!r}: use auto, kvm or tcg")
+        if self.kernel is None and not self.disks:
+            raise UsageError("nothing to boot: give --boot kernel=..., --import IMAGE or a --disk")
+        if self.os_variant is not None:
+            check_name(self.os_variant, "OS variant")
+        macs = [n.mac for n in self.nics if n.mac]
+        if len(set(macs)) != len(macs):
+            raise UsageError("two NICs were given the same MAC")
 
 
 @dataclass
@@ -50,36 +100,134 @@ class Created:
     uuid: str
     domain_type: str
     disk: str | None
+    disks: list[str] = field(default_factory=list)
+    macs: list[str] = field(default_factory=list)
     started: bool = False
     notes: list[str] = field(default_factory=list)
 
 
-def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec) -> tuple[libvirt.virDomain, Created]:
+@dataclass
+class _PlannedDisk:
+    spec: DiskSpec
+    pool: libvirt.virStoragePool | None
+    volume_name: str | None
+    capacity: int
+    in_place: str | None = None
+    source_format: str | None = None
+
+
+def _active_pool(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virStoragePool:
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        raise UsageError(f"no storage pool {name!r} on {host.name}") from None
+    if not pool.isActive():
+        raise VpdError(f"pool {name} on {host.name} is not active", hint=f"vpd pool start {name}")
+    return pool
+
+
+def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFiles) -> list[_PlannedDisk]:
+    """Every check on the disks, before anything is made: pools, names, room, images to import."""
+    planned = []
+    room: dict[str, int] = {}
+    for i, d in enumerate(spec.disks):
+        vol_name_base = spec.name if i == 0 else f"{spec.name}-{i}"
+        if d.import_image is not None:
+            try:
+                vol = conn.storageVolLookupByPath(d.import_image)
+            except libvirt.libvirtError:
+                vol = None
+            if vol is not None:
+                user = disk_users(conn).get(d.import_image)
+                if user:
+                    raise UsageError(f"{d.import_image} is the disk of VM {user} on {host.name}",
+                                     hint="clone that VM instead (vpd vm clone)")
+                fmt = files.image_info(d.import_image).get("format", "raw")
+                planned.append(_PlannedDisk(d, None, None, vol.info()[1], in_place=d.import_image,
+                                            source_format=fmt))
+                continue
+            if not files.exists(d.import_image):
+                raise UsageError(f"no image {d.import_image} on {host.name}")
+            info = files.image_info(d.import_image)
+            fmt = info.get("format", "raw")
+            target_fmt = fmt if fmt in IMPORT_FORMATS else "qcow2"
+            pool = _active_pool(conn, host, d.pool)
+            name = f"{vol_name_base}.{target_fmt}"
+            need, capacity = int(info.get("actual-size") or info["virtual-size"]), int(info["virtual-size"])
+            planned_disk = _PlannedDisk(DiskSpec(size=None, pool=d.pool, format=target_fmt, bus=d.bus,
+                                                 import_image=d.import_image), pool, name, capacity,
+                                        source_format=fmt)
+        else:
+            pool = _active_pool(conn, host, d.pool)
+            name = f"{vol_name_base}.{d.format}"
+            need = capacity = d.size
+            planned_disk = _PlannedDisk(d, pool, name, capacity)
+        pool.refresh(0)
+        if name in pool.listVolumes():
+            raise UsageError(f"volume {name} already exists in pool {d.pool} on {host.name}")
+        room.setdefault(d.pool, pool.info()[3])
+        room[d.pool] -= need
+        if room[d.pool] < 0:
+            # A thin disk that can never fill up is a trap for later, not a saving.
+            raise UsageError(f"pool {d.pool} on {host.name} cannot hold {need / 2**20:.0f} MiB more "
+                             f"({pool.info()[3] / 2**20:.0f} MiB free)", hint="a smaller size, or another pool")
+        planned.append(planned_disk)
+    return planned
+
+
+def _check_nics(conn: libvirt.virConnect, host: Host, nics: list[NicSpec], files: HostFiles) -> None:
+    for n in nics:
+        if n.kind == "network":
+            try:
+                net = conn.networkLookupByName(n.source)
+            except libvirt.libvirtError:
+                raise UsageError(f"no network {n.source!r} on {host.name}", hint="vpd net list") from None
+            if not net.isActive():
+                raise VpdError(f"network {n.source} on {host.name} is not active", hint=f"vpd net start {n.source}")
+        elif not files.runner.run(["test", "-d", f"/sys/class/net/{n.source}/bridge"], check=False).ok:
+            raise UsageError(f"{n.source} is not a bridge on {host.name}", hint="vpd host bridge create ...")
+
+
+def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec,
+              files: HostFiles | None = None) -> tuple[libvirt.virDomain, Created]:
     if domain_exists(conn, spec.name):
         raise UsageError(f"a VM named {spec.name!r} already exists on {host.name}")
+    files = files or HostFiles(host)
+    planned = _plan_disks(conn, host, spec, files)
+    _check_nics(conn, host, spec.nics, files)
+    taken = macs_in_use(conn)
+    for n in spec.nics:
+        if n.mac and n.mac.lower() in taken:
+            raise UsageError(f"MAC {n.mac} is already in use on {host.name}")
     dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.address)
-    vol = None
-    disk_path = None
     undo = []
     try:
-        if spec.disk_size:
-            try:
-                pool = conn.storagePoolLookupByName(spec.disk_pool)
-            except libvirt.libvirtError:
-                raise UsageError(f"no storage pool {spec.disk_pool!r} on {host.name}") from None
-            if not pool.isActive():
-                raise VpdError(f"pool {spec.disk_pool} on {host.name} is not active", hint=f"vpd pool start {spec.disk_pool}")
-            vol_name = f"{spec.name}.{spec.disk_format}"
-            pool.refresh()
-            if vol_name in pool.listVolumes():
-                raise UsageError(f"volume {vol_name} already exists in pool {spec.disk_pool} on {host.name}")
-            vol = pool.createXML(volume_xml(vol_name, spec.disk_size, fmt=spec.disk_format).to_xml_string(), 0)
-            undo.append(vol.delete)
-            disk_path = vol.path()
-        xml = lab_guest_domain(
-            spec.name, kernel=spec.kernel, initrd=spec.initrd, cmdline=spec.cmdline,
-            disk_path=disk_path, disk_format=spec.disk_format, memory_mib=spec.memory_mib,
-            vcpus=spec.vcpus, domain_type=dtype, serial_log=spec.serial_log, uuid=str(uuidlib.uuid4()),
+        disks, paths, per_bus = [], [], {}
+        for i, p in enumerate(planned):
+            if p.in_place is not None:
+                path, fmt = p.in_place, p.source_format if p.source_format in IMPORT_FORMATS else "raw"
+            else:
+                events.emit("vm.create", f"disk {p.volume_name}", i, len(planned), "disks")
+                vol = p.pool.createXML(volume_xml(p.volume_name, p.capacity, fmt=p.spec.format).to_xml_string(), 0)
+                undo.append(lambda vol=vol: vol.delete(0))
+                path, fmt = vol.path(), p.spec.format
+                if p.spec.import_image is not None:
+                    files.qemu_img(["convert", "-f", p.source_format, "-O", fmt, "-n", "--",
+                                    p.spec.import_image, path])
+            index = per_bus.get(p.spec.bus, 0)
+            per_bus[p.spec.bus] = index + 1
+            disks.append(file_disk(path, fmt, bus=p.spec.bus, index=index))
+            paths.append(path)
+        macs = []
+        for n in spec.nics:
+            mac = n.mac.lower() if n.mac else new_mac(taken)
+            taken.add(mac)
+            macs.append(mac)
+        xml = guest_domain(
+            spec.name, memory_mib=spec.memory_mib, vcpus=spec.vcpus, domain_type=dtype, uuid=str(uuidlib.uuid4()),
+            kernel=spec.kernel, initrd=spec.initrd or None, cmdline=spec.cmdline if spec.kernel else "",
+            disks=disks, interfaces=[nic(n.kind, n.source, m, n.model) for n, m in zip(spec.nics, macs)],
+            serial_log=spec.serial_log or serial_log_path(spec.name),
         ).to_xml_string()
         dom = conn.defineXML(xml)
         undo.append(dom.undefine)
@@ -90,4 +238,5 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec) -> tuple[libvi
             except libvirt.libvirtError:
                 pass
         raise
-    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, disk_path)
+    events.emit("vm.create", "defined", len(planned), len(planned), "disks")
+    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs)

@@ -22,6 +22,13 @@ STATE_NAMES = {
 }
 
 
+def disk_users(conn: libvirt.virConnect) -> dict[str, str]:
+    """Disk path -> name of the VM on this host that uses it."""
+    from ..xml.domain import Domain
+
+    return {path: dom.name() for dom in conn.listAllDomains() for path in Domain.from_xml(dom.XMLDesc(0)).disk_paths()}
+
+
 def domain_exists(conn: libvirt.virConnect, name: str) -> bool:
     try:
         conn.lookupByName(name)

@@ -6,12 +6,13 @@ import time
 import libvirt
 from lxml import etree
 
+from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
 from .clone import linked_dependents
-from .console import ConsoleStream
+from .console import ConsoleStream, serial_log_file
 from .inventory import STATE_NAMES
 from .template import is_template
 
@@ -86,9 +87,15 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     if remove_storage:
         _refuse_if_linked(dom, "remove the storage of")
     removed = []
-    paths = Domain.from_xml(dom.XMLDesc(0)).disk_paths() if remove_storage else []
+    paths = []
+    if remove_storage:
+        domain = Domain.from_xml(dom.XMLDesc(0))
+        # A kernel and initrd that are pool volumes (an imported VM's) go with it too; host files
+        # such as /boot/vmlinuz are no volume and stay.
+        paths = domain.disk_paths() + [p for p in (domain.os.kernel, domain.os.initrd) if p]
     conn = dom.connect()
-    flags = libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
     dom.undefineFlags(flags)
     for path in paths:
         try:
@@ -208,17 +215,47 @@ def define(conn: libvirt.virConnect, host: Host, xml: str, replace: bool = False
     return {"name": name, "uuid": dom.UUIDString(), "replaced": existing is not None}
 
 
-def console_log(dom: libvirt.virDomain, listen: float = 1.5) -> str:
-    """What the guest writes on serial0 during `listen` seconds (a little over one, so a
-    guest that writes a line a second always shows one).
+def apply_edit(dom: libvirt.virDomain, host: Host, edited: str) -> dict:
+    """Apply an edited definition (`virsh edit`), checked first: it must parse, keep the VM's
+    name and UUID, and pass libvirt's own schema validation, so a typo never replaces a
+    working definition. A running VM gets the change at its next boot."""
+    try:
+        parsed = Domain.from_xml(edited.encode())
+    except Exception as exc:  # pydantic or lxml: any parse failure is the edit's fault
+        raise UsageError(f"the edited definition is not valid: {str(exc).splitlines()[0]}") from None
+    if parsed.name != dom.name():
+        raise UsageError(f"the edit renames {dom.name()} to {parsed.name}: renaming is not an edit",
+                         hint="keep <name>; clone the VM to get another name")
+    if parsed.uuid and parsed.uuid.lower() != dom.UUIDString():
+        raise UsageError(f"the edit changes the UUID of {dom.name()}", hint="keep <uuid> as it was")
+    try:
+        dom.connect().defineXMLFlags(edited, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+    except libvirt.libvirtError as exc:
+        raise UsageError(f"libvirt rejects the edited definition: {exc.get_error_message()}") from None
+    return {"name": dom.name(), "uuid": dom.UUIDString(), "applies": "at next boot" if dom.isActive() else "now"}
 
-    A pty console keeps no history and the serial log file (if any) sits on the host, out
-    of libvirt's API; listening on the console stream works for every host alike."""
+
+def console_log(dom: libvirt.virDomain, host: Host, lines: int | None = None, listen: float = 1.5,
+                files: HostFiles | None = None) -> dict:
+    """What the guest wrote on serial0: its whole history from the log file virtlogd keeps on
+    the host (read over the host's runner), or, for a VM without one, what it writes during
+    `listen` seconds on the live console (a pty keeps no history)."""
+    path = serial_log_file(etree.fromstring(dom.XMLDesc(0).encode()))
+    if path is not None:
+        files = files or HostFiles(host)
+        if files.exists(path):
+            return {"source": path, "output": _last_lines(files.read(path).decode(errors="replace"), lines)}
+        if not dom.isActive():
+            return {"source": path, "output": ""}
     if not dom.isActive():
-        raise VpdError(f"VM {dom.name()} is not running: its console is closed")
+        raise VpdError(f"VM {dom.name()} is not running and keeps no serial log: there is nothing to show")
     out = bytearray()
     with ConsoleStream(dom, "serial0") as stream:
         deadline = time.monotonic() + listen
         while (left := deadline - time.monotonic()) > 0:
             out += stream.recv(left)
-    return out.decode(errors="replace")
+    return {"source": "live console", "output": _last_lines(out.decode(errors="replace"), lines)}
+
+
+def _last_lines(text: str, lines: int | None) -> str:
+    return text if lines is None else "".join(text.splitlines(keepends=True)[-lines:])

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import PositiveInt
 from pydantic_xml import attr, element
 
+from ..core.errors import UsageError
 from ..core.names import check_name
 from .base import Flag, LibvirtXml
 from .checks import (
@@ -111,6 +112,101 @@ class Domain(LibvirtXml, tag="domain"):
         return [reference for reference in references if reference is not None]
 
 
+DiskBusChoice = Literal["ide", "virtio", "sata", "scsi"]
+_DEV_PREFIX = {"ide": "hd", "virtio": "vd", "sata": "sd", "scsi": "sd"}
+NicSourceKind = Literal["network", "bridge"]
+
+
+def disk_target(bus: str, index: int) -> DiskTarget:
+    """The guest device name libvirt expects for the index-th disk on `bus` (hda, vdb, sdc...)."""
+    require_choice(bus, "disk bus", get_args(DiskBusChoice))
+    if not 0 <= index < 26:
+        raise UsageError(f"at most 26 disks per bus, not {index + 1}")
+    return DiskTarget(dev=_DEV_PREFIX[bus] + chr(ord("a") + index), bus=bus)
+
+
+def file_disk(path: str | os.PathLike[str], fmt: str = "qcow2", *, bus: str = "ide", index: int = 0) -> Disk:
+    """A disk backed by an image file. cache='none' puts guest writes straight on the image,
+    which is also what libvirt requires before it live-migrates a disk without --unsafe."""
+    return Disk(
+        type="file",
+        device="disk",
+        driver=DiskDriver(name="qemu", type=require_choice(fmt, "disk format", get_args(LabDiskFormat)), cache="none"),
+        source=DiskSource(file=require_absolute_path(path, "disk path")),
+        target=disk_target(bus, index),
+    )
+
+
+def nic(kind: str, source: str, mac: str, model: str = "virtio") -> Interface:
+    """A NIC on a libvirt network (`kind` 'network') or a host bridge ('bridge')."""
+    require_choice(kind, "interface type", get_args(NicSourceKind))
+    name = check_name(source, f"{kind} name")
+    return Interface(
+        type=kind,
+        mac=MacAddress(address=require_unicast_mac(mac, "MAC address")),
+        source=InterfaceSource(network=name) if kind == "network" else InterfaceSource(bridge=name),
+        model=InterfaceModel(type=check_name(model, "NIC model")),
+    )
+
+
+def guest_domain(
+    name: str,
+    *,
+    memory_mib: int = 128,
+    vcpus: int = 1,
+    domain_type: DomainType = "qemu",
+    uuid: str | UUID | None = None,
+    kernel: str | os.PathLike[str] | None = None,
+    initrd: str | os.PathLike[str] | None = None,
+    cmdline: str = "",
+    disks: Sequence[Disk] = (),
+    interfaces: Sequence[Interface] = (),
+    serial_log: str | os.PathLike[str] | None = None,
+) -> Domain:
+    """A headless guest: direct kernel boot when `kernel` is given, else the firmware boots
+    the first disk. serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1
+    (ttyS1) is a second port (the lab guest takes commands there). No <cpu> element: libvirt's
+    default model works under both TCG and KVM.
+    Raises UsageError for arguments libvirt would reject or that are surely a mistake."""
+    if kernel is not None:
+        os_el = Os(kernel=require_absolute_path(kernel, "kernel"),
+                   initrd=require_absolute_path(initrd, "initrd") if initrd else None,
+                   cmdline=require_text(cmdline, "kernel command line"))
+    else:
+        if initrd or cmdline:
+            raise UsageError("initrd and cmdline need a kernel (direct kernel boot)")
+        if not disks:
+            raise UsageError("nothing to boot: give a kernel or a disk")
+        os_el = Os(boot=[Boot(dev="hd")])
+    console_log = None
+    if serial_log is not None:
+        console_log = CharLog(file=require_absolute_path(serial_log, "serial log"), append="on")
+    targets = [d.target.dev for d in disks]
+    if len(set(targets)) != len(targets):
+        raise UsageError(f"two disks share a target device: {', '.join(targets)}")
+    return Domain(
+        type=require_choice(domain_type, "domain type", get_args(DomainType)),
+        name=check_name(name, "domain name"),
+        uuid=None if uuid is None else require_uuid(uuid, "domain UUID"),
+        memory=MemorySize(
+            value=require_count(memory_mib, "memory (MiB)", maximum=MAX_GUEST_MEMORY_MIB) * 1024,
+            unit="KiB",
+        ),
+        vcpu=require_count(vcpus, "vCPU count", maximum=MAX_VCPUS),
+        os=os_el,
+        features=Features(acpi=True),
+        devices=Devices(
+            disks=list(disks),
+            interfaces=list(interfaces),
+            serials=[
+                Serial(type="pty", target=CharTarget(port=0), log=console_log),
+                Serial(type="pty", target=CharTarget(port=1)),
+            ],
+            consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
+        ),
+    )
+
+
 def lab_guest_domain(
     name: str,
     *,
@@ -129,64 +225,14 @@ def lab_guest_domain(
 ) -> Domain:
     """A lab guest booting `kernel` directly, driven over its serial ports.
 
-    serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) carries
-    commands, so their traffic never mixes with console output. `disk_path` becomes IDE disk
-    hda, which any kernel can drive without virtio modules. `macs` maps each NIC's MAC address to
-    the libvirt network it joins; without it the guest has no network. No <cpu> element (libvirt's
-    default model works under both TCG and KVM) and no graphics: lab guests are headless.
-    Raises UsageError for arguments libvirt would reject or that are surely a mistake.
+    `disk_path` becomes IDE disk hda, which any kernel can drive without virtio modules. `macs`
+    maps each NIC's MAC address to the libvirt network it joins; without it the guest has no
+    network. No graphics: lab guests are headless.
     """
-    disks = []
-    if disk_path is not None:
-        disks.append(
-            Disk(
-                type="file",
-                device="disk",
-                # cache='none' puts guest writes straight on the image, which is also what
-                # libvirt requires before it live-migrates a disk without --unsafe.
-                driver=DiskDriver(
-                    name="qemu",
-                    type=require_choice(disk_format, "disk format", get_args(LabDiskFormat)),
-                    cache="none",
-                ),
-                source=DiskSource(file=require_absolute_path(disk_path, "disk path")),
-                target=DiskTarget(dev="hda", bus="ide"),
-            )
-        )
-    console_log = None
-    if serial_log is not None:
-        console_log = CharLog(file=require_absolute_path(serial_log, "serial log"), append="on")
-    interfaces = [
-        Interface(
-            type="network",
-            mac=MacAddress(address=require_unicast_mac(mac, "MAC address")),
-            source=InterfaceSource(network=check_name(network, "network name")),
-            model=InterfaceModel(type=check_name(nic_model, "NIC model")),
-        )
-        for mac, network in (macs or {}).items()
-    ]
-    return Domain(
-        type=require_choice(domain_type, "domain type", get_args(DomainType)),
-        name=check_name(name, "domain name"),
-        uuid=None if uuid is None else require_uuid(uuid, "domain UUID"),
-        memory=MemorySize(
-            value=require_count(memory_mib, "memory (MiB)", maximum=MAX_GUEST_MEMORY_MIB) * 1024,
-            unit="KiB",
-        ),
-        vcpu=require_count(vcpus, "vCPU count", maximum=MAX_VCPUS),
-        os=Os(
-            kernel=require_absolute_path(kernel, "kernel"),
-            initrd=require_absolute_path(initrd, "initrd"),
-            cmdline=require_text(cmdline, "kernel command line"),
-        ),
-        features=Features(acpi=True),
-        devices=Devices(
-            disks=disks,
-            interfaces=interfaces,
-            serials=[
-                Serial(type="pty", target=CharTarget(port=0), log=console_log),
-                Serial(type="pty", target=CharTarget(port=1)),
-            ],
-            consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
-        ),
+    return guest_domain(
+        name, memory_mib=memory_mib, vcpus=vcpus, domain_type=domain_type, uuid=uuid,
+        kernel=kernel, initrd=require_absolute_path(initrd, "initrd"), cmdline=require_text(cmdline, "kernel command line"),
+        disks=[file_disk(disk_path, disk_format)] if disk_path is not None else [],
+        interfaces=[nic("network", network, mac, nic_model) for mac, network in (macs or {}).items()],
+        serial_log=serial_log,
     )

@@ -1,0 +1,140 @@
+"""What `vpd vm create` is asked for, from flags or from a spec file (`--spec vm.toml`): one
+model, so both paths check the same way. Unknown keys in a file are errors, not silently
+ignored typos.
+
+    name = "web1"
+    host = "hosta"
+    memory = 512          # MiB
+    vcpus = 2
+    os_variant = "debian12"
+    start = true
+
+    [[disks]]
+    size = "8G"
+    pool = "default"
+    bus = "virtio"
+
+    [[disks]]
+    import = "/srv/images/data.qcow2"
+
+    [[networks]]
+    network = "default"   # or: bridge = "br0"
+    mac = "52:54:00:12:34:56"
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..core.errors import UsageError
+from ..core.names import parse_size
+from .create import DiskSpec, NicSpec, VmSpec
+
+_FAMILY_DEFAULTS = {
+    # family prefix: (disk bus, NIC model) — what virt-install's osinfo picks for these.
+    "generic": ("ide", "e1000"),
+    "linux": ("virtio", "virtio"), "debian": ("virtio", "virtio"), "ubuntu": ("virtio", "virtio"),
+    "fedora": ("virtio", "virtio"), "rhel": ("virtio", "virtio"), "centos": ("virtio", "virtio"),
+    "rocky": ("virtio", "virtio"), "almalinux": ("virtio", "virtio"), "alpine": ("virtio", "virtio"),
+    "opensuse": ("virtio", "virtio"), "archlinux": ("virtio", "virtio"), "freebsd": ("virtio", "virtio"),
+    "win": ("sata", "e1000e"),
+}
+LAB_DEFAULTS = ("ide", "virtio")
+"""Without --os-variant: IDE disks (any kernel drives them, the lab guest included) and virtio NICs."""
+
+
+def device_defaults(os_variant: str | None) -> tuple[str, str]:
+    """(disk bus, NIC model) for an OS variant such as 'debian12' or 'win11'."""
+    if os_variant is None:
+        return LAB_DEFAULTS
+    for family, defaults in _FAMILY_DEFAULTS.items():
+        rest = os_variant[len(family):]
+        if os_variant.startswith(family) and (not rest or rest[0].isdigit() or rest[0] in ".-"):
+            return defaults
+    raise UsageError(f"unknown OS variant {os_variant!r}",
+                     hint=f"use a family and version like debian12, rhel9, win11; families: "
+                          f"{', '.join(sorted(_FAMILY_DEFAULTS))}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BootRequest(_Strict):
+    kernel: str
+    initrd: str = ""
+    cmdline: str = ""
+
+
+class DiskRequest(_Strict):
+    size: str | None = None
+    pool: str = "default"
+    format: str | None = None
+    bus: str | None = None
+    import_: str | None = Field(default=None, alias="import")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DiskRequest":
+        if (self.size is None) == (self.import_ is None):
+            raise ValueError("a disk needs exactly one of size or import")
+        return self
+
+
+class NicRequest(_Strict):
+    network: str | None = None
+    bridge: str | None = None
+    mac: str | None = None
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "NicRequest":
+        if (self.network is None) == (self.bridge is None):
+            raise ValueError("a NIC needs exactly one of network or bridge")
+        return self
+
+
+class VmRequest(_Strict):
+    name: str | None = None
+    host: str | None = None
+    memory: int = 128
+    vcpus: int = 1
+    accel: str = "auto"
+    os_variant: str | None = None
+    lab_guest: bool = False
+    boot: BootRequest | None = None
+    disks: list[DiskRequest] = []
+    networks: list[NicRequest] = []
+    start: bool = False
+    wait_boot: bool = False
+
+    def to_spec(self, name: str, kernel: str | None = None, initrd: str | None = None,
+                cmdline: str = "") -> VmSpec:
+        """The checked VmSpec; `kernel`/`initrd`/`cmdline` come from the lab guest when it is used."""
+        bus, model = device_defaults(self.os_variant)
+        if self.boot is not None:
+            kernel, initrd, cmdline = self.boot.kernel, self.boot.initrd, self.boot.cmdline
+        disks = [DiskSpec(size=parse_size(d.size, "disk size") if d.size is not None else None, pool=d.pool,
+                          format=d.format or "qcow2", bus=d.bus or bus, import_image=d.import_)
+                 for d in self.disks]
+        nics = [NicSpec(kind="network" if n.network else "bridge", source=n.network or n.bridge, mac=n.mac,
+                        model=n.model or model) for n in self.networks]
+        return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=self.memory,
+                      vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant)
+
+
+def load_request(path: str | Path) -> VmRequest:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read spec file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"spec file {path} is not valid TOML: {exc}") from None
+    try:
+        return VmRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise UsageError(f"spec file {path}: {where}: {first['msg']}",
+                         hint=f"{exc.error_count()} problem(s); see `vpd vm create --help` for the keys") from None
