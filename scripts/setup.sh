@@ -84,12 +84,15 @@ debian_backports_source() {
   apt_updated=""
 }
 
+# Storage (issue 6): the iscsi-direct pool driver (userspace initiator) and qemu-block-extra
+# (QEMU's libiscsi block driver for <disk type='network'> iSCSI LUNs). libvirtd loads storage
+# drivers when it starts, so they must be installed before any lab host boots.
 apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-  qemu-system-x86 qemu-utils seabios)
+  qemu-system-x86 qemu-utils seabios libvirt-daemon-driver-storage-iscsi-direct qemu-block-extra)
 # libc6-dev (only a Recommends of gcc): libc.a for the lab guest's static vpd-dirtier.
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
-  firewalld dbus-daemon virtinst
+  firewalld dbus-daemon virtinst tgt
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents)
 # The HA cluster packages (Práctica 7) are for lab hosts only: their daemons run
 # inside them (`vpd cluster create`); on the machine itself nothing may start them

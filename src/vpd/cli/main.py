@@ -50,13 +50,32 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
     ctx.obj = {"inventory": inventory}
 
 
+# Modules that define each top-level command, for commands that must answer fast (a storage
+# listing in well under a second): only these are imported. Any other command (and --help)
+# imports every module.
+_ALL_COMMANDS = ("commands_access", "commands_backup", "commands_cluster", "commands_host", "commands_host_bridge",
+                 "commands_iscsi", "commands_journal", "commands_lab", "commands_migrate", "commands_net",
+                 "commands_ovf", "commands_pool", "commands_snapshot", "commands_template", "commands_vm",
+                 "commands_vm_disk", "commands_vm_iface", "commands_vol")
+_FAST_PATHS = {"pool": ("commands_pool",), "vol": ("commands_vol",), "iscsi": ("commands_iscsi",),
+               "net": ("commands_net",), "cluster": ("commands_cluster",), "ha": ("commands_cluster",)}
+
+
+def _command_modules(argv: list[str]) -> tuple[str, ...]:
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--inventory", "-i"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return _FAST_PATHS.get(arg, _ALL_COMMANDS)
+    return _ALL_COMMANDS
+
+
 def main() -> None:
-    from . import (  # noqa: F401  (register)
-        commands_access, commands_backup, commands_cluster, commands_host, commands_journal, commands_lab,
-        commands_migrate, commands_ovf, commands_snapshot, commands_template, commands_vm,
-        # after the groups they extend (vm, host)
-        commands_net, commands_vm_iface, commands_host_bridge,
-    )
+    import importlib
+
+    for module in _command_modules(sys.argv[1:]):
+        importlib.import_module(f"{__package__}.{module}")  # registers its commands
 
     try:
         cli.main(standalone_mode=False)

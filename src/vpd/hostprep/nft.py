@@ -91,6 +91,8 @@ def parse(text: str) -> Ruleset:
 
 
 def comment_for(peer_name: str, address: str, tag: str = TAG) -> str:
+    """`tag` tells whose rule it is: host preparation's (TAG), or another vpd feature's
+    (e.g. an iSCSI target's), which `unprepare` then leaves alone."""
     return f"{tag} {peer_name} {ipaddress.ip_address(address)}"
 
 

@@ -170,6 +170,7 @@ def _prepare_host_files(host: LabHost, all_hosts: list[LabHost], admin_pub: str,
     ssh.chmod(0o700)
     (ssh / "authorized_keys").write_text(admin_pub)
     (d / "etc-hosts").write_text(layout.etc_hosts(all_hosts))
+    (d / "root-bashrc").write_text("# a lab host's root shell starts clean: the machine's ~/.bashrc stays outside\n")
     (d / "sshd").mkdir(exist_ok=True)
     _keygen(d / "sshd" / "ssh_host_ed25519_key", f"root@{host.fqdn}")
     (d / "sshd" / "sshd_config").write_text(layout.sshd_config(host))

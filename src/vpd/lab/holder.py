@@ -68,6 +68,11 @@ def build_mounts(spec: dict) -> None:
     for source, target in spec["binds"]:
         if target.startswith("/run/"):
             os.makedirs(target, exist_ok=True)  # the host's own tmpfs: creating it touches nothing else
+        # A fresh machine may lack a mount point (e.g. root never used SSH: no /root/.ssh).
+        if os.path.isdir(source) and not os.path.exists(target):
+            os.makedirs(target, mode=0o700)
+        if os.path.isfile(source) and not os.path.exists(target):
+            continue  # a file to shadow that the machine does not have (e.g. no ~/.bashrc)
         _run("mount", "--bind", source, target)
     build_dev(with_kvm=not spec.get("hide_kvm"))
     os.makedirs("/var/log/libvirt/qemu", exist_ok=True)

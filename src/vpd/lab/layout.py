@@ -105,6 +105,9 @@ class LabHost:
             (d / "cache-libvirt", "/var/cache/libvirt"),
             (d / "log-libvirt", "/var/log/libvirt"),
             (d / "root-ssh", "/root/.ssh"),
+            # bash sources ~/.bashrc for every command sshd runs: the machine's (pyenv init and
+            # its rehash lock, seconds to minutes under load) must not run in a lab host.
+            (d / "root-bashrc", "/root/.bashrc"),
             (d / "etc-hosts", "/etc/hosts"),
             (self.root / "shared", SHARED_MOUNT),
             (self.root / "pdu", PDU_MOUNT),

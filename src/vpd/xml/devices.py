@@ -40,6 +40,36 @@ class DiskDriver(LibvirtXml, tag="driver"):
     cache: DiskCache | None = attr(default=None)
 
 
+class DiskSourceHost(LibvirtXml, tag="host"):
+    """A server of a network disk (an iSCSI portal, ...)."""
+
+    name: str = attr()
+    port: int | None = attr(default=None)
+
+
+class DiskIqn(LibvirtXml, tag="iqn"):
+    name: str = attr()
+
+
+class DiskInitiator(LibvirtXml, tag="initiator"):
+    """The IQN QEMU's own iSCSI initiator logs in as (the target's ACLs match it)."""
+
+    iqn: DiskIqn = element()
+
+
+class DiskAuthSecret(LibvirtXml, tag="secret"):
+    type: Literal["iscsi", "ceph"] = attr()
+    usage: str | None = attr(default=None)
+    uuid: str | None = attr(default=None)
+
+
+class DiskAuth(LibvirtXml, tag="auth"):
+    """CHAP credentials of a network disk: the user name and the libvirt secret holding the password."""
+
+    username: str = attr()
+    secret: DiskAuthSecret = element()
+
+
 class DiskSource(LibvirtXml, tag="source"):
     """Where the disk's data lives; which attribute is set depends on the disk's type."""
 
@@ -47,12 +77,23 @@ class DiskSource(LibvirtXml, tag="source"):
     dev: str | None = attr(default=None)
     pool: str | None = attr(default=None)
     volume: str | None = attr(default=None)
+    protocol: str | None = attr(default=None)
+    """Network disks: 'iscsi', 'nbd', 'rbd'..."""
+    name: str | None = attr(default=None)
+    """Network disks: what the server calls it, e.g. 'IQN/LUN' for iSCSI."""
+    hosts: list[DiskSourceHost] = element(default_factory=list)
+    initiator: DiskInitiator | None = element(default=None)
+    auth: DiskAuth | None = element(default=None)
 
     @property
     def reference(self) -> str | None:
-        """The file or block device path, 'pool/volume' for pool volumes, else None."""
+        """The file or block device path, 'pool/volume' for pool volumes,
+        'protocol://host:port/name' for network disks, else None."""
         if self.pool and self.volume:
             return f"{self.pool}/{self.volume}"
+        if self.protocol and self.name:
+            server = f"{self.hosts[0].name}:{self.hosts[0].port or ''}".rstrip(":") if self.hosts else ""
+            return f"{self.protocol}://{server}/{self.name}"
         return self.file or self.dev
 
 

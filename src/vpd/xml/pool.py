@@ -1,4 +1,4 @@
-"""``<pool>``: a libvirt storage pool, and the builder for directory pools."""
+"""``<pool>``: a libvirt storage pool, its builders, and libvirt's storage pool capabilities."""
 from __future__ import annotations
 
 import os
@@ -65,6 +65,8 @@ class PoolAuth(LibvirtXml, tag="auth"):
 
 class PoolSource(LibvirtXml, tag="source"):
     devices: list[PoolSourceDevice] = element(default_factory=list)
+    name: str | None = element(default=None)
+    """The volume group of a logical pool."""
     host: PoolSourceHost | None = element(default=None)
     dir: PoolSourceDir | None = element(default=None)
     format: PoolSourceFormat | None = element(default=None)
@@ -105,3 +107,19 @@ def dir_pool(name: str, path: str | os.PathLike[str]) -> StoragePool:
         name=check_name(name, "pool name"),
         target=PoolTarget(path=require_absolute_path(path, "pool path")),
     )
+
+
+class CapabilityPool(LibvirtXml, tag="pool"):
+    """One pool type in ``<storagepoolCapabilities>``: whether this daemon has its backend."""
+
+    type: str = attr()
+    supported: Literal["yes", "no"] = attr()
+
+
+class StoragePoolCapabilities(LibvirtXml, tag="storagepoolCapabilities"):
+    """What virConnectGetStoragePoolCapabilities reports."""
+
+    pools: list[CapabilityPool] = element(default_factory=list)
+
+    def supported(self, pool_type: str) -> bool:
+        return any(p.type == pool_type and p.supported == "yes" for p in self.pools)
