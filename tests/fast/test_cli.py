@@ -69,7 +69,8 @@ def test_unreachable_host_is_reported_not_raised(tmp_path):
 
 def test_lab_down_without_lab_exits_2():
     proc = run_vpd("lab", "down")
-    assert proc.returncode == 2 and "no lab is up" in proc.stderr
+    # Another run's lab on the same network is never torn down by a state directory that does not own it.
+    assert proc.returncode == 2 and ("no lab is up" in proc.stderr or "removes only its own" in proc.stderr)
 
 
 def test_journal_records_operations(test_inventory):

@@ -42,13 +42,15 @@ def lab_up(count: int, link_rate: str, firewall: str, as_json: bool) -> None:
 
 
 @lab.command("down")
+@click.option("--force", is_flag=True, help="Also remove this lab network's links when no lab state owns them "
+                                            "(leftovers of a crashed run).")
 @json_option
 @handle_errors
-def lab_down(as_json: bool) -> None:
+def lab_down(force: bool, as_json: bool) -> None:
     """Tear the lab down: no namespace, process, mount or link is left."""
     started = time.monotonic()
-    with journal.record("lab.down") as entry:
-        control.down()
+    with journal.record("lab.down", force=force) as entry:
+        control.down(force)
         took = time.monotonic() - started
         entry.result = {"seconds": round(took, 2)}
     if as_json:

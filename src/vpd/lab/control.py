@@ -428,10 +428,19 @@ def _teardown(state: LabState | None) -> None:
     shutil.rmtree(paths.lab_dir(), ignore_errors=True)
 
 
-def down() -> None:
+def down(force: bool = False) -> None:
+    """Tear down this state directory's lab. Links of the same lab network that no lab of
+    ours owns belong to another state directory (another user, a test run): they are left
+    alone unless `force` says they are leftovers of a lab whose state was lost."""
     with _lab_lock():
         state = load_state()
-        if state is None and not network.lab_links() and not paths.lab_dir().exists():
+        links = network.lab_links()
+        if state is None and links and not force:
+            raise UsageError(f"lab network {layout.lab_net()} ({', '.join(sorted(links))}) is not this state "
+                             f"directory's lab ({paths.state_dir()}): vpd lab down removes only its own",
+                             hint="set VPD_HOME to the one that brought it up, or VPD_LAB_NET to yours; "
+                                  "--force removes leftovers of a lab whose state was lost")
+        if state is None and not links and not paths.lab_dir().exists():
             raise UsageError("no lab is up", hint="`vpd lab up` creates one")
         _teardown(state)
 
