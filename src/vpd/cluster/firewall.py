@@ -35,7 +35,7 @@ def open_ports(host: Host, peers: list[Host]) -> list[dict]:
     added = False
     for proto, ports in PORTS_BY_PROTO.items():
         for _chain, _name, _address, argv in nft.plan(ruleset, [(p.name, p.address) for p in peers], ports,
-                                                     proto, TAGS[proto]):
+                                                     proto=proto, tag=TAGS[proto]):
             run(host, argv)
             added = True
     return [{"kind": "nft"}] if added else []

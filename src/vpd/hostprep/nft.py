@@ -112,7 +112,7 @@ def _check_ident(name: str, what: str) -> str:
 
 
 def accept_argv(chain: Chain, peer_name: str, address: str,
-                ports: tuple[tuple[int, int], ...], proto: str = "tcp", tag: str = TAG) -> list[str] | None:
+                ports: tuple[tuple[int, int], ...], *, proto: str = "tcp", tag: str = TAG) -> list[str] | None:
     """`nft insert rule ...` admitting `address` to `ports` at the top of `chain`;
     None when the chain's family cannot see that address's IP version."""
     ip = ipaddress.ip_address(address)
@@ -128,7 +128,7 @@ def delete_argv(rule: Rule) -> list[str]:
             _check_ident(rule.chain, "chain"), "handle", str(rule.handle)]
 
 
-def plan(ruleset: Ruleset, peers: list[tuple[str, str]], ports: tuple[tuple[int, int], ...],
+def plan(ruleset: Ruleset, peers: list[tuple[str, str]], ports: tuple[tuple[int, int], ...], *,
          proto: str = "tcp", tag: str = TAG) -> list[tuple[Chain, str, str, list[str]]]:
     """(chain, peer name, address, argv) for each accept rule still missing."""
     if proto not in ("tcp", "udp"):
@@ -137,7 +137,7 @@ def plan(ruleset: Ruleset, peers: list[tuple[str, str]], ports: tuple[tuple[int,
     for chain in ruleset.closed_input_chains():
         present = {r.comment for r in ruleset.rules_of(chain)}
         for name, address in peers:
-            argv = accept_argv(chain, name, address, ports, proto, tag)
+            argv = accept_argv(chain, name, address, ports, proto=proto, tag=tag)
             if argv and comment_for(name, address, tag) not in present:
                 out.append((chain, name, address, argv))
     return out

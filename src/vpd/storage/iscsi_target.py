@@ -295,7 +295,7 @@ def open_firewall(host: Host, peers: list[Initiator], iqn: str) -> list[str]:
     listing = runner.run(["nft", "-j", "-a", "list", "ruleset"], check=False)
     if listing.returncode == NOT_FOUND or not listing.ok:
         return ["no nftables or firewalld here: nothing to open"]
-    for chain, name, address, argv in nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, firewall_tag(iqn)):
+    for chain, name, address, argv in nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, tag=firewall_tag(iqn)):
         runner.run(argv)
         done.append(f"nftables: admit {name} ({address}) to 3260/tcp in {chain}")
     return done
