@@ -31,7 +31,8 @@ from ..xml.domain import Domain
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from .images import convert, download_volume
+from ..storage.streams import download_volume
+from .images import convert
 from .package import check_file_name, manifest_bytes, sha256_file, write_ova
 
 OPERATION = "ovf.export"

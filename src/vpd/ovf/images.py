@@ -14,16 +14,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Callable
 
-import libvirt
 
 from ..core import events
 from ..core.errors import UsageError, VpdError
 
-Progress = Callable[[int], None]
 _PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
-_STREAM_CHUNK = 4 * 1024 * 1024
 
 
 def image_info(path: Path, fmt: str | None = None) -> dict:
@@ -82,60 +78,3 @@ def convert(source: Path, source_format: str, target: Path, target_format: str, 
     events.emit(operation, step, 100, 100, "%")
 
 
-def download_volume(vol: libvirt.virStorageVol, target: Path, progress: Progress | None = None) -> None:
-    """The volume's file, holes kept (a sparse raw disk stays sparse)."""
-    stream = vol.connect().newStream(0)
-    vol.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
-    done = 0
-    try:
-        with open(target, "wb") as f:
-            def data(_stream, chunk: bytes, _opaque) -> int:
-                nonlocal done
-                f.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done)
-                return len(chunk)
-
-            def hole(_stream, length: int, _opaque) -> int:
-                nonlocal done
-                f.seek(length, os.SEEK_CUR)
-                done += length
-                return 0
-
-            stream.sparseRecvAll(data, hole, None)
-            f.truncate(f.tell())
-        stream.finish()
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        target.unlink(missing_ok=True)
-        raise
-
-
-def upload_volume(vol: libvirt.virStorageVol, source: Path, progress: Progress | None = None) -> None:
-    """Write `source`'s bytes into the volume from its start."""
-    size = source.stat().st_size
-    stream = vol.connect().newStream(0)
-    vol.upload(stream, 0, size, 0)
-    done = 0
-    try:
-        with open(source, "rb") as f:
-            def read(_stream, nbytes: int, _opaque) -> bytes:
-                nonlocal done
-                chunk = f.read(min(nbytes, _STREAM_CHUNK))
-                done += len(chunk)
-                if progress:
-                    progress(done)
-                return chunk
-
-            stream.sendAll(read, None)
-        stream.finish()
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise

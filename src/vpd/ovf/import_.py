@@ -38,7 +38,8 @@ from ..xml.units import MemorySize
 from ..xml.volume import MAX_VOLUME_BYTES, StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from .images import check_standalone, convert, upload_volume
+from ..storage.streams import upload_volume
+from .images import check_standalone, convert
 from .package import Package, read_package
 
 OPERATION = "ovf.import"

@@ -27,6 +27,7 @@ from ..core.names import check_name, parse_size
 from ..xml.pool import StoragePool
 from ..xml.volume import StorageVolume, volume
 from .pools import find_pool
+from .streams import download_volume, upload_volume
 
 FORMATS = ("raw", "qcow2")
 CHUNK = 1024 * 1024
@@ -326,30 +327,10 @@ def upload_plan(facts: ImageFacts, vol_format: str, capacity: int) -> str:
     return "convert"
 
 
-def _send_file(conn: libvirt.virConnect, vol: libvirt.virStorageVol, path: str, operation: str) -> int:
+def _send_file(vol: libvirt.virStorageVol, path: str, operation: str) -> int:
     length = os.path.getsize(path)
-    stream = conn.newStream(0)
-    vol.upload(stream, 0, length, 0)
-    sent = 0
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    n = stream.send(view.tobytes())
-                    if n < 0:
-                        raise VpdError("the upload stream stalled")
-                    view = view[n:]
-                sent += len(chunk)
-                events.emit(operation, f"{sent // CHUNK} MiB", sent, length, "bytes")
-        stream.finish()
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise
-    return sent
+    upload_volume(vol, Path(path), lambda sent: events.emit(operation, f"{sent // CHUNK} MiB", sent, length, "bytes"))
+    return length
 
 
 def upload(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, file: str) -> dict:
@@ -371,7 +352,7 @@ def upload(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, file
             events.emit("vol.upload", f"converting {facts.format} to {vol_format}")
             source = str(Path(work) / f"image.{vol_format}")
             _qemu_img(["convert", "-f", facts.format, "-O", vol_format, "--", file, source])
-        sent = _send_file(conn, vol, source, "vol.upload")
+        sent = _send_file(vol, source, "vol.upload")
     pool.refresh(0)
     vol = pool.storageVolLookupByName(name)
     after = describe(host, pool_name, vol)
@@ -398,21 +379,15 @@ def download(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, fi
     vol_format = info.format if info.format in FORMATS else "raw"
     total = info.allocation if vol_format == "qcow2" else info.capacity
     partial = target.with_name(f".{target.name}.vpd-partial")
-    stream = conn.newStream(0)
-    vol.download(stream, 0, 0, 0)
     received = 0
+
+    def progress(done: int) -> None:
+        nonlocal received
+        received = done
+        events.emit("vol.download", f"{done // CHUNK} MiB", done, max(total, done), "bytes")
+
+    download_volume(vol, partial, progress)  # removes the partial file itself if the stream fails
     try:
-        with open(partial, "wb") as fh:
-            while True:
-                data = stream.recv(CHUNK)
-                if isinstance(data, int):  # -2: would block (never on a blocking stream)
-                    continue
-                if not data:
-                    break
-                fh.write(data)
-                received += len(data)
-                events.emit("vol.download", f"{received // CHUNK} MiB", received, max(total, received), "bytes")
-        stream.finish()
         converted = fmt is not None and fmt != vol_format
         if converted:
             _qemu_img(["convert", "-f", vol_format, "-O", fmt, "--", str(partial), str(target)])
@@ -420,10 +395,6 @@ def download(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, fi
         else:
             partial.rename(target)
     except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
         partial.unlink(missing_ok=True)
         raise
     return {**info.to_dict(), "file": str(target), "file_format": fmt or vol_format, "converted": converted,
