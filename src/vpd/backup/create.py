@@ -18,6 +18,7 @@ from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..vm.inventory import volume_by_path
 from ..xml.backup import checkpoint as checkpoint_xml
 from ..xml.backup import push_backup
 from ..xml.domain import Domain
@@ -46,10 +47,8 @@ def disks_to_copy(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[Disk
         path = disk.source.file if disk.source else None
         if disk.type != "file" or not path:
             raise VpdError(f"{dom.name()}: disk {disk.target.dev} is not a file; vpd backs up file disks only")
-        try:
-            pool = conn.storageVolLookupByPath(path).storagePoolLookupByVolume().name()
-        except libvirt.libvirtError:
-            pool = None
+        vol = volume_by_path(conn, path)
+        pool = vol.storagePoolLookupByVolume().name() if vol is not None else None
         fmt = (disk.driver.type if disk.driver else None) or "raw"
         out.append(DiskToCopy(disk.target.dev, path, fmt, pool))
     if not out:

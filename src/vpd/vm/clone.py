@@ -25,7 +25,7 @@ from ..xml.checks import require_unicast_mac
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .console import give_own_serial_log
-from .inventory import domain_exists
+from .inventory import domain_exists, volume_by_path
 
 VPD_NS_PREFIX = "https://vpd.example/ns/"
 """vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
@@ -153,11 +153,10 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             path = source_el.get("file") if source_el is not None else None
             if disk.get("type") != "file" or not path:
                 raise VpdError(f"{source}: disk {i} is not a file volume; vpd clones file-backed disks only")
-            try:
-                src_vol = conn.storageVolLookupByPath(path)
-            except libvirt.libvirtError:
+            src_vol = volume_by_path(conn, path)
+            if src_vol is None:
                 raise VpdError(f"{path} is not in a storage pool of {host.name}",
-                               hint="put the disk in a pool (vpd pool ...) so libvirt can copy it") from None
+                               hint="put the disk in a pool (vpd pool ...) so libvirt can copy it")
             pool = conn.storagePoolLookupByName(pool_name) if pool_name else src_vol.storagePoolLookupByVolume()
             driver = disk.find("driver")
             fmt = (driver.get("type") if driver is not None else None) or "raw"

@@ -21,7 +21,7 @@ from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
 from .console import serial_log_path
-from .inventory import disk_users, domain_exists
+from .inventory import disk_users, domain_exists, volume_by_path
 
 IMPORT_FORMATS = ("qcow2", "raw")
 """Formats a disk keeps when imported; any other image (vmdk, vdi, vhdx...) is converted to qcow2."""
@@ -134,10 +134,7 @@ def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostF
     for i, d in enumerate(spec.disks):
         vol_name_base = spec.name if i == 0 else f"{spec.name}-{i}"
         if d.import_image is not None:
-            try:
-                vol = conn.storageVolLookupByPath(d.import_image)
-            except libvirt.libvirtError:
-                vol = None
+            vol = volume_by_path(conn, d.import_image)
             if vol is not None:
                 user = disk_users(conn).get(d.import_image)
                 if user:

@@ -22,6 +22,29 @@ STATE_NAMES = {
 }
 
 
+def volume_by_path(conn: libvirt.virConnect, path: str) -> libvirt.virStorageVol | None:
+    """The pool volume at `path`, or None. A shared pool's listing on this host may predate a
+    volume another host made (or a guest that migrated here): refresh the pools once and retry."""
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError:
+        pass
+    from lxml import etree
+
+    directory = path.rsplit("/", 1)[0]
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        try:
+            # Only the pool that holds that directory: refreshing a remote (iSCSI) pool costs a login.
+            if etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path") == directory:
+                pool.refresh(0)
+        except libvirt.libvirtError:
+            continue
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError:
+        return None
+
+
 def disk_users(conn: libvirt.virConnect) -> dict[str, str]:
     """Disk path -> name of the VM on this host that uses it."""
     from ..xml.domain import Domain

@@ -13,7 +13,7 @@ from ..core.names import check_name
 from ..xml.domain import Domain
 from .clone import linked_dependents
 from .console import ConsoleStream, serial_log_file
-from .inventory import STATE_NAMES
+from .inventory import STATE_NAMES, volume_by_path
 from .template import is_template
 
 
@@ -98,11 +98,14 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
     dom.undefineFlags(flags)
     for path in paths:
+        vol = volume_by_path(conn, str(path))
+        if vol is None:
+            continue  # not a managed volume: leave files vpd does not own
         try:
-            conn.storageVolLookupByPath(str(path)).delete(0)
+            vol.delete(0)
             removed.append(str(path))
         except libvirt.libvirtError:
-            pass  # not a managed volume: leave files vpd does not own
+            pass  # gone meanwhile
     return removed
 
 
