@@ -180,11 +180,6 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
-# bash sources ~/.bashrc for commands run over SSH only at shell level 1. Lab hosts
-# share the machine's /root: its .bashrc (e.g. pyenv's rehash, which takes a lock
-# file in /root) must not run in them, or a host powered off mid-command leaves
-# that lock behind for every later command, on every host and on the machine.
-SetEnv SHLVL=1
 """
 
 
