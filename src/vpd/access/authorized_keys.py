@@ -33,7 +33,7 @@ KEY_TYPES = frozenset({
 GRANT_OPTIONS = ("no-pty", "no-port-forwarding", "no-agent-forwarding", "no-X11-forwarding")
 COMMENT_PREFIX = "vpd-grant:"
 _FIELD_SEP = re.compile(r"[ \t\r\n]+")
-_GRANT_ID = re.compile(r"^[0-9a-f]{8,32}$")
+_GRANT_ID = re.compile(r"^[0-9a-f]{8,32}\Z")
 _OPENSSH = re.compile(r"OpenSSH_(\d+)\.(\d+)")
 
 

@@ -1,18 +1,15 @@
+"""`vpd vm ...`: parse, call vpd.vm.operations, render. No libvirt calls, no domain rules here."""
 from __future__ import annotations
 
 import click
-import libvirt
 from click.core import ParameterSource
 
-from ..core import journal, paths
 from ..core.errors import UsageError
-from ..core.names import check_name
-from ..vm import lifecycle
-from ..vm.create import create_vm
+from ..vm import operations as vm_ops
 from ..vm.inventory import list_vms
-from . import context
-from .main import cli, handle_errors, json_option
-from .render import console, emit_json, err_console, progress, table
+from .command import command, host_option, say
+from .main import cli
+from .render import err_console, table
 
 
 @cli.group()
@@ -20,25 +17,22 @@ def vm() -> None:
     """Virtual machines on the inventory's hosts."""
 
 
-@vm.command("list")
+def _render_list(per_host) -> None:
+    table("VMs", ["host", "name", "state", "vCPUs", "memory MiB", "persistent"],
+          [[v["host"], v["name"], v["state"], v["vcpus"], v["memory_mib"], "yes" if v["persistent"] else "no"]
+           for h in per_host["hosts"] for v in h["vms"]])
+    for h in per_host["hosts"]:
+        if h["error"]:
+            say(f"{h['host']}: {h['error']}", "red")
+
+
+@command(vm, "list", render=_render_list, bars=False)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 @click.option("--all", "include_inactive", is_flag=True, help="Include VMs that are not running.")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_list(ctx, names, include_inactive: bool, as_json: bool) -> None:
+def vm_list(session, names, include_inactive: bool):
     """All VMs of all hosts (one bulk-stats call per host)."""
-    inv = context.inventory(ctx)
-    per_host = list_vms(context.connections(ctx), inv.select(list(names)), include_inactive)
-    if as_json:
-        emit_json({"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]} for h in per_host]})
-        return
-    table("VMs", ["host", "name", "state", "vCPUs", "memory MiB", "persistent"],
-          [[v.host, v.name, v.state, v.vcpus, v.memory_mib, "yes" if v.persistent else "no"]
-           for h in per_host for v in h.vms])
-    for h in per_host:
-        if h.error:
-            console.print(f"[red]{h.host}[/]: {h.error}", highlight=False)
+    per_host = list_vms(session.conns, session.hosts(names), include_inactive)
+    return {"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]} for h in per_host]}
 
 
 def _key_values(text: str, option: str, keys: set[str]) -> dict[str, str]:
@@ -60,7 +54,20 @@ def _dirty(text: str, memory_mib: int) -> tuple[int, int]:
     return int(size), int(rate)
 
 
-@vm.command("create")
+def _render_created(result: dict) -> None:
+    if "template" in result:
+        say(f"VM {result['name']} created on {result['host']} from template {result['template']}"
+            f" ({'linked' if result['linked'] else 'full'} clone), disks {', '.join(result['disks']) or '-'}"
+            + ("; started" if result.get("started") else ""))
+        return
+    say(f"VM {result['name']} defined on {result['host']} ({result['domain_type']})"
+        + (f", disks {', '.join(result['disks'])}" if result["disks"] else "")
+        + (f", MACs {', '.join(result['macs'])}" if result["macs"] else "")
+        + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
+           else "; started" if result.get("started") else ""))
+
+
+@command(vm, "create", render=_render_created)
 @click.argument("name", required=False)
 @click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False),
@@ -85,14 +92,12 @@ def _dirty(text: str, memory_mib: int) -> tuple[int, int]:
 @click.option("--wait-boot", is_flag=True, help="With --start: wait for the lab guest's boot marker.")
 @click.option("--template", help="Clone this template (on the same host) instead of defining from scratch.")
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_create(ctx, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
-              lab_guest, dirty, accel, start, wait_boot, template, linked, as_json) -> None:
+def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
+              lab_guest, dirty, accel, start, wait_boot, template, linked):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
+    ctx = click.get_current_context()
     hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
                 "accel": "--accel", "import_image": "--import", "networks": "--network", "boot": "--boot",
                 "os_variant": "--os-variant", "lab_guest": "--lab-guest"}
@@ -103,8 +108,7 @@ def vm_create(ctx, name, host_name, spec_file, memory_mib, vcpus, disks, import_
             raise UsageError(f"{', '.join(given) or '--spec'} cannot go with --template: the template fixes the hardware")
         if not name or not host_name:
             raise UsageError("--template needs NAME and --host")
-        _create_from_template(ctx, check_name(name, "VM name"), host_name, template, linked, start, wait_boot, as_json)
-        return
+        return vm_ops.create_from_template(session, name, host_name, template, linked, start, wait_boot)
     if linked:
         raise UsageError("--linked needs --template")
     if spec_file:
@@ -130,65 +134,14 @@ def vm_create(ctx, name, host_name, spec_file, memory_mib, vcpus, disks, import_
         raise UsageError("give the VM's NAME (or `name` in the spec file)")
     if not host_name:
         raise UsageError("give --host (or `host` in the spec file)")
-    check_name(name, "VM name")
     if sum(map(bool, (request.boot, request.lab_guest))) > 1:
         raise UsageError("give only one of --boot or --lab-guest")
     if not (request.boot or request.lab_guest or request.disks):
         raise UsageError("nothing to boot: give --boot, --lab-guest, --import or --template")
     if dirty and not request.lab_guest:
         raise UsageError("--dirty needs --lab-guest")
-    kernel = initrd = None
-    cmdline = ""
-    if request.lab_guest:
-        from ..lab.guest_image import build_guest_image
-
-        image = build_guest_image(paths.cache_dir() / "guest")
-        kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
-        if dirty:
-            size_mib, rate = _dirty(dirty, request.memory)
-            cmdline = image.cmdline_with_dirtier(size_mib, rate)
-    spec = request.to_spec(name, kernel, initrd, cmdline)
-    inv = context.inventory(ctx)
-    host = inv.get(host_name)
-    conns = context.connections(ctx)
-    _refuse_disks_used_elsewhere(ctx, host, [d.import_image for d in spec.disks if d.import_image])
-    with journal.record("vm.create", target=f"{host.name}/{name}", memory_mib=spec.memory_mib, vcpus=spec.vcpus,
-                        disks=[vars(d) for d in spec.disks], nics=[vars(n) for n in spec.nics], start=start,
-                        spec=spec_file) as entry, progress(not as_json):
-        dom, created = conns.call(host, lambda c: create_vm(c, host, spec))
-        result = vars(created)
-        if start:
-            result.update(conns.call(host, lambda c: lifecycle.start_new(dom, wait_boot=wait_boot)))
-        entry.result = result
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(f"VM {name} defined on {host.name} ({created.domain_type})"
-                      + (f", disks {', '.join(created.disks)}" if created.disks else "")
-                      + (f", MACs {', '.join(created.macs)}" if created.macs else "")
-                      + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
-                         else "; started" if start else ""), highlight=False)
-
-
-def _refuse_disks_used_elsewhere(ctx, host, images: list[str]) -> None:
-    """A shared pool's image may be another host's VM disk: two guests writing one image destroy it."""
-    from ..core.errors import VpdError
-    from ..vm.inventory import disk_users
-
-    if not images:
-        return
-    conns = context.connections(ctx)
-    for other in context.inventory(ctx).hosts:
-        if other.name == host.name:
-            continue
-        try:
-            users = conns.call(other, disk_users)
-        except VpdError:
-            continue  # an unreachable host cannot be asked: vpd checks the hosts it can reach
-        for image in images:
-            if image in users:
-                raise UsageError(f"{image} is the disk of VM {users[image]} on {other.name}",
-                                 hint="clone that VM instead (vpd vm clone)")
+    return vm_ops.create(session, name, host_name, request, start=start, wait_boot=wait_boot,
+                         dirty=_dirty(dirty, request.memory) if dirty else None, spec_file=spec_file)
 
 
 def _boot_request(text: str):
@@ -218,248 +171,138 @@ def _nic_request(text: str):
     return NicRequest(**n)
 
 
-def _create_from_template(ctx, name, host_name, template, linked, start, wait_boot, as_json) -> None:
-    from ..vm.clone import clone_vm
-    from ..vm.template import find_template
-
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    with journal.record("vm.create", target=f"{host.name}/{name}", template=template, linked=linked,
-                        start=start) as entry:
-        conns.call(host, lambda c: find_template(c, host, template))
-        cloned = conns.call(host, lambda c: clone_vm(c, host, template, name, linked=linked))
-        result = {**vars(cloned), "template": template, "linked": linked}
-        if start:
-            dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
-            result.update(conns.call(host, lambda c: lifecycle.start_new(dom, wait_boot=wait_boot)))
-        entry.result = result
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(f"VM {name} created on {host.name} from template {template}"
-                      f" ({'linked' if linked else 'full'} clone), disks {', '.join(cloned.disks) or '-'}"
-                      + ("; started" if start else ""), highlight=False)
+def _render_clones(result: dict) -> None:
+    for c in result.get("clones", [result]):
+        say(f"{c['name']} {'linked to' if c.get('linked') else 'cloned from'} {c['source']} on {c['host']}: "
+            f"disks {', '.join(c['disks']) or '-'}, MACs {', '.join(c['macs']) or '-'}")
 
 
-def _mac_unique_everywhere(ctx, mac: str) -> str:
-    """A MAC given by hand must be unique on every host: VMs migrate, and hosts share networks."""
-    from ..vm.clone import macs_in_use
-    from ..xml.checks import require_unicast_mac
-
-    mac = require_unicast_mac(mac, "MAC address")
-    conns = context.connections(ctx)
-    for h in context.inventory(ctx).hosts:
-        if mac in conns.call(h, macs_in_use):
-            raise UsageError(f"MAC {mac} is already in use on {h.name}")
-    return mac
-
-
-@vm.command("clone")
+@command(vm, "clone", render=_render_clones)
 @click.argument("source")
 @click.argument("new_name")
-@click.option("--host", "host_name", required=True)
+@host_option()
 @click.option("--pool", help="Pool for the copied disks (default: the source disk's pool).")
 @click.option("--allow-running", is_flag=True, help="Clone a running guest (its disks are only crash-consistent).")
 @click.option("--linked", is_flag=True,
               help="Linked clone: qcow2 overlays on the source's disks; the source then stays shut off.")
 @click.option("--count", type=int, help="Make N clones, named NEW-1..NEW-N.")
 @click.option("--mac", help="MAC address of the clone's first NIC (unicast, unique on every host).")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_clone(ctx, source, new_name, host_name, pool, allow_running, linked, count, mac, as_json) -> None:
+def vm_clone(session, source, new_name, host_ref, pool, allow_running, linked, count, mac):
     """Full clone (disks copied by qemu-img through libvirt) or linked clone; new name, UUID and MACs."""
-    from ..vm.clone import clone_names, clone_vms
+    from ..vm.clone import clone_names
 
     names = clone_names(new_name, count)
-    if mac is not None and len(names) > 1:
-        raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
-    inv = context.inventory(ctx)
-    host = inv.get(host_name)
-    conns = context.connections(ctx)
-    if mac is not None:
-        mac = _mac_unique_everywhere(ctx, mac)
-    with journal.record("vm.clone", target=f"{host.name}/{source}->{','.join(names)}", pool=pool, linked=linked,
-                        mac=mac) as entry, progress(not as_json):
-        clones = conns.call(host, lambda c: clone_vms(c, host, source, names, pool, allow_running, linked, mac))
-        entry.result = [vars(c) for c in clones]
-    if as_json:
-        emit_json(vars(clones[0]) if count is None else {"clones": [vars(c) for c in clones]})
-    else:
-        for c in clones:
-            console.print(f"{c.name} {'linked to' if linked else 'cloned from'} {source} on {host.name}: "
-                          f"disks {', '.join(c.disks) or '-'}, MACs {', '.join(c.macs) or '-'}", highlight=False)
+    clones = vm_ops.clone(session, source, names, host_ref, pool, allow_running, linked, mac)
+    for c in clones:
+        c.update(source=source, linked=linked)
+    return clones[0] if count is None else {"clones": clones}
 
 
-def _simple(action: str, fn, doc: str, extra_options=()):
-    @click.argument("name")
-    @click.option("--host", "host_name", required=True)
-    @json_option
-    @click.pass_context
-    @handle_errors
-    def command(ctx, name, host_name, as_json, **kwargs):
-        inv = context.inventory(ctx)
-        host = inv.get(host_name)
-        conns = context.connections(ctx)
-        with journal.record(f"vm.{action}", target=f"{host.name}/{name}", **kwargs) as entry:
-            dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
-            result = conns.call(host, lambda c: fn(dom, **kwargs))
-            entry.result = result
-        if as_json:
-            emit_json({"host": host.name, "vm": name, "action": action, "result": result})
-        else:
-            console.print(f"{action}: {name} on {host.name}" + (f" -> {result}" if result else ""), highlight=False)
+def _render_action(result: dict) -> None:
+    say(f"{result['action']}: {result['vm']} on {result['host']}" + (f" -> {result['result']}" if result["result"] else ""))
 
-    command.__doc__ = doc
+
+def _action(action: str, doc: str, extra_options=()):
+    def run(session, name, host_ref, **options):
+        return vm_ops.act(session, action, name, host_ref, **options)
+
+    run.__doc__ = doc
+    run.__name__ = f"vm_{action}"
     for opt in extra_options:
-        command = opt(command)
-    vm.command(action)(command)
+        run = opt(run)
+    run = host_option()(click.argument("name")(run))
+    command(vm, action, render=_render_action)(run)
 
 
-_simple("start", lifecycle.start,
-        "Start a VM (--wait-boot waits for the lab guest's boot marker). Templates and VMs that linked clones "
-        "are based on are refused.",
+_action("start", "Start a VM (--wait-boot waits for the lab guest's boot marker). Templates and VMs that linked "
+                 "clones are based on are refused.",
         [click.option("--wait-boot", is_flag=True)])
-_simple("destroy", lambda dom: lifecycle.destroy(dom), "Power a VM off at once.")
-_simple("undefine", lifecycle.undefine,
-        "Remove a stopped VM's definition (--remove-storage: its volumes too, unless linked clones use them).",
+_action("destroy", "Power a VM off at once.")
+_action("undefine", "Remove a stopped VM's definition (--remove-storage: its volumes too, unless linked clones use "
+                    "them).",
         [click.option("--remove-storage", is_flag=True)])
-_simple("shutdown", lifecycle.shutdown,
-        "Graceful (ACPI) shutdown, waiting until the VM is shut off; --force powers it off after --timeout.",
+_action("shutdown", "Graceful (ACPI) shutdown, waiting until the VM is shut off; --force powers it off after --timeout.",
         [click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait."),
          click.option("--force", is_flag=True, help="Power off (destroy) if the guest has not shut down in time.")])
-_simple("reboot", lifecycle.reboot, "Ask the guest to reboot.")
-_simple("pause", lifecycle.pause, "Pause a running VM (its vCPUs stop; memory stays).")
-_simple("resume", lifecycle.resume, "Resume a paused VM.")
-_simple("autostart", lifecycle.set_autostart, "Start the VM when its host's libvirt starts (--disable: do not).",
+_action("reboot", "Ask the guest to reboot.")
+_action("pause", "Pause a running VM (its vCPUs stop; memory stays).")
+_action("resume", "Resume a paused VM.")
+_action("autostart", "Start the VM when its host's libvirt starts (--disable: do not).",
         [click.option("--disable", is_flag=True)])
 
 
-@vm.command("info")
-@click.argument("name")
-@click.option("--host", "host_name", required=True)
-@json_option
-@click.pass_context
-@handle_errors
-def vm_info(ctx, name, host_name, as_json) -> None:
-    """State, vCPUs, memory, disks, interfaces, autostart and persistence of a VM."""
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    data = conns.call(host, lambda c: lifecycle.info(lifecycle.find_domain(c, host, name)))
-    if as_json:
-        emit_json({"host": host.name, **data})
-        return
-    for key in ("name", "uuid", "state", "vcpus", "memory_mib", "max_memory_mib", "autostart", "persistent",
+def _render_info(data: dict) -> None:
+    for key in ("host", "name", "uuid", "state", "vcpus", "memory_mib", "max_memory_mib", "autostart", "persistent",
                 "template"):
-        console.print(f"{key:15} {data[key]}", highlight=False)
+        say(f"{key:15} {data[key]}")
     if data["linked_clones"]:
-        console.print(f"{'linked clones':15} {', '.join(data['linked_clones'])}", highlight=False)
+        say(f"{'linked clones':15} {', '.join(data['linked_clones'])}")
     table("disks", ["target", "device", "path", "format"],
           [[d["target"], d["device"], d["path"], d["format"]] for d in data["disks"]])
     table("interfaces", ["type", "source", "MAC", "model"],
           [[i["type"], i["source"], i["mac"], i["model"]] for i in data["interfaces"]])
 
 
-@vm.command("dumpxml")
+@command(vm, "info", render=_render_info, bars=False)
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
+@host_option()
+def vm_info(session, name, host_ref):
+    """State, vCPUs, memory, disks, interfaces, autostart and persistence of a VM."""
+    return vm_ops.info(session, name, host_ref)
+
+
+@command(vm, "dumpxml", render=lambda r: click.echo(r["xml"], nl=not r["xml"].endswith("\n")), bars=False)
+@click.argument("name")
+@host_option()
 @click.option("--inactive", is_flag=True, help="The persistent definition, not the running one.")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_dumpxml(ctx, name, host_name, inactive, as_json) -> None:
+def vm_dumpxml(session, name, host_ref, inactive):
     """The VM's libvirt XML."""
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
-    xml = conns.call(host, lambda c: lifecycle.find_domain(c, host, name).XMLDesc(flags))
-    if as_json:
-        emit_json({"host": host.name, "vm": name, "xml": xml})
-    else:
-        click.echo(xml, nl=not xml.endswith("\n"))
+    return vm_ops.dumpxml(session, name, host_ref, inactive)
 
 
-@vm.command("define")
+@command(vm, "define", render=lambda r: say(f"VM {r['name']} {'redefined' if r['replaced'] else 'defined'} on "
+                                              f"{r['host']}"))
 @click.argument("file", type=click.File("r"))
 @click.option("--host", "host_name", required=True)
 @click.option("--replace", is_flag=True, help="Update the definition of an existing VM of that name.")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_define(ctx, file, host_name, replace, as_json) -> None:
+def vm_define(session, file, host_name, replace):
     """Define a VM from a libvirt XML file, checked first (name, structure)."""
-    xml = file.read()
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    with journal.record("vm.define", target=f"{host.name}/{file.name}", replace=replace) as entry:
-        result = conns.call(host, lambda c: lifecycle.define(c, host, xml, replace))
-        entry.result = result
-    if as_json:
-        emit_json({"host": host.name, **result})
+    return vm_ops.define(session, file.read(), host_name, replace, source=file.name)
+
+
+def _render_edit(r: dict) -> None:
+    if not r["changed"]:
+        say(f"{r['name']}: no changes")
     else:
-        console.print(f"VM {result['name']} {'redefined' if result['replaced'] else 'defined'} on {host.name}",
-                      highlight=False)
+        say(f"{r['name']} on {r['host']}: definition updated, applies {r['applies']}")
 
 
-@vm.command("edit")
+@command(vm, "edit", render=_render_edit, bars=False)
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
-@json_option
-@click.pass_context
-@handle_errors
-def vm_edit(ctx, name, host_name, as_json) -> None:
+@host_option()
+def vm_edit(session, name, host_ref):
     """Edit the VM's definition in $EDITOR (virsh edit), validated before it is applied."""
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
-    before = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    located, before = vm_ops.editable_xml(session, name, host_ref)
     edited = click.edit(before, extension=".xml", require_save=True)
     if edited is None or edited == before:
-        result = {"host": host.name, "name": name, "changed": False}
-    else:
-        with journal.record("vm.edit", target=f"{host.name}/{name}") as entry:
-            try:
-                result = {"host": host.name, **conns.call(host, lambda c: lifecycle.apply_edit(dom, host, edited)),
-                          "changed": True}
-            except UsageError as exc:
-                # Never lose the user's work: the rejected text stays in a file they can fix and `vm define`.
-                kept = paths.state_dir() / "rejected-edits" / f"{host.name}-{name}.xml"
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.write_text(edited)
-                exc.hint = f"your edit is kept in {kept}; fix it and run `vpd vm define {kept} --replace --host {host.name}`"
-                raise
-            entry.result = result
-    if as_json:
-        emit_json(result)
-    elif not result["changed"]:
-        console.print(f"{name}: no changes", highlight=False)
-    else:
-        console.print(f"{name} on {host.name}: definition updated, applies {result['applies']}", highlight=False)
+        return {"host": located.host.name, "name": name, "changed": False}
+    return vm_ops.apply_edit(session, located, edited)
 
 
-@vm.command("console")
+@command(vm, "console", render=lambda r: click.echo(r["output"], nl=False), bars=False)
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
+@host_option()
 @click.option("--log", "log", is_flag=True, help="Print what the guest wrote on serial0 (its history) and exit.")
 @click.option("--lines", type=click.IntRange(1, 1_000_000), help="With --log: only the last N lines.")
-@json_option
-@click.pass_context
-@handle_errors
-def vm_console(ctx, name, host_name, log, lines, as_json) -> None:
+def vm_console(session, name, host_ref, log, lines):
     """Attach to the guest's serial console (Ctrl-] detaches), or print its history with --log."""
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
     if not log:
-        if as_json:
+        if click.get_current_context().params.get("as_json"):
             raise UsageError("--json goes with --log (an attached console is interactive)")
         from ..vm.console import attach
 
-        err_console.print(f"attached to {name} on {host.name}; Ctrl-] detaches", highlight=False)
-        attach(dom)
-        return
-    shown = conns.call(host, lambda c: lifecycle.console_log(dom, host, lines))
-    if as_json:
-        emit_json({"host": host.name, "vm": name, **shown})
-    else:
-        click.echo(shown["output"], nl=False)
+        located = vm_ops.locate(session, name, host_ref)
+        err_console.print(f"attached to {name} on {located.host.name}; Ctrl-] detaches", highlight=False, markup=False)
+        attach(located.domain)
+        return None
+    return vm_ops.console_log(session, name, host_ref, lines)

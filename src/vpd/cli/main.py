@@ -5,9 +5,10 @@ import functools
 import sys
 
 import click
+from rich.text import Text
 
 from .. import __version__
-from ..core.errors import EXIT_FAILED, EXIT_USAGE, VpdError
+from ..core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, VpdError
 from .render import emit_json, err_console
 
 
@@ -23,23 +24,68 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except VpdError as exc:
-            if kwargs.get("as_json"):
-                if not getattr(exc, "reported", False):  # the command already printed its JSON report
-                    emit_json(exc.to_dict())
-            else:
-                # soft_wrap: one line per message, so logs and grep see it whole.
-                err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-                if exc.hint:
-                    err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            report_error(exc, bool(kwargs.get("as_json")))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]")
-            sys.exit(130)
+            err_console.print(Text("interrupted", style="bold red"))
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def report_error(exc: VpdError, as_json: bool) -> None:
+    if as_json:
+        if not getattr(exc, "reported", False):  # the command already printed its JSON report
+            emit_json(exc.to_dict())
+        return
+    # Messages are printed literally: libvirt's and qemu-img's texts hold brackets that rich
+    # would read as markup. soft_wrap: one line per message, so logs and grep see it whole.
+    err_console.print(Text.assemble(("error:", "bold red"), " ", exc.message), highlight=False, soft_wrap=True)
+    if exc.hint:
+        err_console.print(Text.assemble("  ", ("hint:", "dim"), " ", exc.hint), highlight=False, soft_wrap=True)
+
+
+# Which modules define each top-level command (and the subgroups other modules add to it).
+# A command imports only these, so `vpd --version` and `vpd vm list` do not pay for pyroute2,
+# the lab or the cluster code; `vpd --help` imports them all.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "access": ("commands_access",),
+    "backup": ("commands_backup",),
+    "restore": ("commands_backup",),
+    "cluster": ("commands_cluster",),
+    "ha": ("commands_cluster",),
+    "host": ("commands_host", "commands_host_bridge"),
+    "iscsi": ("commands_iscsi",),
+    "journal": ("commands_journal",),
+    "lab": ("commands_lab",),
+    "migrate": ("commands_migrate",),
+    "history": ("commands_migrate",),
+    "net": ("commands_net",),
+    "export": ("commands_ovf",),
+    "import": ("commands_ovf",),
+    "pool": ("commands_pool",),
+    "vol": ("commands_vol",),
+    "snapshot": ("commands_snapshot",),
+    "template": ("commands_template",),
+    "vm": ("commands_vm", "commands_vm_disk", "commands_vm_iface"),
+}
+
+
+class LazyGroup(click.Group):
+    """The top-level group: a command's module is imported when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import importlib
+
+        for module in COMMAND_MODULES.get(cmd_name, ()):
+            importlib.import_module(f"{__package__}.{module}")  # registers its commands on `cli`
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vpd")
 @click.option("--inventory", "-i", envvar="VPD_INVENTORY", type=click.Path(dir_okay=False),
               help="Inventory file (default: the lab's while it is up, else ~/.config/vpd/inventory.toml, "
@@ -50,33 +96,7 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
     ctx.obj = {"inventory": inventory}
 
 
-# Modules that define each top-level command, for commands that must answer fast (a storage
-# listing in well under a second): only these are imported. Any other command (and --help)
-# imports every module.
-_ALL_COMMANDS = ("commands_access", "commands_backup", "commands_cluster", "commands_host", "commands_host_bridge",
-                 "commands_iscsi", "commands_journal", "commands_lab", "commands_migrate", "commands_net",
-                 "commands_ovf", "commands_pool", "commands_snapshot", "commands_template", "commands_vm",
-                 "commands_vm_disk", "commands_vm_iface", "commands_vol")
-_FAST_PATHS = {"pool": ("commands_pool",), "vol": ("commands_vol",), "iscsi": ("commands_iscsi",),
-               "net": ("commands_net",), "cluster": ("commands_cluster",), "ha": ("commands_cluster",)}
-
-
-def _command_modules(argv: list[str]) -> tuple[str, ...]:
-    args = iter(argv)
-    for arg in args:
-        if arg in ("--inventory", "-i"):
-            next(args, None)
-        elif not arg.startswith("-"):
-            return _FAST_PATHS.get(arg, _ALL_COMMANDS)
-    return _ALL_COMMANDS
-
-
 def main() -> None:
-    import importlib
-
-    for module in _command_modules(sys.argv[1:]):
-        importlib.import_module(f"{__package__}.{module}")  # registers its commands
-
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from ..core.errors import UsageError
 
 LAB_AGENT = "fence_vpdlab"
-_AGENT = re.compile(r"^fence_[a-z0-9_]{1,60}$")
-_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_AGENT = re.compile(r"^fence_[a-z0-9_]{1,60}\Z")
+_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 # The head start of the preferred survivor: the device waits this long before
 # fencing it, so in a split the other side is fenced first and cannot shoot back.
 SPLIT_DELAY_S = 3

@@ -27,7 +27,7 @@ from . import store
 
 AGENT = "ocf:heartbeat:VirtualDomain"
 # Pacemaker resource ids: a letter or '_' first (VM names may start with a digit).
-_RESOURCE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_RESOURCE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 MEMORY_MARGIN_KIB = 64 * 1024  # QEMU's own overhead beyond the guest's RAM
 CONFIG_DIR = ".vpd-ha"  # next to the VM's disks, on the storage every member sees
 OP_TIMEOUT_S = 120

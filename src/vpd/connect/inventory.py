@@ -4,6 +4,7 @@
     name = "hosta"
     uri = "qemu+ssh://root@hosta.example.org/system"
     address = "192.0.2.11"          # optional: for firewall rules and probes
+    fqdn = "hosta.example.org"      # optional: its fully qualified name (else the URI's host name)
     ssh_identity = "~/.ssh/id_ed25519"  # optional
 
 Which file: --inventory, else $VPD_INVENTORY, else the lab's while a lab is
@@ -12,6 +13,7 @@ up, else ~/.config/vpd/inventory.toml, else the local qemu:///system alone.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -23,6 +25,8 @@ from ..core import paths
 from ..core.errors import NotFound, UsageError
 from ..core.names import check_name
 
+_FQDN = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
 ALLOWED_SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh2", "test"}
 
 
@@ -32,6 +36,7 @@ class Host(BaseModel):
     name: str
     uri: str
     address: str | None = None
+    fqdn: str | None = None
     ssh_user: str = "root"
     ssh_identity: str | None = None
     ssh_known_hosts: str | None = None
@@ -58,6 +63,22 @@ class Host(BaseModel):
         if v is not None:
             ipaddress.ip_address(v)  # raises ValueError with a clear message
         return v
+
+    @field_validator("fqdn")
+    @classmethod
+    def _fqdn(cls, v: str | None) -> str | None:
+        if v is not None and not _FQDN.match(v):
+            raise ValueError(f"{v!r} is not a host name (letters, digits, '-' in dot-separated labels)")
+        return v
+
+    def known_as(self) -> set[str]:
+        """Every way a user may name this host: inventory name, FQDN, URI host, address
+        (the seeds write `hostb.vpd.lab` where the inventory says `hostb`)."""
+        names = {self.name.lower()}
+        for other in (self.fqdn, self.hostname, self.address):
+            if other:
+                names.add(other.lower())
+        return names
 
     @property
     def hostname(self) -> str | None:
@@ -97,12 +118,20 @@ class Inventory(BaseModel):
             seen.add(h.name)
         return hosts
 
-    def get(self, name: str) -> Host:
+    def get(self, ref: str) -> Host:
+        """The host named `ref` by its inventory name, else by its FQDN, URI host or address."""
         for h in self.hosts:
-            if h.name == name:
+            if h.name == ref:
                 return h
+        wanted = str(ref).lower().rstrip(".")
+        matches = [h for h in self.hosts if wanted in h.known_as()]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"{ref!r} names several hosts: {', '.join(h.name for h in matches)}",
+                             hint="use the inventory name")
         raise NotFound(
-            f"unknown host {name!r} (inventory: {self.source})",
+            f"unknown host {ref!r} (inventory: {self.source})",
             hint=f"known hosts: {', '.join(h.name for h in self.hosts)}",
         )
 

@@ -7,7 +7,7 @@ from typing import Callable, TypeVar
 
 import libvirt
 
-from ..core.errors import HostUnreachable, VpdError
+from ..core.errors import HostUnreachable, NotFound, VpdError
 from .inventory import Host
 
 T = TypeVar("T")
@@ -55,6 +55,30 @@ def explain(host: Host, exc: libvirt.libvirtError) -> VpdError:
         return HostUnreachable(f"{where}: unreachable: {msg}",
                                hint="check the address/name in the inventory and the network path to it")
     return VpdError(f"{where}: {msg}")
+
+
+# libvirt's "no such object" codes; any other error in a lookup (a dropped connection, a
+# daemon restarting) is not evidence that the object is missing.
+NOT_FOUND_CODES = frozenset(getattr(libvirt, code) for code in (
+    "VIR_ERR_NO_DOMAIN", "VIR_ERR_NO_STORAGE_POOL", "VIR_ERR_NO_STORAGE_VOL", "VIR_ERR_NO_NETWORK",
+    "VIR_ERR_NO_DOMAIN_SNAPSHOT", "VIR_ERR_NO_DOMAIN_CHECKPOINT", "VIR_ERR_NO_SECRET", "VIR_ERR_NO_INTERFACE",
+    "VIR_ERR_NO_NWFILTER", "VIR_ERR_NO_NODE_DEVICE", "VIR_ERR_NO_NETWORK_PORT", "VIR_ERR_NO_DOMAIN_BACKUP",
+) if hasattr(libvirt, code))
+
+
+def is_not_found(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in NOT_FOUND_CODES
+
+
+def lookup(host: Host, fn: Callable[[], T], missing: str, hint: str | None = None) -> T:
+    """fn() looks an object up; libvirt's "no such ..." becomes NotFound(missing) (exit 2,
+    nothing changed), any other libvirt error is explained as a failure on `host`."""
+    try:
+        return fn()
+    except libvirt.libvirtError as exc:
+        if is_not_found(exc):
+            raise NotFound(missing, hint=hint) from None
+        raise explain(host, exc) from None
 
 
 def open_connection(host: Host, timeout: float = 10.0) -> libvirt.virConnect:

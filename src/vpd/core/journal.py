@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS operations (
     notes TEXT NOT NULL DEFAULT '[]'
 );
 """
+# Added after the first release: what an operation is about to create, written before it acts,
+# so a crash leaves a list of candidates for clean-up.
+_MIGRATIONS = ("ALTER TABLE operations ADD COLUMN objects TEXT NOT NULL DEFAULT '[]'",)
 
 
 def journal_path() -> Path:
@@ -41,6 +44,10 @@ def _connect() -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=10)
     db.execute(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(operations)")}
+    if "objects" not in columns:
+        for statement in _MIGRATIONS:
+            db.execute(statement)
     return db
 
 
@@ -50,9 +57,17 @@ class Entry:
     operation: str
     notes: list[str] = field(default_factory=list)
     result: Any = None
+    objects: list[dict] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def plan(self, kind: str, name: str, host: str | None = None, **details: Any) -> None:
+        """Record, before acting, an object this operation is about to create; written at once
+        so it survives a crash of this process."""
+        self.objects.append({"kind": kind, "name": name, "host": host, **details})
+        with _connect() as db:
+            db.execute("UPDATE operations SET objects=? WHERE id=?", (json.dumps(self.objects, default=str), self.id))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,6 +123,7 @@ def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
         item["args"] = json.loads(item["args"])
         item["result"] = json.loads(item["result"]) if item["result"] else None
         item["notes"] = json.loads(item["notes"])
+        item["objects"] = json.loads(item.get("objects") or "[]")
         if item["status"] == "running" and not _pid_alive(item["pid"]):
             item["status"] = "interrupted"
         out.append(item)

@@ -12,7 +12,7 @@ from ..core.errors import VpdError
 
 # Zone names come from firewall-cmd's answers and go back into its argv: refuse
 # anything that could read as an option or carry spaces.
-_ZONE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/+-]{0,63}$")
+_ZONE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/+-]{0,63}\Z")
 _ALREADY = re.compile(r"ALREADY_ENABLED: (rule .*)$", re.MULTILINE)
 _NOT_ENABLED = re.compile(r"NOT_ENABLED: (rule .*)$", re.MULTILINE)
 

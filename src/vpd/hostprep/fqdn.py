@@ -17,7 +17,7 @@ from . import state
 from .remote import Command, run
 from .report import Change
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 HOSTS_FILE = "/etc/hosts"
 
 

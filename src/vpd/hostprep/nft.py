@@ -19,7 +19,7 @@ TAG = "vpd-prepare"
 FAMILIES = {"ip": 4, "ip6": 6, "inet": None}  # families whose input hook sees IP; None = both versions
 # nft's own identifier syntax (its scanner): names outside it cannot be written on
 # an nft command line, so vpd refuses them instead of passing them through.
-_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9/_.-]{0,255}$")
+_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9/_.-]{0,255}\Z")
 _VERDICT_ONLY = {"counter", "log", "limit"}  # statements that do not match packets
 
 

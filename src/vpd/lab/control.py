@@ -266,7 +266,7 @@ def _start_daemons(host: LabHost, pid: int, firewall: str) -> None:
 
 
 def _inventory_host(h: LabHost) -> Host:
-    return Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address)
+    return Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address, fqdn=h.fqdn)
 
 
 def _wait_for_libvirt(host: LabHost, timeout: float = 60.0) -> libvirt.virConnect:

@@ -24,7 +24,7 @@ from .volumes import describe, find_volume
 
 BUSES = ("virtio", "sata", "scsi", "ide")
 _PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
-_TARGET = re.compile(r"^(vd|sd|hd)[a-z]{1,2}$")
+_TARGET = re.compile(r"^(vd|sd|hd)[a-z]{1,2}\Z")
 HOTPLUG_BUSES = ("virtio", "scsi")
 
 

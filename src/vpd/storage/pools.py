@@ -48,8 +48,8 @@ STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}\Z")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ TYPES = {libvirt.VIR_STORAGE_VOL_FILE: "file", libvirt.VIR_STORAGE_VOL_BLOCK: "b
          libvirt.VIR_STORAGE_VOL_NETDIR: "netdir", libvirt.VIR_STORAGE_VOL_PLOOP: "ploop"}
 # Existing volumes may carry names vpd would not give (an iSCSI LUN is 'unit:0:0:1'); they are
 # looked up, never built into paths, so this rule only keeps out separators and traversal.
-_EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+_EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}\Z")
 
 
 def check_existing_name(name: str, what: str = "volume name") -> str:

@@ -116,8 +116,10 @@ def clone_names(new_name: str, count: int | None) -> list[str]:
 
 
 def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, pool_name: str | None = None,
-             allow_running: bool = False, linked: bool = False, mac: str | None = None) -> Cloned:
-    """Clone `source` as `new_name`; `mac` (already checked unique by the caller) goes to the first NIC."""
+             allow_running: bool = False, linked: bool = False, mac: str | None = None,
+             taken_macs: set[str] | None = None) -> Cloned:
+    """Clone `source` as `new_name`; `mac` (already checked unique by the caller) goes to the first NIC.
+    `taken_macs`: MACs in use on every host (else only this host's are avoided)."""
     check_name(new_name, "VM name")
     if mac is not None:
         mac = require_unicast_mac(mac, "MAC address")
@@ -179,7 +181,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             source_el.set("file", vol.path())
             result.disks.append(vol.path())
         events.emit("vm.clone", "defining", len(disks), len(disks), "disks")
-        taken = macs_in_use(conn)
+        taken = macs_in_use(conn) | (taken_macs or set())
         if mac is not None and mac in taken:
             raise UsageError(f"MAC {mac} is already in use on {host.name}")
         mac_els = tree.findall("devices/interface/mac")
@@ -197,7 +199,8 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
 
 
 def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str], pool_name: str | None = None,
-              allow_running: bool = False, linked: bool = False, mac: str | None = None) -> list[Cloned]:
+              allow_running: bool = False, linked: bool = False, mac: str | None = None,
+              taken_macs: set[str] | None = None) -> list[Cloned]:
     """Clone `source` once per name: all or nothing, so a failure part way leaves no partial batch."""
     if mac is not None and len(names) > 1:
         raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
@@ -207,7 +210,8 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
     done: list[Cloned] = []
     try:
         for name in names:
-            done.append(clone_vm(conn, host, source, name, pool_name, allow_running, linked, mac))
+            done.append(clone_vm(conn, host, source, name, pool_name, allow_running, linked, mac, taken_macs))
+            taken_macs = (taken_macs or set()) | set(done[-1].macs)
         return done
     except BaseException:
         for cloned in done:

@@ -186,14 +186,16 @@ def _check_nics(conn: libvirt.virConnect, host: Host, nics: list[NicSpec], files
             raise UsageError(f"{n.source} is not a bridge on {host.name}", hint="vpd host bridge create ...")
 
 
-def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec,
-              files: HostFiles | None = None) -> tuple[libvirt.virDomain, Created]:
+def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFiles | None = None,
+              taken_macs: set[str] | None = None) -> tuple[libvirt.virDomain, Created]:
+    """Define the VM of `spec` on `host`. `taken_macs`: MACs in use on every host (the caller's
+    inventory-wide view); without it only this host's are avoided."""
     if domain_exists(conn, spec.name):
         raise UsageError(f"a VM named {spec.name!r} already exists on {host.name}")
     files = files or HostFiles(host)
     planned = _plan_disks(conn, host, spec, files)
     _check_nics(conn, host, spec.nics, files)
-    taken = macs_in_use(conn)
+    taken = macs_in_use(conn) | (taken_macs or set())
     for n in spec.nics:
         if n.mac and n.mac.lower() in taken:
             raise UsageError(f"MAC {n.mac} is already in use on {host.name}")

@@ -118,3 +118,63 @@ def list_vms(conns: Connections, hosts: list[Host], include_inactive: bool = Tru
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(hosts)))) as pool:
         return list(pool.map(one, hosts))
+
+
+@dataclass
+class LocatedVm:
+    host: Host
+    domain: libvirt.virDomain
+    found_by_search: bool  # the user did not name the host: front ends say where it was found
+
+
+def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: bool = True) -> LocatedVm:
+    """The VM called `name`: on `host_ref` if given, else wherever the inventory has it.
+
+    The rule: one host defines it -> that host. Several do (a migration that kept the source's
+    definition) -> the one where it runs when `prefer_running` (a guest runs in one place),
+    otherwise the request is ambiguous (exit 2, naming the hosts). Hosts that cannot be
+    reached are named in the NotFound hint, since the VM may be there."""
+    from ..connect.libvirt_conn import explain, is_not_found, lookup
+    from ..core.errors import NotFound, UsageError
+    from ..core.names import check_name
+
+    check_name(name, "VM name")
+    if host_ref is not None:
+        host = session.host(host_ref)
+        conn = session.connection(host)
+        dom = lookup(host, lambda: conn.lookupByName(name), f"no VM named {name!r} on {host.name}",
+                     hint="`vpd vm list --all` lists them")
+        return LocatedVm(host, dom, found_by_search=False)
+
+    hosts = session.hosts()
+
+    def probe(host: Host):
+        try:
+            dom = session.connection(host).lookupByName(name)
+            return host, dom, dom.isActive() == 1, None
+        except libvirt.libvirtError as exc:
+            return host, None, False, None if is_not_found(exc) else explain(host, exc)
+        except VpdError as exc:
+            return host, None, False, exc
+
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        answers = list(pool.map(probe, hosts))
+    found = [(h, d, active) for h, d, active, _ in answers if d is not None]
+    unreachable = [h.name for h, _, _, err in answers if err is not None]
+    running = [(h, d) for h, d, active in found if active]
+    if len(found) == 1:
+        h, d, _ = found[0]
+    elif len(running) > 1:
+        raise VpdError(f"VM {name} runs on {', '.join(h.name for h, _ in running)} at once",
+                       hint="stop the copy that should not run (vpd vm destroy NAME --host H)")
+    elif found and prefer_running and len(running) == 1:
+        h, d = running[0]
+    elif found:
+        raise UsageError(f"VM {name} is defined on {', '.join(h.name for h, _, _ in found)}",
+                         hint="say which one with --host")
+    else:
+        raise NotFound(f"no VM named {name!r} on any host" + (f" that answered ({', '.join(unreachable)} did not)"
+                                                               if unreachable else ""),
+                       hint="`vpd vm list --all` lists them")
+    session.notice(f"{name} is on {h.name}")
+    return LocatedVm(h, d, found_by_search=True)

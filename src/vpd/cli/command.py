@@ -1,0 +1,115 @@
+"""How a CLI command is declared: parse, hand the library a Session, render what comes back.
+
+    @command(vm, "start", render=lambda r: say(f"started {r['vm']}"))
+    @click.argument("name")
+    @host_option()
+    def vm_start(session, name, host_ref):
+        return vm_actions.start(session, name, host_ref)
+
+The body never prints and never branches on --json: it returns its result (a dict, a list,
+a dataclass or anything with `to_dict()`), printed as JSON with --json or by `render`
+otherwise. VpdErrors become their message and exit code; an error that carries a partial
+report (`exc.report`) has that report rendered first. Progress events draw bars while the
+body runs (never with --json)."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+from rich.text import Text
+
+from ..core.errors import EXIT_INTERRUPTED, VpdError
+from ..ops import Session
+from .main import json_option, report_error
+from .render import console, emit_json, err_console, progress
+
+
+def session_of(ctx: click.Context) -> Session:
+    """One Session per command run, closed when the command ends."""
+    root = ctx.find_root()
+    if "session" not in root.obj:
+        root.obj["session"] = Session(root.obj.get("inventory"))
+        root.call_on_close(root.obj["session"].close)
+    return root.obj["session"]
+
+
+def jsonable(result: Any) -> Any:
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    if hasattr(result, "model_dump"):
+        return result.model_dump(mode="json")
+    if isinstance(result, (list, tuple)):
+        return [jsonable(item) for item in result]
+    return result
+
+
+def say(text: str, style: str | None = None) -> None:
+    """Print text literally (names and libvirt messages may hold brackets rich would parse)."""
+    console.print(Text(text, style=style or ""), highlight=False, soft_wrap=True)
+
+
+def default_render(result: Any) -> None:
+    data = jsonable(result)
+    if isinstance(data, dict):
+        width = max((len(str(k)) for k in data), default=0)
+        for key, value in data.items():
+            say(f"{key:{width}}  {value}")
+    elif data is not None:
+        say(str(data))
+
+
+def command(group: click.Group, name: str | None = None, *, render: Callable[[Any], None] | None = None,
+            bars: bool = True):
+    def decorate(fn: Callable[..., Any]) -> click.Command:
+        @json_option
+        @click.pass_context
+        @functools.wraps(fn)
+        def run(ctx: click.Context, *args: Any, as_json: bool = False, **kwargs: Any) -> None:
+            session = session_of(ctx)
+            try:
+                with progress(bars and not as_json):
+                    result = fn(session, *args, **kwargs)
+            except VpdError as exc:
+                partial = getattr(exc, "report", None)
+                if partial is not None:
+                    if as_json:
+                        emit_json({**jsonable(partial), "error": exc.message, "hint": exc.hint})
+                        exc.reported = True
+                    else:
+                        (render or default_render)(partial)
+                _notices(session, as_json)
+                report_error(exc, as_json)
+                sys.exit(exc.exit_code)
+            except KeyboardInterrupt:
+                err_console.print(Text("interrupted", style="bold red"))
+                sys.exit(EXIT_INTERRUPTED)
+            _notices(session, as_json)
+            if result is None:
+                return
+            if as_json:
+                emit_json(jsonable(result))
+            else:
+                (render or default_render)(result)
+
+        return group.command(name)(run)
+
+    return decorate
+
+
+def _notices(session: Session, as_json: bool) -> None:
+    # Where vpd looked things up on its own (a VM found on hostb): on stderr, so --json stays clean.
+    if not as_json:
+        for text in session.notices:
+            err_console.print(Text(text, style="dim"), highlight=False, soft_wrap=True)
+    session.notices.clear()
+
+
+def host_option(required: bool = False, help_text: str | None = None):
+    """--host for VM-scoped commands: optional, since vpd finds a VM whose name is unique."""
+    return click.option("--host", "host_ref", required=required,
+                        help=help_text or "Host (inventory name, FQDN or address); default: wherever the VM is.")

@@ -1,0 +1,78 @@
+"""One mutating request, run the same way from the CLI, the web API or a script.
+
+    with Operation(session, "vm.clone", target="hosta/web1", locks=[vm_key("web1")], pool=p) as op:
+        op.plan("volume", "web1.qcow2", host="hosta")   # journaled before it is made
+        vol = make_volume(...)
+        op.undo.push(vol.delete, "delete volume web1.qcow2")
+        op.progress("copying", done, total, "bytes")
+        op.result = {...}
+
+On an exception (Ctrl-C included) the undo steps run newest first, the journal records the
+failure and the steps that ran, the locks are released, and the exception goes on."""
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from typing import Any
+
+from ..core import events, journal
+from ..core.undo import Undo
+from .locks import LockSet
+from .session import Session
+
+
+class Operation:
+    def __init__(self, session: Session, name: str, target: str | None = None, *,
+                 locks: list[str] | tuple[str, ...] = (), lock_wait: float = 0.0, **args: Any):
+        self.session = session
+        self.name = name
+        self.target = target
+        self.args = args
+        self.undo = Undo()
+        self.result: Any = None
+        self._lock_keys = list(locks)
+        self._lock_wait = lock_wait
+        self._stack = ExitStack()
+        self.entry: journal.Entry | None = None
+
+    @property
+    def id(self) -> int | None:
+        return self.entry.id if self.entry else None
+
+    def __enter__(self) -> "Operation":
+        with ExitStack() as stack:
+            self.entry = stack.enter_context(journal.record(self.name, target=self.target, **self.args))
+            if self._lock_keys:
+                locks = LockSet(self._lock_keys, {"journal_id": self.entry.id, "operation": self.name,
+                                                  "pid": os.getpid(), "target": self.target},
+                                wait=self._lock_wait).acquire()
+                stack.callback(locks.release)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is not None:
+                steps = self.undo.run()
+                for step in steps:
+                    self.note(f"undo: {step.description}: " + ("done" if step.ok else f"failed: {step.error}"))
+            elif self.entry is not None:
+                self.entry.result = self.result
+        finally:
+            # Locks go first, then the journal entry closes with the outcome (the exception, if any).
+            self._stack.__exit__(exc_type, exc, tb)
+        return False
+
+    # --- what the body reports ---------------------------------------------------------
+
+    def plan(self, kind: str, name: str, host: str | None = None, **details: Any) -> None:
+        """Journal an object this operation is about to create, before creating it."""
+        assert self.entry is not None, "plan() inside the with block"
+        self.entry.plan(kind, name, host, **details)
+
+    def note(self, text: str) -> None:
+        if self.entry is not None:
+            self.entry.note(text)
+
+    def progress(self, step: str, done: float | None = None, total: float | None = None, unit: str = "steps") -> None:
+        events.emit(self.name, step, done, total, unit)

@@ -1,0 +1,67 @@
+"""One request's view of the infrastructure: the inventory in force and its connections."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import libvirt
+
+from ..connect import inventory as inv
+from ..connect.inventory import Host, Inventory
+from ..connect.libvirt_conn import Connections
+
+T = TypeVar("T")
+
+
+class Session:
+    """Resolves the inventory once (lazily: `--version` and pure commands never read it) and
+    opens each host's libvirt connection on first use; `close()` closes them all.
+
+    `notices` collects facts a front end should show beside the result (e.g. which host a VM
+    was found on when the user did not say)."""
+
+    def __init__(self, inventory: Inventory | str | Path | None = None, connections: Connections | None = None):
+        self._inventory = inventory if isinstance(inventory, Inventory) else None
+        self._inventory_path = None if isinstance(inventory, Inventory) else inventory
+        self._conns = connections
+        self.notices: list[str] = []
+
+    @property
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = inv.resolve(self._inventory_path)
+        return self._inventory
+
+    @property
+    def conns(self) -> Connections:
+        if self._conns is None:
+            self._conns = Connections()
+        return self._conns
+
+    def host(self, ref: str) -> Host:
+        """A host by inventory name, FQDN or address (NotFound, exit 2, when none matches)."""
+        return self.inventory.get(ref)
+
+    def hosts(self, refs: list[str] | tuple[str, ...] | None = None) -> list[Host]:
+        """The named hosts, or every host of the inventory when none is named."""
+        return self.inventory.select(list(refs) if refs else None)
+
+    def connection(self, host: Host) -> libvirt.virConnect:
+        return self.conns.get(host)
+
+    def call(self, host: Host, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """fn(conn) with libvirt's errors explained for this host."""
+        return self.conns.call(host, fn)
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def close(self) -> None:
+        if self._conns is not None:
+            self._conns.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

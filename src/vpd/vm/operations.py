@@ -1,0 +1,177 @@
+"""VM operations as front ends run them (CLI, web API, scripts): each resolves its host
+(or finds the VM across the inventory), runs inside an Operation (journal, lock, undo,
+progress) and returns a plain result. The work itself lives in lifecycle, create, clone."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import libvirt
+
+from ..core import paths
+from ..core.errors import UsageError
+from ..core.names import check_name
+from ..ops import Operation, Session
+from ..ops.locks import vm_key
+from . import identity, lifecycle
+from .inventory import LocatedVm, locate_vm
+
+# Actions on a running guest may pick the host where it runs when two hosts define it;
+# the others need the user to say which definition they mean.
+_ON_RUNNING_GUEST = {"shutdown", "destroy", "reboot", "pause", "resume"}
+
+ACTIONS: dict[str, Callable[..., Any]] = {
+    "start": lifecycle.start,
+    "destroy": lifecycle.destroy,
+    "undefine": lifecycle.undefine,
+    "shutdown": lifecycle.shutdown,
+    "reboot": lifecycle.reboot,
+    "pause": lifecycle.pause,
+    "resume": lifecycle.resume,
+    "autostart": lifecycle.set_autostart,
+}
+
+
+def locate(session: Session, name: str, host_ref: str | None = None, prefer_running: bool = True) -> LocatedVm:
+    return locate_vm(session, name, host_ref, prefer_running)
+
+
+def act(session: Session, action: str, name: str, host_ref: str | None = None, **options: Any) -> dict:
+    """start, destroy, undefine, shutdown, reboot, pause, resume, autostart."""
+    fn = ACTIONS[action]
+    vm = locate(session, name, host_ref, prefer_running=action in _ON_RUNNING_GUEST)
+    with Operation(session, f"vm.{action}", target=f"{vm.host.name}/{name}", locks=[vm_key(name)], **options) as op:
+        op.result = {"host": vm.host.name, "vm": name, "action": action,
+                     "result": session.call(vm.host, lambda _c: fn(vm.domain, **options))}
+    return op.result
+
+
+def info(session: Session, name: str, host_ref: str | None = None) -> dict:
+    vm = locate(session, name, host_ref)
+    return {"host": vm.host.name, **session.call(vm.host, lambda _c: lifecycle.info(vm.domain))}
+
+
+def dumpxml(session: Session, name: str, host_ref: str | None = None, inactive: bool = False) -> dict:
+    vm = locate(session, name, host_ref)
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+    return {"host": vm.host.name, "vm": name, "xml": session.call(vm.host, lambda _c: vm.domain.XMLDesc(flags))}
+
+
+def define(session: Session, xml: str, host_ref: str, replace: bool = False, source: str = "-") -> dict:
+    host = session.host(host_ref)
+    with Operation(session, "vm.define", target=f"{host.name}/{source}", replace=replace) as op:
+        op.result = {"host": host.name, **session.call(host, lambda c: lifecycle.define(c, host, xml, replace))}
+    return op.result
+
+
+def editable_xml(session: Session, name: str, host_ref: str | None = None) -> tuple[LocatedVm, str]:
+    """The persistent definition to hand an editor (secrets included, as virsh edit does)."""
+    vm = locate(session, name, host_ref, prefer_running=False)
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+    return vm, session.call(vm.host, lambda _c: vm.domain.XMLDesc(flags))
+
+
+def apply_edit(session: Session, vm: LocatedVm, edited: str) -> dict:
+    """Apply an edited definition; a rejected edit is kept in a file so the user's work survives."""
+    name = vm.domain.name()
+    with Operation(session, "vm.edit", target=f"{vm.host.name}/{name}", locks=[vm_key(name)]) as op:
+        try:
+            result = session.call(vm.host, lambda _c: lifecycle.apply_edit(vm.domain, vm.host, edited))
+        except UsageError as exc:
+            kept = paths.state_dir() / "rejected-edits" / f"{vm.host.name}-{name}.xml"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(edited)
+            exc.hint = f"your edit is kept in {kept}; fix it and run `vpd vm define {kept} --replace --host {vm.host.name}`"
+            raise
+        op.result = {"host": vm.host.name, **result, "changed": True}
+    return op.result
+
+
+def console_log(session: Session, name: str, host_ref: str | None = None, lines: int | None = None) -> dict:
+    vm = locate(session, name, host_ref)
+    return {"host": vm.host.name, "vm": name,
+            **session.call(vm.host, lambda _c: lifecycle.console_log(vm.domain, vm.host, lines))}
+
+
+def create(session: Session, name: str, host_ref: str, request, start: bool = False, wait_boot: bool = False,
+           dirty: tuple[int, int] | None = None, spec_file: str | None = None) -> dict:
+    """Define a VM from a VmRequest (flags or spec file), optionally start it. Name, MACs and
+    imported images are checked against every host first; a failure removes what was made."""
+    from .create import create_vm
+
+    check_name(name, "VM name")
+    host = session.host(host_ref)
+    kernel = initrd = None
+    cmdline = ""
+    if request.lab_guest:
+        from ..lab.guest_image import build_guest_image
+
+        image = build_guest_image(paths.cache_dir() / "guest")
+        kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
+        if dirty:
+            cmdline = image.cmdline_with_dirtier(*dirty)
+    spec = request.to_spec(name, kernel, initrd, cmdline)
+    ids = identity.gather(session)
+    ids.require_new_name(name)
+    ids.require_free_macs([n.mac for n in spec.nics if n.mac])
+    ids.require_unused_images([d.import_image for d in spec.disks if d.import_image])
+    with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name)],
+                   memory_mib=spec.memory_mib, vcpus=spec.vcpus, disks=[vars(d) for d in spec.disks],
+                   nics=[vars(n) for n in spec.nics], start=start, spec=spec_file) as op:
+        op.plan("domain", name, host.name)
+        dom, created = session.call(host, lambda c: create_vm(c, host, spec, taken_macs=ids.taken_macs()))
+        result = vars(created)
+        if start:
+            result.update(session.call(host, lambda _c: lifecycle.start_new(dom, wait_boot=wait_boot)))
+        op.result = result
+    return op.result
+
+
+def create_from_template(session: Session, name: str, host_ref: str, template: str, linked: bool = False,
+                         start: bool = False, wait_boot: bool = False) -> dict:
+    from .clone import clone_vm
+    from .template import find_template
+
+    check_name(name, "VM name")
+    host = session.host(host_ref)
+    ids = identity.gather(session)
+    ids.require_new_name(name)
+    with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name), vm_key(template)],
+                   template=template, linked=linked, start=start) as op:
+        session.call(host, lambda c: find_template(c, host, template))
+        op.plan("domain", name, host.name)
+        cloned = session.call(host, lambda c: clone_vm(c, host, template, name, linked=linked,
+                                                       taken_macs=ids.taken_macs()))
+        result = {**vars(cloned), "template": template, "linked": linked}
+        if start:
+            dom = session.call(host, lambda c: c.lookupByName(name))
+            result.update(session.call(host, lambda _c: lifecycle.start_new(dom, wait_boot=wait_boot)))
+        op.result = result
+    return op.result
+
+
+def clone(session: Session, source: str, names: list[str], host_ref: str | None = None, pool: str | None = None,
+          allow_running: bool = False, linked: bool = False, mac: str | None = None) -> list[dict]:
+    """Full or linked clones of `source`, all or nothing; names and MACs unique across the inventory."""
+    from ..xml.checks import require_unicast_mac
+    from .clone import clone_vms
+
+    if mac is not None and len(names) > 1:
+        raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
+    for n in names:
+        check_name(n, "VM name")
+    vm = locate(session, source, host_ref, prefer_running=False)
+    host = vm.host
+    ids = identity.gather(session)
+    for n in names:
+        ids.require_new_name(n)
+    if mac is not None:
+        mac = require_unicast_mac(mac, "MAC address")
+        ids.require_free_macs([mac])
+    with Operation(session, "vm.clone", target=f"{host.name}/{source}->{','.join(names)}",
+                   locks=[vm_key(source), *map(vm_key, names)], pool=pool, linked=linked, mac=mac) as op:
+        for n in names:
+            op.plan("domain", n, host.name)
+        clones = session.call(host, lambda c: clone_vms(c, host, source, names, pool, allow_running, linked, mac,
+                                                        taken_macs=ids.taken_macs()))
+        op.result = [vars(c) for c in clones]
+    return op.result
