@@ -75,17 +75,12 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
                 with progress(bars and not as_json):
                     result = fn(session, *args, **kwargs)
             except VpdError as exc:
-                partial = getattr(exc, "report", None)
-                if partial is not None:
-                    if as_json:
-                        emit_json({**jsonable(partial), "error": exc.message, "hint": exc.hint})
-                        exc.reported = True
-                    else:
-                        (render or default_render)(partial)
+                _partial_report(exc, render, as_json, {"error": exc.message, "hint": exc.hint})
                 _notices(session, as_json)
                 report_error(exc, as_json)
                 sys.exit(exc.exit_code)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
+                _partial_report(exc, render, as_json, {"error": "interrupted by the user"})
                 err_console.print(Text("interrupted", style="bold red"))
                 sys.exit(EXIT_INTERRUPTED)
             _notices(session, as_json)
@@ -99,6 +94,18 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
         return group.command(name)(run)
 
     return decorate
+
+
+def _partial_report(exc: BaseException, render, as_json: bool, error: dict) -> None:
+    """An operation that failed after doing something attaches its report: show it first."""
+    partial = getattr(exc, "report", None)
+    if partial is None:
+        return
+    if as_json:
+        emit_json({**jsonable(partial), **error})
+        exc.reported = True  # type: ignore[attr-defined]
+    else:
+        (render or default_render)(partial)
 
 
 def _notices(session: Session, as_json: bool) -> None:

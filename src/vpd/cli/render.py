@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..core import events
 
@@ -25,7 +26,8 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any
     for c in columns:
         t.add_column(c)
     for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+        # Text cells: names and libvirt messages are shown as they are, never read as rich markup.
+        t.add_row(*(Text("-" if v is None else str(v)) for v in row))
     console.print(t)
 
 

@@ -233,8 +233,10 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
 def raise_for(report: Report) -> None:
     """Fail the command (exit 1, journal 'failed'; 130 when interrupted) after its report was shown."""
     if report.interrupted:
-        raise KeyboardInterrupt
+        interrupted = KeyboardInterrupt()
+        interrupted.report = report  # type: ignore[attr-defined]  # shown before "interrupted"
+        raise interrupted
     if report.error:
         error = VpdError(report.error)
-        error.reported = True
+        error.report = report  # type: ignore[attr-defined]
         raise error
