@@ -8,11 +8,11 @@ from ..core.errors import UsageError
 from ..vm import operations as vm_ops
 from ..vm.inventory import list_vms
 from .command import command, host_option, say
-from .main import cli
+from .main import LazyGroup, cli
 from .render import err_console, table
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={"disk": ("commands_vm_disk",), "iface": ("commands_vm_iface",)})
 def vm() -> None:
     """Virtual machines on the inventory's hosts."""
 

@@ -67,25 +67,30 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "vol": ("commands_vol",),
     "snapshot": ("commands_snapshot",),
     "template": ("commands_template",),
-    "vm": ("commands_vm", "commands_vm_disk", "commands_vm_iface"),
+    "vm": ("commands_vm",),  # which imports `vm disk` and `vm iface` lazily
 }
 
 
 class LazyGroup(click.Group):
-    """The top-level group: a command's module is imported when that command is asked for."""
+    """A group whose subcommands' modules are imported when a subcommand is asked for.
+    `lazy` maps a subcommand name to the modules that register it on this group."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, ...]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMAND_MODULES) | set(self.commands))
+        return sorted(set(self.lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         import importlib
 
-        for module in COMMAND_MODULES.get(cmd_name, ()):
-            importlib.import_module(f"{__package__}.{module}")  # registers its commands on `cli`
+        for module in self.lazy.get(cmd_name, ()):
+            importlib.import_module(f"{__package__}.{module}")  # registers its commands on this group
         return self.commands.get(cmd_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vpd")
 @click.option("--inventory", "-i", envvar="VPD_INVENTORY", type=click.Path(dir_okay=False),
               help="Inventory file (default: the lab's while it is up, else ~/.config/vpd/inventory.toml, "

@@ -12,22 +12,23 @@ from ..core.errors import UsageError
 from ..core.names import check_name
 from ..ops import Operation, Session
 from ..ops.locks import vm_key
-from . import identity, lifecycle
+from . import identity
 from .inventory import LocatedVm, locate_vm
 
 # Actions on a running guest may pick the host where it runs when two hosts define it;
 # the others need the user to say which definition they mean.
 _ON_RUNNING_GUEST = {"shutdown", "destroy", "reboot", "pause", "resume"}
 
-ACTIONS: dict[str, Callable[..., Any]] = {
-    "start": lifecycle.start,
-    "destroy": lifecycle.destroy,
-    "undefine": lifecycle.undefine,
-    "shutdown": lifecycle.shutdown,
-    "reboot": lifecycle.reboot,
-    "pause": lifecycle.pause,
-    "resume": lifecycle.resume,
-    "autostart": lifecycle.set_autostart,
+# action -> its function in vm.lifecycle (looked up when run: `vpd vm list` need not import it)
+ACTIONS: dict[str, str] = {
+    "start": "start",
+    "destroy": "destroy",
+    "undefine": "undefine",
+    "shutdown": "shutdown",
+    "reboot": "reboot",
+    "pause": "pause",
+    "resume": "resume",
+    "autostart": "set_autostart",
 }
 
 
@@ -37,7 +38,9 @@ def locate(session: Session, name: str, host_ref: str | None = None, prefer_runn
 
 def act(session: Session, action: str, name: str, host_ref: str | None = None, **options: Any) -> dict:
     """start, destroy, undefine, shutdown, reboot, pause, resume, autostart."""
-    fn = ACTIONS[action]
+    from . import lifecycle
+
+    fn: Callable[..., Any] = getattr(lifecycle, ACTIONS[action])
     vm = locate(session, name, host_ref, prefer_running=action in _ON_RUNNING_GUEST)
     with Operation(session, f"vm.{action}", target=f"{vm.host.name}/{name}", locks=[vm_key(name)], **options) as op:
         op.result = {"host": vm.host.name, "vm": name, "action": action,
@@ -46,6 +49,8 @@ def act(session: Session, action: str, name: str, host_ref: str | None = None, *
 
 
 def info(session: Session, name: str, host_ref: str | None = None) -> dict:
+    from . import lifecycle
+
     vm = locate(session, name, host_ref)
     return {"host": vm.host.name, **session.call(vm.host, lambda _c: lifecycle.info(vm.domain))}
 
@@ -57,6 +62,8 @@ def dumpxml(session: Session, name: str, host_ref: str | None = None, inactive: 
 
 
 def define(session: Session, xml: str, host_ref: str, replace: bool = False, source: str = "-") -> dict:
+    from . import lifecycle
+
     host = session.host(host_ref)
     with Operation(session, "vm.define", target=f"{host.name}/{source}", replace=replace) as op:
         op.result = {"host": host.name, **session.call(host, lambda c: lifecycle.define(c, host, xml, replace))}
@@ -71,6 +78,8 @@ def editable_xml(session: Session, name: str, host_ref: str | None = None) -> tu
 
 
 def apply_edit(session: Session, vm: LocatedVm, edited: str) -> dict:
+    from . import lifecycle
+
     """Apply an edited definition; a rejected edit is kept in a file so the user's work survives."""
     name = vm.domain.name()
     with Operation(session, "vm.edit", target=f"{vm.host.name}/{name}", locks=[vm_key(name)]) as op:
@@ -87,6 +96,8 @@ def apply_edit(session: Session, vm: LocatedVm, edited: str) -> dict:
 
 
 def console_log(session: Session, name: str, host_ref: str | None = None, lines: int | None = None) -> dict:
+    from . import lifecycle
+
     vm = locate(session, name, host_ref)
     return {"host": vm.host.name, "vm": name,
             **session.call(vm.host, lambda _c: lifecycle.console_log(vm.domain, vm.host, lines))}
@@ -96,6 +107,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
            dirty: tuple[int, int] | None = None, spec_file: str | None = None) -> dict:
     """Define a VM from a VmRequest (flags or spec file), optionally start it. Name, MACs and
     imported images are checked against every host first; a failure removes what was made."""
+    from . import lifecycle
     from .create import create_vm
 
     check_name(name, "VM name")
@@ -128,6 +140,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
 
 def create_from_template(session: Session, name: str, host_ref: str, template: str, linked: bool = False,
                          start: bool = False, wait_boot: bool = False) -> dict:
+    from . import lifecycle
     from .clone import clone_vm
     from .template import find_template
 
