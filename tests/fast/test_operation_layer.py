@@ -145,7 +145,7 @@ def test_lock_held_elsewhere_is_busy_and_released_after(two_hosts):
     holder = LockSet([vm_key("web")], {"journal_id": 7, "operation": "vm.clone", "pid": 1}).acquire()
     try:
         with Session(two_hosts) as s:
-            with pytest.raises(Busy, match=r"vm web is in use by operation #7 vm.clone"):
+            with pytest.raises(Busy, match=r"vm web is busy: vm.clone started by PID 1 at .* \(journal #7\)"):
                 with Operation(s, "vm.start", locks=[vm_key("web")]):
                     pass
     finally:

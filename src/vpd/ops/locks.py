@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from ..core import paths
-from ..core.errors import VpdError
+from ..core.errors import UsageError
 
 
-class Busy(VpdError):
-    """Another vpd operation holds an object this one needs."""
+class Busy(UsageError):
+    """Another vpd operation holds an object this one needs; this one changed nothing (exit 2)."""
 
 
 def lock_dir() -> Path:
@@ -62,13 +62,11 @@ class LockSet:
                 if time.monotonic() >= deadline:
                     holder = _read_owner(fd)
                     os.close(fd)
-                    what = (f"operation #{holder.get('journal_id')} {holder.get('operation')} (pid {holder.get('pid')})"
-                            if holder else "another vpd process")
-                    raise Busy(f"{key.replace(':', ' ', 1)} is in use by {what}",
+                    raise Busy(f"{_describe(key)} is busy: {_describe_holder(holder)}",
                                hint="wait for it to finish (`vpd journal` shows it) and try again") from None
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(self.owner).encode(), 0)
+        os.pwrite(fd, json.dumps({**self.owner, "since": time.time()}).encode(), 0)
         return fd
 
     def release(self) -> None:
@@ -78,6 +76,19 @@ class LockSet:
                 os.ftruncate(fd, 0)
             finally:
                 os.close(fd)  # closing drops the flock
+
+
+def _describe(key: str) -> str:
+    kind, _, rest = key.partition(":")
+    return f"{kind} {rest.replace(':', '/')}"
+
+
+def _describe_holder(holder: dict) -> str:
+    if not holder:
+        return "another vpd process holds it"
+    since = time.strftime("%H:%M:%S", time.localtime(holder["since"])) if holder.get("since") else "?"
+    return (f"{holder.get('operation')} started by PID {holder.get('pid')} at {since} "
+            f"(journal #{holder.get('journal_id')})")
 
 
 def _read_owner(fd: int) -> dict:
