@@ -180,3 +180,33 @@ def test_undo_does_nothing_on_success():
     with Undo() as undo:
         undo.push(lambda: ran.append(1))
     assert ran == [] and undo.steps == []
+
+
+SIGTERM_SCRIPT = """
+import signal, sys, time
+from vpd.cli.main import _raise_terminated, interrupt_exit_code
+from vpd.ops import Operation, Session
+signal.signal(signal.SIGTERM, _raise_terminated)
+try:
+    with Session(sys.argv[1]) as s, Operation(s, "test.long", target="t") as op:
+        op.plan("volume", "v.qcow2", "hosta")
+        op.undo.push(lambda: open(sys.argv[2], "w").write("undone"), "delete volume v.qcow2")
+        print("ready", flush=True)
+        time.sleep(60)
+except KeyboardInterrupt as exc:
+    sys.exit(interrupt_exit_code(exc))
+"""
+
+
+def test_sigterm_undoes_and_exits_143(two_hosts, tmp_path):
+    import signal
+
+    marker = tmp_path / "undone"
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(two_hosts), str(marker)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert marker.read_text() == "undone"
+    row = journal.entries(1, "test.long")[0]
+    assert row["status"] == "interrupted" and "undo: delete volume v.qcow2: done" in row["notes"]

@@ -23,7 +23,7 @@ from typing import Iterator
 
 from ..connect.inventory import Host
 from ..core import journal
-from ..core.errors import NotFound, UsageError, VpdError
+from ..core.errors import NotFound, Terminated, UsageError, VpdError
 from . import authorized_keys as ak
 from . import remote, store
 from .ttl import check_ttl
@@ -236,7 +236,7 @@ def _sigterm_raises_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

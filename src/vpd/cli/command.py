@@ -21,9 +21,9 @@ from typing import Any, Callable
 import click
 from rich.text import Text
 
-from ..core.errors import EXIT_INTERRUPTED, VpdError
+from ..core.errors import Terminated, VpdError
 from ..ops import Session
-from .main import json_option, report_error
+from .main import interrupt_exit_code, json_option, report_error
 from .render import console, emit_json, err_console, progress
 
 
@@ -80,9 +80,10 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
                 report_error(exc, as_json)
                 sys.exit(exc.exit_code)
             except KeyboardInterrupt as exc:
-                _partial_report(exc, render, as_json, {"error": "interrupted by the user"})
-                err_console.print(Text("interrupted", style="bold red"))
-                sys.exit(EXIT_INTERRUPTED)
+                terminated = isinstance(exc, Terminated)
+                _partial_report(exc, render, as_json, {"error": "terminated" if terminated else "interrupted"})
+                err_console.print(Text("terminated" if terminated else "interrupted", style="bold red"))
+                sys.exit(interrupt_exit_code(exc))
             _notices(session, as_json)
             if result is None:
                 return

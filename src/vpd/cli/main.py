@@ -8,7 +8,7 @@ import click
 from rich.text import Text
 
 from .. import __version__
-from ..core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, VpdError
+from ..core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, VpdError
 from .render import emit_json, err_console
 
 
@@ -26,11 +26,19 @@ def handle_errors(fn):
         except VpdError as exc:
             report_error(exc, bool(kwargs.get("as_json")))
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            err_console.print(Text("interrupted", style="bold red"))
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            err_console.print(Text("terminated" if isinstance(exc, Terminated) else "interrupted", style="bold red"))
+            sys.exit(interrupt_exit_code(exc))
 
     return wrapper
+
+
+def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def report_error(exc: VpdError, as_json: bool) -> None:
@@ -102,6 +110,10 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 
 def main() -> None:
+    import signal
+
+    # SIGTERM unwinds like Ctrl-C: the running operation undoes what it made, exit 143.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

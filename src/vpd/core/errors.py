@@ -5,6 +5,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM, as shells report it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so undo steps and `finally` blocks run as they do
+    for Ctrl-C (whose KeyboardInterrupt it extends) instead of the process ending on the spot."""
 
 
 class VpdError(Exception):
