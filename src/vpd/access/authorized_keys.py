@@ -123,7 +123,7 @@ def grant_line(public_key: str, src_address: str, grant_id: str, expiry_time: st
         address = str(ipaddress.ip_address(src_address))  # an address, never a pattern or a quote
     except ValueError:
         raise UsageError(f"invalid source address {src_address!r}") from None
-    if not _GRANT_ID.match(grant_id):
+    if not _GRANT_ID.fullmatch(grant_id):
         raise UsageError(f"invalid grant id {grant_id!r}")
     found = _key_at(public_key)
     if not found:

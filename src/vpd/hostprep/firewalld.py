@@ -18,7 +18,7 @@ _NOT_ENABLED = re.compile(r"NOT_ENABLED: (rule .*)$", re.MULTILINE)
 
 
 def check_zone(zone: str) -> str:
-    if not _ZONE.match(zone):
+    if not _ZONE.fullmatch(zone):
         raise VpdError(f"firewalld answered an unexpected zone name {zone!r}")
     return zone
 

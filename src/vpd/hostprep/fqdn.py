@@ -23,7 +23,7 @@ HOSTS_FILE = "/etc/hosts"
 
 def is_fqdn(name: str) -> bool:
     labels = name.split(".")
-    return (len(name) <= 253 and len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+    return (len(name) <= 253 and len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
             and not name.lower().startswith("localhost"))
 
 

@@ -105,7 +105,7 @@ def port_set(ports: tuple[tuple[int, int], ...]) -> str:
 
 
 def _check_ident(name: str, what: str) -> str:
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):
         raise VpdError(f"nftables {what} {name!r} cannot be written on an nft command line",
                        hint="open the ports by hand, or rename the table/chain")
     return name

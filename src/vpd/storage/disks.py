@@ -56,7 +56,7 @@ def list_disks(dom: libvirt.virDomain, inactive: bool = False) -> list[DiskRow]:
 def check_target(target: str, bus: str) -> str:
     if bus not in BUSES:
         raise UsageError(f"unknown disk bus {bus!r}", hint="use one of: " + ", ".join(BUSES))
-    if not _TARGET.match(target or ""):
+    if not _TARGET.fullmatch(target or ""):
         raise UsageError(f"invalid disk target {target!r}", hint="use e.g. vdb (virtio), sdb (sata/scsi), hdb (ide)")
     if not target.startswith(_PREFIX[bus]):
         raise UsageError(f"target {target} does not fit bus {bus}", hint=f"{bus} disks are named {_PREFIX[bus]}a, {_PREFIX[bus]}b...")

@@ -90,7 +90,7 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.match(host):
+        if not _HOSTNAME.fullmatch(host):
             raise UsageError(f"invalid {what} {text!r}", hint="use a host name or IP address, optionally :PORT") from None
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"{what} port {port} is out of range")
@@ -98,7 +98,7 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
 
 
 def check_chap_user(user: str) -> str:
-    if not _CHAP_USER.match(user or ""):
+    if not _CHAP_USER.fullmatch(user or ""):
         raise UsageError(f"invalid CHAP user name {user!r}", hint="1-64 letters, digits, '.', '_', '@', ':' or '-'")
     return user
 

@@ -42,7 +42,7 @@ _EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
 
 
 def check_existing_name(name: str, what: str = "volume name") -> str:
-    if not _EXISTING.match(name or "") or ".." in name:
+    if not _EXISTING.fullmatch(name or "") or ".." in name:
         raise UsageError(f"invalid {what} {name!r}", hint="volume names have no '/', spaces, quotes or '..'")
     return name
 
