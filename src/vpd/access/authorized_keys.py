@@ -12,7 +12,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ..core.errors import UsageError
 
@@ -161,7 +161,7 @@ def format_expiry(when: datetime, standard_offset: timedelta | None = None) -> s
     server's standard-time UTC offset, a bare local timestamp. sshd parses a bare
     one with tm_isdst=0, i.e. as standard time even in summer, hence the offset
     of standard time rather than the current one."""
-    utc = when.astimezone(timezone.utc)
+    utc = when.astimezone(UTC)
     if standard_offset is None:
         return utc.strftime("%Y%m%d%H%M%SZ")
     return (utc + standard_offset).strftime("%Y%m%d%H%M%S")

@@ -1,7 +1,7 @@
 """Taking back what an operation made when a later step fails (or Ctrl-C arrives)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import libvirt
 
@@ -17,7 +17,7 @@ class Undo:
     def push(self, step: Callable[[], object]) -> None:
         self._steps.append(step)
 
-    def __enter__(self) -> "Undo":
+    def __enter__(self) -> Undo:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

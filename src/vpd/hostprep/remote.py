@@ -8,7 +8,6 @@ from ..connect.inventory import Host
 from ..connect.ssh import CommandResult, runner_for
 
 
-
 @dataclass(frozen=True)
 class Command:
     """One command vpd runs (or, in a dry run, would run) on a host."""

@@ -140,7 +140,7 @@ def _nm_ipv4(runner: Runner, iface: str) -> tuple[str | None, dict[str, str]]:
         return None, {}
     keys = ["ipv4.method", "ipv4.addresses", "ipv4.gateway", "ipv4.dns"]
     out = runner.run(["nmcli", "-g", ",".join(keys), "connection", "show", conn]).stdout.splitlines()
-    return conn, {k: v.strip() for k, v in zip(keys, out)}
+    return conn, {k: v.strip() for k, v in zip(keys, out, strict=False)}
 
 
 # --- checks -------------------------------------------------------------------------

@@ -160,8 +160,8 @@ def detach(dom: libvirt.virDomain, host: Host, *, mac: str | None = None, networ
     if not found:
         raise NotFound(f"VM {dom.name()} on {host.name} has no such NIC", hint=f"vpd vm iface list {dom.name()}")
     if len(found) > 1:
-        raise UsageError(f"{len(found)} NICs of {dom.name()} match: " + ", ".join(i.mac.address for i in found if i.mac),
-                         hint="name one with --mac")
+        macs = ", ".join(i.mac.address for i in found if i.mac)
+        raise UsageError(f"{len(found)} NICs of {dom.name()} match: {macs}", hint="name one with --mac")
     nic = found[0]
     nic_mac = nic.mac.address.lower() if nic.mac else None
     device = Interface(type=nic.type, mac=nic.mac, source=nic.source)
@@ -188,7 +188,8 @@ def list_interfaces(dom: libvirt.virDomain, host: Host) -> list[dict]:
     nics = _interfaces(dom) if running else _interfaces(dom, inactive=True)
     addresses: dict[str, list[str]] = {}
     if running:
-        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
             try:
                 found = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:

@@ -15,12 +15,12 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
+from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.checks import require_choice, require_ifname
 from ..xml.domain import Domain
 from ..xml.network import Network, VpdNetworkMode, virtual_network
-from ..connect.ssh import runner_for
 from .hostnet import HostNetwork, has_host_behind, host_network, read_link
 
 MODES = get_args(VpdNetworkMode)
@@ -49,7 +49,8 @@ def parse_subnet(text: str) -> ipaddress.IPv4Interface:
     return iface
 
 
-def parse_dhcp_range(text: str, gateway: ipaddress.IPv4Interface) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+def parse_dhcp_range(text: str,
+                     gateway: ipaddress.IPv4Interface) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
     """'START-END' inside the subnet, not its network or broadcast address, not the host's own."""
     start_text, sep, end_text = text.partition("-")
     try:
@@ -57,7 +58,8 @@ def parse_dhcp_range(text: str, gateway: ipaddress.IPv4Interface) -> tuple[ipadd
             raise ValueError
         start, end = ipaddress.IPv4Address(start_text.strip()), ipaddress.IPv4Address(end_text.strip())
     except ValueError:
-        raise UsageError(f"invalid DHCP range {text!r}", hint="use START-END, e.g. 198.19.40.10-198.19.40.100") from None
+        raise UsageError(f"invalid DHCP range {text!r}",
+                         hint="use START-END, e.g. 198.19.40.10-198.19.40.100") from None
     net = gateway.network
     hosts_first, hosts_last = net.network_address + 1, net.broadcast_address - 1
     for ip in (start, end):
@@ -237,7 +239,8 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
         if differ:
             detail = "; ".join(f"{k}: has {h}, asked {w}" for k, (h, w) in differ.items())
             raise UsageError(f"network {spec.name!r} already exists on {host.name} with other settings ({detail})",
-                             hint=f"delete it first (vpd net delete {spec.name} --host {host.name}) or use another name")
+                             hint=f"delete it first (vpd net delete {spec.name} --host {host.name}) "
+                                  "or use another name")
         notes = []
         if start and not info.active:
             existing.create()

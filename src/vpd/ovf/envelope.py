@@ -14,7 +14,7 @@ are alphabetical), so what vpd writes validates against those schemas.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from lxml import etree
 from pydantic import ValidationError

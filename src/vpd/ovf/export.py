@@ -22,16 +22,16 @@ from pathlib import Path
 
 import libvirt
 
-from ..connect.inventory import Host
 from ..connect.hostfiles import HostFiles
+from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..storage.streams import download_volume
 from ..xml.domain import Domain
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from ..storage.streams import download_volume
 from .images import convert
 from .package import check_file_name, manifest_bytes, sha256_file, write_ova
 

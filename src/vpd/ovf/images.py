@@ -15,7 +15,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 from ..core import events
 from ..core.errors import UsageError, VpdError
 

@@ -25,20 +25,32 @@ from ..connect.inventory import Host
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..storage.streams import upload_volume
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
 from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
 from ..xml.devices import (
-    CharLog, CharTarget, Console, Devices, Disk, DiskDriver, DiskSource, DiskTarget, Graphics, Interface,
-    InterfaceModel, InterfaceSource, MacAddress, Serial,
+    CharLog,
+    CharTarget,
+    Console,
+    Devices,
+    Disk,
+    DiskDriver,
+    DiskSource,
+    DiskTarget,
+    Graphics,
+    Interface,
+    InterfaceModel,
+    InterfaceSource,
+    MacAddress,
+    Serial,
 )
 from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, Features, Os
 from ..xml.units import MemorySize
 from ..xml.volume import MAX_VOLUME_BYTES, StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from ..storage.streams import upload_volume
 from .images import check_standalone, convert
 from .package import Package, read_package
 
@@ -227,12 +239,15 @@ def build_domain(plan: ImportPlan, dtype: str, disk_paths: dict[int, str], macs:
                               target=DiskTarget(dev=planned.dev, bus=planned.bus)))
     interfaces = [Interface(type="network", mac=MacAddress(address=mac), source=InterfaceSource(network=network),
                             model=InterfaceModel(type=nic.model))
-                  for nic, mac, network in zip(plan.nics, macs, networks)]
+                  for nic, mac, network in zip(plan.nics, macs, networks, strict=True)]
     # serial0 keeps a log on the host (as every vpd-made VM), so `vpd vm console --log` has the history.
     serials = [Serial(type="pty", target=CharTarget(port=port),
                       log=CharLog(file=serial_log_path(plan.name), append="on") if port == 0 else None)
                for port in plan.serial_ports]
-    os_ = Os(kernel=kernel, initrd=initrd, cmdline=plan.cmdline) if kernel else Os(boot=[Boot(dev="hd"), Boot(dev="cdrom")])
+    if kernel:
+        os_ = Os(kernel=kernel, initrd=initrd, cmdline=plan.cmdline)
+    else:
+        os_ = Os(boot=[Boot(dev="hd"), Boot(dev="cdrom")])
     return Domain(
         type=dtype, name=check_name(plan.name, "VM name"), uuid=str(uuidlib.uuid4()),
         memory=MemorySize(value=plan.memory_mib * 1024, unit="KiB"), vcpu=plan.vcpus, os=os_,
@@ -290,7 +305,8 @@ def _networks(conn: libvirt.virConnect, host: Host, plan: ImportPlan, mapping: d
 
 
 def import_package(conn: libvirt.virConnect, host: Host, path: Path, *, name: str | None = None,
-                   pool_name: str | None = None, networks: dict[str, str] | None = None) -> tuple[libvirt.virDomain, Imported]:
+                   pool_name: str | None = None,
+                   networks: dict[str, str] | None = None) -> tuple[libvirt.virDomain, Imported]:
     began = time.monotonic()
     if name is not None:
         check_name(name, "VM name")
@@ -382,7 +398,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
                 if vol_name in uploads:
                     boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], made, fmt="raw").path()
             pool.refresh(0)
-            for n, vol_path in disk_paths.items():
+            for vol_path in disk_paths.values():
                 fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
                 if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":
                     raise VpdError(f"{vol_path}: libvirt does not see the uploaded image as qcow2")

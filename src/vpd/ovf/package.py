@@ -16,9 +16,10 @@ import shutil
 import stat
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from ..core.errors import UsageError
 from .envelope import Envelope, File, parse_envelope
@@ -44,7 +45,8 @@ def check_file_name(name: str, what: str = "file name") -> str:
     if (not isinstance(name, str) or not name or name in (".", "..") or len(name) > MAX_NAME
             or any(c in name for c in "/\\\0:") or any(ord(c) < 32 for c in name)):
         raise UsageError(f"unsafe {what} {name!r} in the package",
-                         hint="package members must be plain file names: no directories, '..', URLs or control characters")
+                         hint="package members must be plain file names: "
+                              "no directories, '..', URLs or control characters")
     return name
 
 
@@ -63,8 +65,9 @@ def parse_manifest(data: bytes) -> dict[str, Digest]:
             raise UsageError(f"manifest line {number} is not 'ALGORITHM(file)= digest': {line[:80]!r}")
         algorithm, name, hexdigest = m.group(1), m.group(2).strip(), m.group(3).lower()
         check_file_name(name, "manifest entry")
-        if len(hexdigest) != MANIFEST_ALGORITHMS[algorithm]().digest_size * 2:
-            raise UsageError(f"manifest line {number}: a {algorithm} digest has {MANIFEST_ALGORITHMS[algorithm]().digest_size * 2} hex digits")
+        digits = MANIFEST_ALGORITHMS[algorithm]().digest_size * 2
+        if len(hexdigest) != digits:
+            raise UsageError(f"manifest line {number}: a {algorithm} digest has {digits} hex digits")
         if name in entries:
             raise UsageError(f"the manifest lists {name} twice")
         entries[name] = Digest(algorithm, hexdigest)
@@ -354,7 +357,7 @@ def write_ova(destination: Path, members: list[tuple[str, Path]], progress: Prog
                 info.mtime = int(time.time())
                 info.mode = 0o644
                 with open(path, "rb") as f:
-                    tar.addfile(info, _Counting(f, lambda n: progress(done + n) if progress else None))
+                    tar.addfile(info, _Counting(f, lambda n, base=done: progress(base + n) if progress else None))
                 done += info.size
         os.replace(partial, destination)
     except BaseException:

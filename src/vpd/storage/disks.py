@@ -59,7 +59,8 @@ def check_target(target: str, bus: str) -> str:
     if not _TARGET.fullmatch(target or ""):
         raise UsageError(f"invalid disk target {target!r}", hint="use e.g. vdb (virtio), sdb (sata/scsi), hdb (ide)")
     if not target.startswith(_PREFIX[bus]):
-        raise UsageError(f"target {target} does not fit bus {bus}", hint=f"{bus} disks are named {_PREFIX[bus]}a, {_PREFIX[bus]}b...")
+        raise UsageError(f"target {target} does not fit bus {bus}",
+                         hint=f"{bus} disks are named {_PREFIX[bus]}a, {_PREFIX[bus]}b...")
     return target
 
 

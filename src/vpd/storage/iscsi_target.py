@@ -236,7 +236,8 @@ class Lio:
                password: str | None) -> None:
         store = self.backstore(iqn)
         kind = "block" if self.runner.run(["test", "-b", path], check=False).ok else "fileio"
-        self._cli(f"/backstores/{kind}", "create", f"name={store}", f"{'dev' if kind == 'block' else 'file_or_dev'}={path}")
+        source = "dev" if kind == "block" else "file_or_dev"
+        self._cli(f"/backstores/{kind}", "create", f"name={store}", f"{source}={path}")
         try:
             self._cli("/iscsi", "create", iqn)
             tpg = f"/iscsi/{iqn}/tpg1"
@@ -295,7 +296,8 @@ def open_firewall(host: Host, peers: list[Initiator], iqn: str) -> list[str]:
     listing = runner.run(["nft", "-j", "-a", "list", "ruleset"], check=False)
     if listing.returncode == NOT_FOUND or not listing.ok:
         return ["no nftables or firewalld here: nothing to open"]
-    for chain, name, address, argv in nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, tag=firewall_tag(iqn)):
+    plan = nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, tag=firewall_tag(iqn))
+    for chain, name, address, argv in plan:
         runner.run(argv)
         done.append(f"nftables: admit {name} ({address}) to 3260/tcp in {chain}")
     return done
@@ -373,7 +375,8 @@ def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[In
             backend.delete(target)
         elif started and isinstance(backend, Tgt):
             backend._adm("--op", "delete", "--mode", "system", check=False)
-        close_firewall(host, TargetInfo(host.name, backend.name, iqn, None), [i.address for i in initiators if i.address])
+        close_firewall(host, TargetInfo(host.name, backend.name, iqn, None),
+                       [i.address for i in initiators if i.address])
         raise
     return {**result, "changed": True, "tgtd_started": started, "firewall": firewall}
 

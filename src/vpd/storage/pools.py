@@ -48,7 +48,8 @@ STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 
 
@@ -91,7 +92,8 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
         ipaddress.ip_address(host)
     except ValueError:
         if not _HOSTNAME.fullmatch(host):
-            raise UsageError(f"invalid {what} {text!r}", hint="use a host name or IP address, optionally :PORT") from None
+            raise UsageError(f"invalid {what} {text!r}",
+                             hint="use a host name or IP address, optionally :PORT") from None
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"{what} port {port} is out of range")
     return host, port
@@ -138,7 +140,8 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
             raise UsageError("a fs pool needs exactly one --source-dev (the block device holding the filesystem)")
         fmt = spec.source_format or ("ext4" if spec.build else "auto")
         if fmt not in FS_FORMATS or (spec.build and fmt == "auto"):
-            raise UsageError(f"unknown filesystem {fmt!r} for a fs pool", hint="use one of: " + ", ".join(FS_FORMATS[1:]))
+            raise UsageError(f"unknown filesystem {fmt!r} for a fs pool",
+                             hint="use one of: " + ", ".join(FS_FORMATS[1:]))
         return StoragePool(type=t, name=spec.name,
                            source=PoolSource(devices=devices, format=PoolSourceFormat(type=fmt)),
                            target=PoolTarget(path=require_absolute_path(_need(spec.path, "--path", t), "mount point")))
@@ -162,7 +165,8 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
                            source=PoolSource(devices=devices, name=spec.name, format=PoolSourceFormat(type="lvm2")),
                            target=PoolTarget(path=f"/dev/{spec.name}"))
     # iscsi and iscsi-direct
-    _only(spec, {"path", "source_host", "target_iqn", "initiator_iqn", "chap_user"} - ({"path"} if t == "iscsi-direct" else set()))
+    allowed = {"path", "source_host", "target_iqn", "initiator_iqn", "chap_user"}
+    _only(spec, allowed - {"path"} if t == "iscsi-direct" else allowed)
     server, port = parse_server(_need(spec.source_host, "--portal", t), "iSCSI portal")
     target = check_iqn(_need(spec.target_iqn, "--target (the target's IQN)", t), "target IQN")
     initiator = None
@@ -326,7 +330,8 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
     state = probe_ports(host, server.name, [server.port or ISCSI_PORT])[server.port or ISCSI_PORT]
     if state in (FILTERED, UNREACHABLE):
         raise VpdError(f"{host.name} cannot reach the iSCSI portal {server.name}:{server.port}: {state}",
-                       hint="a firewall drops it: `vpd iscsi target create ... --allow` opens it to the initiator's host")
+                       hint="a firewall drops it: `vpd iscsi target create ... --allow` "
+                            "opens it to the initiator's host")
     if state != "open":
         raise VpdError(f"nothing listens on the iSCSI portal {server.name}:{server.port} ({state})",
                        hint="create the target first: `vpd iscsi target create`")
@@ -392,7 +397,8 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
         raise
     info = describe(host, pool)
     return {"host": host.name, "pool": spec.name, "changed": True, "steps": steps,
-            "checks": [c.to_dict() for c in checks], **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
+            "checks": [c.to_dict() for c in checks],
+            **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
 
 
 def _path_exists(host: Host, path: str | None) -> bool:
@@ -430,7 +436,8 @@ def set_autostart(host: Host, pool: libvirt.virStoragePool, enable: bool) -> dic
 
 def refresh_pool(host: Host, pool: libvirt.virStoragePool) -> dict:
     if not pool.isActive():
-        raise UsageError(f"pool {pool.name()} is not running", hint=f"`vpd pool start {pool.name()} --host {host.name}`")
+        raise UsageError(f"pool {pool.name()} is not running",
+                         hint=f"`vpd pool start {pool.name()} --host {host.name}`")
     pool.refresh(0)
     return describe(host, pool).to_dict()
 

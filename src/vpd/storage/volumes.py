@@ -182,8 +182,8 @@ def _same_or_clash(host: Host, pool_name: str, existing: VolumeInfo, capacity: i
                    backing: str | None) -> dict:
     same = existing.capacity == capacity and existing.format == fmt and existing.backing == backing
     if not same:
-        raise UsageError(f"volume {existing.name} already exists in pool {pool_name} on {host.name} with other settings "
-                         f"({existing.format}, {existing.capacity} bytes"
+        raise UsageError(f"volume {existing.name} already exists in pool {pool_name} on {host.name} "
+                         f"with other settings ({existing.format}, {existing.capacity} bytes"
                          + (f", backing {existing.backing}" if existing.backing else "") + ")",
                          hint="delete it first, or pick another name")
     return {**existing.to_dict(), "changed": False}
@@ -243,7 +243,8 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
                               src_info.capacity, fmt, None)
     _, _, _, available = dest_pool.info()
     if src_info.allocation > available:
-        raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; the copy needs about {src_info.allocation}")
+        raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; "
+                         f"the copy needs about {src_info.allocation}")
     events.emit("vol.clone", f"copying {source} to {new_name}")
     xml = volume(new_name, src_info.capacity, fmt)
     vol = dest_pool.createXMLFrom(xml.to_xml_string(), src, 0)
@@ -267,7 +268,8 @@ def resize_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
                          hint="stop them first (a running guest must be resized with blockresize)")
     _, _, _, available = pool.info()
     if capacity - info.capacity > available and info.format == "raw":
-        raise UsageError(f"pool {pool_name} has {available} bytes free; growing by {capacity - info.capacity} does not fit")
+        raise UsageError(f"pool {pool_name} has {available} bytes free; "
+                         f"growing by {capacity - info.capacity} does not fit")
     flags = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if capacity < info.capacity else 0
     vol.resize(capacity, flags)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True, "previous_capacity": info.capacity}
@@ -280,7 +282,8 @@ def delete_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
     info = describe(host, pool_name, vol)
     users = volume_users(conn, pool_name, name, info.path)
     if users:
-        raise UsageError(f"volume {name} is a disk of VMs: {', '.join(users)}", hint="detach it first (`vpd vm disk detach`)")
+        raise UsageError(f"volume {name} is a disk of VMs: {', '.join(users)}",
+                         hint="detach it first (`vpd vm disk detach`)")
     overlays = [v.name() for v in pool.listAllVolumes(0)
                 if v.name() != name and describe(host, pool_name, v).backing == info.path]
     if overlays:
@@ -308,7 +311,8 @@ def image_facts(path: str) -> ImageFacts:
     if proc.returncode != 0:
         raise UsageError(f"{path} is not a readable disk image: {proc.stderr.strip()}")
     data = json.loads(proc.stdout)
-    return ImageFacts(data["format"], int(data["virtual-size"]), data.get("full-backing-filename") or data.get("backing-filename"))
+    backing = data.get("full-backing-filename") or data.get("backing-filename")
+    return ImageFacts(data["format"], int(data["virtual-size"]), backing)
 
 
 def _qemu_img(argv: list[str]) -> None:
