@@ -47,7 +47,7 @@ def expiry_time(host: Host, expires: datetime) -> tuple[str | None, str]:
     """The expiry-time= value `host`'s sshd understands for `expires`, or None, and why."""
     version = openssh_version(host)
     style = ak.expiry_style(version)
-    if style is None:
+    if style is None or version is None:
         shown = "not OpenSSH" if version is None else f"OpenSSH {version[0]}.{version[1]}"
         return None, f"{host.name}'s sshd ({shown}) has no expiry-time=; only vpd's TTL limits the grant"
     name = f"OpenSSH {version[0]}.{version[1]}"

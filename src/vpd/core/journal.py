@@ -74,6 +74,7 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
             "INSERT INTO operations (started, pid, operation, target, args, status) VALUES (?,?,?,?,?,?)",
             (time.time(), os.getpid(), operation, target, json.dumps(args, default=str), "running"),
         )
+        assert cur.lastrowid is not None  # an INSERT always sets it
         entry = Entry(id=cur.lastrowid, operation=operation)
     status, error = "ok", None
     try:

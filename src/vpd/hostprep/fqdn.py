@@ -14,7 +14,7 @@ from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import UsageError
 from . import state
-from .remote import Command, run
+from .remote import Command, address_of, run
 from .report import Change
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -215,8 +215,9 @@ def set_fqdn_plan(host: Host, peers: list[Host], name: str,
     current = _fqdn(host, names)
     if current != name:
         changes.append(_hostname_change(host, current, name))
-    wanted = [(host.address, name)] + [(p.address, _fqdn(p, names)) for p in peers if is_fqdn(_fqdn(p, names))]
-    for on, entries in [(host, wanted)] + [(p, [(host.address, name)]) for p in peers]:
+    address = address_of(host)
+    wanted = [(address, name)] + [(address_of(p), _fqdn(p, names)) for p in peers if is_fqdn(_fqdn(p, names))]
+    for on, entries in [(host, wanted)] + [(p, [(address, name)]) for p in peers]:
         change, found = hosts_change(on, entries)
         checks += found
         if change:

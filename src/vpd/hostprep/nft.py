@@ -97,7 +97,7 @@ def comment_for(peer_name: str, address: str, tag: str = TAG) -> str:
 
 
 def is_vpd_comment(comment: str | None, tag: str = TAG) -> bool:
-    return bool(comment) and comment.startswith(tag + " ")
+    return comment is not None and comment.startswith(tag + " ")
 
 
 def port_set(ports: tuple[tuple[int, int], ...]) -> str:

@@ -220,7 +220,7 @@ def answers(host: Host, timeout: float = 5.0) -> str | None:
 
 def _wait_answer(host: Host, seconds: float) -> str | None:
     deadline = time.monotonic() + seconds
-    last = "no probe ran"
+    last: str | None = "no probe ran"
     while time.monotonic() < deadline:
         last = answers(host, timeout=round(min(5.0, max(1.0, deadline - time.monotonic())), 1))
         if last is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import libvirt
 
@@ -74,7 +75,7 @@ class AttachRequest:
             self.mac = require_unicast_mac(self.mac, "MAC address")
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["network", "bridge"]:
         return "network" if self.network else "bridge"
 
     @property
@@ -103,7 +104,7 @@ def attach(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, req: At
         if live and not net.isActive():
             raise UsageError(f"network {req.network} on {host.name} is not active: a running guest cannot join it",
                              hint=f"vpd net start {req.network} --host {host.name}")
-    elif hostnet is not None:
+    elif hostnet is not None and req.bridge is not None:
         link = hostnet.links.get(req.bridge)
         if link is None or link.kind != "bridge":
             raise UsageError(f"{req.bridge} is not a bridge on {host.name}",

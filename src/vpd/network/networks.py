@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import get_args
+from typing import cast, get_args
 
 import libvirt
 
@@ -113,7 +113,8 @@ class NetworkSpec:
             self.dhcp_range = parse_dhcp_range(self.dhcp, self.gateway)
 
     def to_xml(self) -> Network:
-        return virtual_network(self.name, self.mode, gateway=self.gateway, dhcp=self.dhcp_range,
+        mode = cast(VpdNetworkMode, self.mode)  # checked against MODES on construction
+        return virtual_network(self.name, mode, gateway=self.gateway, dhcp=self.dhcp_range,
                                bridge=self.bridge, forward_dev=self.forward_dev)
 
     def settings(self) -> dict:
@@ -146,7 +147,7 @@ class NetworkInfo:
 
 def describe(host: Host, net: libvirt.virNetwork) -> NetworkInfo:
     parsed = Network.from_xml(net.XMLDesc(0).encode())
-    ip = next((i for i in parsed.ips if i.interface() is not None and i.interface().version == 4), None)
+    ip = next((i for i in parsed.ips if (iface := i.interface()) is not None and iface.version == 4), None)
     dhcp = None
     if ip is not None and ip.dhcp is not None and ip.dhcp.ranges:
         dhcp = f"{ip.dhcp.ranges[0].start}-{ip.dhcp.ranges[0].end}"
@@ -200,7 +201,7 @@ def check_fits_host(spec: NetworkSpec, host: Host, conn: libvirt.virConnect, hos
                              hint="libvirt creates the bridge of a nat/isolated/routed network itself: "
                                   "give a new name, or use --mode bridge to join an existing bridge")
     if hostnet is not None:
-        if spec.mode == "bridge":
+        if spec.mode == "bridge" and spec.bridge is not None:  # bridge mode has one (checked on construction)
             link = hostnet.links.get(spec.bridge)
             if link is None or link.kind != "bridge":
                 raise UsageError(f"{spec.bridge} is not a bridge on {host.name}",

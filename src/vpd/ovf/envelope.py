@@ -235,7 +235,9 @@ class Envelope(OvfModel, tag="Envelope", ns="ovf"):
         return self.virtual_system.hardware[0]
 
     def to_bytes(self) -> bytes:
-        return self.to_xml(pretty_print=True, xml_declaration=True, encoding="UTF-8")
+        data = self.to_xml(pretty_print=True, xml_declaration=True, encoding="UTF-8")
+        assert isinstance(data, bytes)  # with an encoding, lxml serialises to bytes
+        return data
 
 
 # --- Units --------------------------------------------------------------------------------

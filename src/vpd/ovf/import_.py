@@ -18,6 +18,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import libvirt
 
@@ -36,6 +37,7 @@ from ..xml.devices import (
     Console,
     Devices,
     Disk,
+    DiskBus,
     DiskDriver,
     DiskSource,
     DiskTarget,
@@ -46,9 +48,9 @@ from ..xml.devices import (
     MacAddress,
     Serial,
 )
-from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, Features, Os
+from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, DomainType, Features, Os
 from ..xml.units import MemorySize
-from ..xml.volume import MAX_VOLUME_BYTES, StorageVolume
+from ..xml.volume import MAX_VOLUME_BYTES, ImageFormat, StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
 from .images import check_standalone, convert
@@ -64,7 +66,7 @@ DEV_PREFIX = {"ide": "hd", "sata": "sd", "scsi": "sd", "virtio": "vd"}
 @dataclass
 class PlannedDisk:
     device: str  # "disk" or "cdrom"
-    bus: str
+    bus: DiskBus
     dev: str = ""
     disk_id: str | None = None
     file: ovf.File | None = None
@@ -105,7 +107,7 @@ def _disk_format(uri: str | None, disk_id: str) -> str:
     raise UsageError(f"disk {disk_id}: format {uri!r} is not supported", hint="vpd imports vmdk and qcow2 disks")
 
 
-def _controller_bus(item: ovf.Item) -> str:
+def _controller_bus(item: ovf.Item) -> DiskBus:
     subtype = (item.resource_sub_type or "").lower()
     if item.resource_type == ovf.IDE_CONTROLLER:
         return "ide"
@@ -138,7 +140,7 @@ def plan_import(envelope: ovf.Envelope, name: str) -> ImportPlan:
     if not cpus:
         plan.notes.append("no CPU item: 1 vCPU")
 
-    controllers: dict[str, tuple[int, str, int]] = {}  # InstanceID -> (order, bus, Address)
+    controllers: dict[str, tuple[int, DiskBus, int]] = {}  # InstanceID -> (order, bus, Address)
     for order, item in enumerate(hw.of_type(ovf.IDE_CONTROLLER, ovf.SCSI_CONTROLLER, ovf.OTHER_STORAGE)):
         controllers[item.instance_id] = (order, _controller_bus(item), _int(item.address))
     drives = []
@@ -224,7 +226,7 @@ def _letters(index: int) -> str:
     return out
 
 
-def build_domain(plan: ImportPlan, dtype: str, disk_paths: dict[int, str], macs: list[str], networks: list[str],
+def build_domain(plan: ImportPlan, dtype: DomainType, disk_paths: dict[int, str], macs: list[str], networks: list[str],
                  kernel: str | None, initrd: str | None) -> Domain:
     """The guest definition: `disk_paths` maps positions in plan.disks to volume paths."""
     disks = []
@@ -357,6 +359,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
         for n, planned in enumerate(plan.disks):
             if planned.device != "disk" or planned.file is None:
                 continue
+            assert planned.format is not None  # plan_import sets it with planned.file
             staged = _stage(package, planned.file, work)
             info = check_standalone(staged, planned.format)
             if info["virtual-size"] > planned.capacity:
@@ -407,7 +410,8 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
             for _ in plan.nics:
                 macs.append(new_mac(taken))
                 taken.add(macs[-1])
-            dtype = "test" if conn.getType() == "Test" else domain_type(conn.getCapabilities(), host.address)
+            dtype = cast(DomainType, "test" if conn.getType() == "Test"  # domain_type: "kvm" or "qemu"
+                          else domain_type(conn.getCapabilities(), host.address))
             events.emit(OPERATION, f"defining {name}")
             domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                                   boot_paths.get("initrd"))
@@ -444,7 +448,8 @@ def _grow(image: Path, capacity: int) -> None:
         raise VpdError(f"qemu-img resize {image.name} failed: {proc.stderr.strip()}")
 
 
-def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, made: list, fmt: str = "raw"):
+def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, made: list,
+            fmt: ImageFormat = "raw") -> libvirt.virStorageVol:
     """A volume holding exactly `source`'s bytes. Made raw, so libvirt writes no header of its
     own; the pool refresh afterwards reads the real format (qcow2) from the file itself."""
     size = source.stat().st_size

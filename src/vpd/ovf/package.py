@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ..core.errors import UsageError
 from .envelope import Envelope, File, parse_envelope
@@ -105,7 +105,7 @@ class Source:
     def size(self, name: str) -> int:
         raise NotImplementedError
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         raise NotImplementedError
 
     def local_path(self, name: str) -> Path | None:
@@ -144,7 +144,7 @@ class DirectorySource(Source):
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         return open(self._path(name), "rb")
 
     def local_path(self, name: str) -> Path | None:
@@ -194,7 +194,7 @@ class OvaSource(Source):
     def size(self, name: str) -> int:
         return self._member(name).size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         f = self.tar.extractfile(self._member(name))
         assert f is not None  # regular files only, checked above
         return f
@@ -263,7 +263,7 @@ class Package:
                         writer.close()
             if file.size is not None and done != file.size:
                 raise UsageError(f"{name} is {done} bytes but the descriptor says {file.size}")
-            if digest and h.hexdigest() != digest.hexdigest:
+            if digest is not None and h is not None and h.hexdigest() != digest.hexdigest:
                 raise UsageError(f"{name}: {digest.algorithm} digest does not match the manifest",
                                  hint="the package is corrupt or was changed after it was made")
             if file.compression == "gzip":
@@ -357,7 +357,7 @@ def write_ova(destination: Path, members: list[tuple[str, Path]], progress: Prog
                 info.mtime = int(time.time())
                 info.mode = 0o644
                 with open(path, "rb") as f:
-                    tar.addfile(info, _Counting(f, lambda n, base=done: progress(base + n) if progress else None))
+                    tar.addfile(info, _Counting(f, progress, offset=done))
                 done += info.size
         os.replace(partial, destination)
     except BaseException:
@@ -366,15 +366,16 @@ def write_ova(destination: Path, members: list[tuple[str, Path]], progress: Prog
 
 
 class _Counting:
-    """A reader that reports how much was read (for the OVA writer's progress)."""
+    """A reader that reports `offset` + how much it read (for the OVA writer's progress)."""
 
-    def __init__(self, f: BinaryIO, report: Callable[[int], None]):
-        self.f, self.report, self.count = f, report, 0
+    def __init__(self, f: IO[bytes], report: Progress | None, offset: int = 0):
+        self.f, self.report, self.offset, self.count = f, report, offset, 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.f.read(size)
         self.count += len(data)
-        self.report(self.count)
+        if self.report:
+            self.report(self.offset + self.count)
         return data
 
 

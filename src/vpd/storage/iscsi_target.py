@@ -54,10 +54,11 @@ def parse_allow(values: list[str], inventory: Inventory) -> list[Initiator]:
             iqn = check_iqn(iqn_text, "initiator IQN")
         elif value.lower().startswith(("iqn.", "eui.")):
             iqn = check_iqn(value, "initiator IQN")
-            host = defaults.get(iqn)
-            if host is None:
+            known = defaults.get(iqn)
+            if known is None:
                 raise UsageError(f"which host logs in as {iqn}? the firewall must know",
                                  hint="write --allow HOST=IQN")
+            host = known
         else:
             host = inventory.get(value)
             iqn = default_initiator(host.name)
@@ -169,6 +170,8 @@ class Tgt:
             for initiator in initiators:
                 self._adm("--op", "bind", "--mode", "target", "--tid", tid, "--initiator-name", initiator)
             if chap_user:
+                if password is None:
+                    raise UsageError(f"CHAP user {chap_user} needs a password")
                 self._adm("--op", "new", "--mode", "account", "--user", chap_user, "--password", password)
                 self._adm("--op", "bind", "--mode", "account", "--tid", tid, "--user", chap_user)
         except BaseException:
@@ -323,10 +326,10 @@ def close_firewall(host: Host, target: TargetInfo, peers_addresses: list[str]) -
     if not listing.ok:
         return done
     tag = firewall_tag(target.iqn) + " "
-    for rule in nft.parse(listing.stdout).rules:
-        if rule.comment and rule.comment.startswith(tag):
-            runner.run(nft.delete_argv(rule))
-            done.append(f"nftables: removed {rule.comment!r}")
+    for nft_rule in nft.parse(listing.stdout).rules:
+        if nft_rule.comment and nft_rule.comment.startswith(tag):
+            runner.run(nft.delete_argv(nft_rule))
+            done.append(f"nftables: removed {nft_rule.comment!r}")
     return done
 
 

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import libvirt
 
@@ -32,6 +33,7 @@ from ..xml.pool import (
     PoolSourceFormat,
     PoolSourceHost,
     PoolTarget,
+    PoolType,
     StoragePool,
 )
 from . import secrets
@@ -126,9 +128,9 @@ def _need(value, flag: str, pool_type: str):
 def pool_xml(spec: PoolSpec) -> StoragePool:
     """The pool definition for `spec`; UsageError for anything libvirt would refuse or vpd finds unsafe."""
     check_name(spec.name, "pool name")
-    t = spec.type
-    if t not in POOL_TYPES:
-        raise UsageError(f"unknown pool type {t!r}", hint="use one of: " + ", ".join(POOL_TYPES))
+    if spec.type not in POOL_TYPES:
+        raise UsageError(f"unknown pool type {spec.type!r}", hint="use one of: " + ", ".join(POOL_TYPES))
+    t = cast(PoolType, spec.type)  # one of POOL_TYPES, all libvirt pool types
     devices = [PoolSourceDevice(path=require_absolute_path(d, "source device")) for d in spec.source_devices]
     if t == "dir":
         _only(spec, {"path"})
@@ -322,7 +324,9 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
 
     if pool.type not in ("iscsi", "iscsi-direct") or host.uri.startswith("test:"):
         return
-    server = pool.source.host
+    server = pool.source.host if pool.source else None
+    if server is None:  # pool_xml gives every iSCSI pool its portal
+        return
     try:
         ipaddress.ip_address(server.name)
     except ValueError:
@@ -361,6 +365,7 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
     steps: list[str] = []
     try:
         if spec.chap_user:
+            assert password is not None  # checked on entry
             usage = secrets.pool_usage_id(spec.name)
             if secrets.store(conn, usage, password, f"vpd: CHAP secret of pool {spec.name}"):
                 undo.append(lambda: secrets.remove(conn, usage))
@@ -370,7 +375,8 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
         steps.append("define")
         if spec.type in ("dir", "fs", "netfs") or (spec.type == "logical" and spec.build):
             flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.build else 0
-            path_existed = spec.type != "logical" and _path_exists(host, wanted.target.path)
+            path_existed = (spec.type != "logical" and wanted.target is not None
+                            and _path_exists(host, wanted.target.path))
             pool.build(flags)
             if spec.type == "logical" or not path_existed:
                 # pool.delete removes what build made: the directory (if empty) or the VG.

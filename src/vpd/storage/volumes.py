@@ -16,6 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import libvirt
 
@@ -25,11 +26,16 @@ from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name, parse_size
 from ..xml.pool import StoragePool
-from ..xml.volume import StorageVolume, volume
+from ..xml.volume import ImageFormat, StorageVolume, volume
 from .pools import find_pool
 from .streams import download_volume, upload_volume
 
 FORMATS = ("raw", "qcow2")
+
+
+def _format(text: str | None) -> ImageFormat:
+    """The format vpd makes a volume in: qcow2 when asked or copied from, else raw (FORMATS)."""
+    return "qcow2" if text == "qcow2" else "raw"
 CHUNK = 1024 * 1024
 # Pools whose volumes are made elsewhere (the iSCSI target's LUNs): libvirt only lists them.
 NO_CREATE_POOLS = ("iscsi", "iscsi-direct", "scsi", "mpath")
@@ -111,7 +117,7 @@ def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = 
         check_name(pool_name, "pool name")
 
     def volumes_of(host: Host, conn: libvirt.virConnect) -> list[VolumeInfo]:
-        out = []
+        out: list[VolumeInfo] = []
         for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
             name = pool.name()
             if pool_name is not None and name != pool_name:
@@ -220,7 +226,8 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
         raise UsageError(f"does not fit: pool {pool_name} on {host.name} has {available} bytes free, "
                          f"the volume would take {capacity}",
                          hint="use a smaller --size or another pool")
-    xml = volume(name, capacity, fmt, backing_path, backing_fmt=backing_fmt or "qcow2")
+    # backing_fmt is what libvirt itself reported for the backing volume: one of its formats.
+    xml = volume(name, capacity, _format(fmt), backing_path, backing_fmt=cast(ImageFormat, backing_fmt or "qcow2"))
     vol = pool.createXML(xml.to_xml_string(), 0)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True}
 
@@ -233,7 +240,7 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
     src_info = describe(host, pool_name, src)
     dest_pool = find_pool(conn, host, target_pool) if target_pool else pool
     _require_volume_pool(host, dest_pool)
-    fmt = src_info.format if src_info.format in FORMATS else "raw"
+    fmt = _format(src_info.format)
     try:
         existing = dest_pool.storageVolLookupByName(new_name)
     except libvirt.libvirtError:
@@ -393,7 +400,7 @@ def download(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, fi
     download_volume(vol, partial, progress)  # removes the partial file itself if the stream fails
     try:
         converted = fmt is not None and fmt != vol_format
-        if converted:
+        if fmt is not None and converted:
             _qemu_img(["convert", "-f", vol_format, "-O", fmt, "--", str(partial), str(target)])
             partial.unlink()
         else:
