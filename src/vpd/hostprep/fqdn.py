@@ -4,7 +4,7 @@ resolves every peer's name to that peer's address.
 The destination of a migration announces its own hostname and the source
 connects to it for the migration stream, so a name that does not resolve (or
 resolves to loopback) fails the migration ("Unable to resolve address
-'hostb.vpd.lab' service '49152'", lab-notes)."""
+'hostb.vpd.lab' service '49152'"; docs/lab.md, "Migration needs resolvable host names")."""
 from __future__ import annotations
 
 import ipaddress

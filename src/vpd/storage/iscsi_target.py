@@ -3,10 +3,11 @@ to named initiators only (ACL by IQN, optional CHAP), and the host firewall open
 those initiators' hosts only.
 
 Two backends, chosen per host: LIO through targetcli where the kernel has the LIO target (real
-hosts, as in the seed), and the userspace `tgt` daemon where it does not (the lab: lab-notes).
-tgt facts: LUN 0 is its controller, so data LUNs start at 1; it ignores SIGTERM, so it is
-stopped with `tgtadm --op delete --mode system` once its last target is gone; it keeps no
-configuration across restarts (vpd recreates nothing behind the user's back).
+hosts, as in the seed), and the userspace `tgt` daemon where it does not (the lab).
+tgt facts (docs/lab.md, "iSCSI targets in the lab"): LUN 0 is its controller, so data LUNs
+start at 1; it ignores SIGTERM, so it is stopped with `tgtadm --op delete --mode system` once
+its last target is gone; it keeps no configuration across restarts (vpd recreates nothing
+behind the user's back).
 
 CHAP passwords reach the target as tgtadm/targetcli arguments (neither reads them from stdin),
 so they are visible to root on the target host for the instant the command runs; vpd never

@@ -1,9 +1,9 @@
 """Which pool types a host can really run, found before anything is changed.
 
 libvirt's pool capabilities only say whether the daemon has a backend for a type; the
-backend still needs the kernel and tools under it (lab-notes: libvirt reports netfs,
-logical and iscsi as supported on a kernel with no NFS client, no device-mapper and no
-iSCSI initiator, and fails only half-way through). So vpd asks both: libvirt, then the
+backend still needs the kernel and tools under it (libvirt reports netfs, logical and iscsi
+as supported on a kernel with no NFS client, no device-mapper and no iSCSI initiator, and
+fails only half-way through; docs/lab.md, "Storage on the lab's kernel"). So vpd asks both: libvirt, then the
 host itself, in one remote command.
 """
 from __future__ import annotations

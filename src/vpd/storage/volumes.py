@@ -1,10 +1,11 @@
 """Volumes: create (raw/qcow2, copy-on-write overlays), list (every host at once), info, clone,
 resize, delete, and upload/download through libvirt streams with progress events.
 
-Uploads keep formats right: libvirt's vol-upload copies bytes as they are (lab-notes: a raw
-file uploaded into a qcow2 volume leaves raw bytes where qcow2 is expected), so vpd reads the
-file's real format with `qemu-img info` and converts it to the volume's format first when
-they differ, or when the file is an overlay that needs its backing chain flattened.
+Uploads keep formats right: libvirt's vol-upload copies bytes as they are (a raw file uploaded
+into a qcow2 volume leaves raw bytes where qcow2 is expected; docs/lab.md, "Uploads write bytes
+as they are"), so vpd reads the file's real format with `qemu-img info` and converts it to the
+volume's format first when they differ, or when the file is an overlay that needs its backing
+chain flattened.
 """
 from __future__ import annotations
 
