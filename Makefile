@@ -1,7 +1,7 @@
 # The two commands of the README. Both run the set-up first (idempotent, seconds when done).
 VPD := .venv/bin/vpd
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -17,3 +17,13 @@ test-fast: setup
 
 bench: setup
 	.venv/bin/python -m bench.lab_times
+
+# ruff and mypy on the paths pyproject.toml lists (also the first step of `make test`).
+lint: setup
+	bash scripts/lint.sh
+
+# Removes build and tool artefacts (egg-info, __pycache__, pytest/mypy/ruff/hypothesis caches,
+# build/). Keeps .venv (make setup reuses it) and everything vpd or the lab wrote elsewhere.
+clean:
+	rm -rf build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

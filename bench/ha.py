@@ -97,9 +97,9 @@ def _pcmk_time(line: str) -> float | None:
     m = _PCMK.match(line)
     if not m:
         return None
-    year = datetime.datetime.now(datetime.timezone.utc).year
+    year = datetime.datetime.now(datetime.UTC).year
     t = datetime.datetime.strptime(f"{year} {m.group(1)}", "%Y %b %d %H:%M:%S.%f")
-    return t.replace(tzinfo=datetime.timezone.utc).timestamp()
+    return t.replace(tzinfo=datetime.UTC).timestamp()
 
 
 def first_after(host: str, t0: float, pattern: str) -> float | None:
@@ -117,7 +117,7 @@ def pdu_fenced(victim: str, t0: float) -> float | None:
         stamp, _, rest = line.partition(" ")
         if rest == "answer: ok off" or rest.startswith("answer: ok off"):
             t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=datetime.timezone.utc).timestamp()
+                tzinfo=datetime.UTC).timestamp()
             if t >= t0:
                 return t
     return None
@@ -208,8 +208,9 @@ def table(results: dict[int, list[dict]]) -> str:
     for nodes, rows in results.items():
         for victim in sorted({r["victim"] for r in rows}):
             rs = [r for r in rows if r["victim"] == victim]
-            out.append(f"| {nodes} nodes | {victim} | {len(rs)} | {median(rs, 'running_s')} ({span(rs, 'running_s')}) | "
-                       f"{median(rs, 'answers_s')} | {median(rs, 'membership_s')} | {median(rs, 'fencing_s')} | "
+            out.append(f"| {nodes} nodes | {victim} | {len(rs)} | "
+                       f"{median(rs, 'running_s')} ({span(rs, 'running_s')}) | {median(rs, 'answers_s')} | "
+                       f"{median(rs, 'membership_s')} | {median(rs, 'fencing_s')} | "
                        f"{median(rs, 'start_s')} | {sum(r['double'] > 0 for r in rs)} |")
     return "\n".join(out)
 

@@ -92,10 +92,11 @@ def main() -> None:
             networks.list_networks(conns, inv.hosts)  # connections opened: the CLI opens them too
             lib_list = [timed(lambda: networks.list_networks(conns, inv.hosts)) for _ in range(args.runs)]
         virsh_list = [timed(lambda: virsh_listing(uris)) for _ in range(max(1, args.runs // 2))]
-        figures["(a) list 2 hosts x %d networks" % args.networks] = (
-            f"vpd net list {statistics.median(vpd_list):.2f} s (of which the listing itself, both hosts at once: "
+        vpd_s, virsh_s = statistics.median(vpd_list), statistics.median(virsh_list)
+        figures[f"(a) list 2 hosts x {args.networks} networks"] = (
+            f"vpd net list {vpd_s:.2f} s (of which the listing itself, both hosts at once: "
             f"{statistics.median(lib_list) * 1000:.0f} ms; the rest is Python starting), virsh loop "
-            f"{statistics.median(virsh_list):.2f} s ({statistics.median(virsh_list) / statistics.median(vpd_list):.1f}x)")
+            f"{virsh_s:.2f} s ({virsh_s / vpd_s:.1f}x)")
         # (b) create one network
         vpd_create, virsh_create = [], []
         xml_file = Path(tempfile.mkstemp(suffix=".xml")[1])
@@ -147,7 +148,7 @@ def main() -> None:
         run([*VPD, "lab", "down"], check=False)
     report = "\n".join(f"- {k}: {v}" for k, v in figures.items())
     print(report)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_section("networks", f"## Virtual networks and host bridges (issue 6, Práctica 5)\n\n"
                               f"Run {stamp} by `python -m bench.networks` on a 2-host lab.\n\n{report}\n\n{NOTES}")
 

@@ -119,8 +119,9 @@ def main() -> None:
                       for label, v in results.items())
     text = (
         "## OVF / OVA export and import (issue 5)\n\n"
-        f"Run {time.strftime('%Y-%m-%d')} by `python -m bench.ovf --runs {args.runs}` on the lab (2 hosts). The VM is a "
-        f"lab guest with a 1 GiB qcow2 disk holding {DATA_MIB} MiB of random data (incompressible). vpd: `vpd export "
+        f"Run {time.strftime('%Y-%m-%d')} by `python -m bench.ovf --runs {args.runs}` on the lab (2 hosts). "
+        f"The VM is a lab guest with a 1 GiB qcow2 disk holding {DATA_MIB} MiB of random data (incompressible). "
+        "vpd: `vpd export "
         "bsrc --host hosta --ova F` (and `--ovf DIR --disk-format qcow2`), `vpd import F --host hostb --name N --pool "
         "CONT_VOL_COMP`. By hand: `virsh vol-download --sparse`, `qemu-img convert -O vmdk -o "
         "subformat=streamOptimized`, `sha256sum` into a .mf, `tar cf`; and for import `tar xf`, `sha256sum -c`, "

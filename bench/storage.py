@@ -86,7 +86,7 @@ def in_process(runs: int = 5) -> list[float]:
 
 def listing(args, uris: list[str]) -> dict:
     per_host = args.volumes // len(uris)
-    for index, (name, uri) in enumerate(zip(("hosta", "hostb"), uris)):
+    for index, (name, uri) in enumerate(zip(("hosta", "hostb"), uris, strict=False)):
         vpd("pool", "create", POOL, "--host", name, "--type", "dir", "--path", f"/var/lib/libvirt/images/{POOL}")
         make_volumes(uri, per_host, f"v{index}-")
     counted = sum(len(h["volumes"]) for h in vpd("vol", "list")["hosts"])
@@ -97,7 +97,9 @@ def listing(args, uris: list[str]) -> dict:
     virsh = [timed(["sh", "-c", VIRSH_LOOP, "virsh-loop", *uris]) for _ in range(max(1, args.runs // 2))]
     floor = [timed([sys.executable, "-c", "import libvirt, pydantic, pydantic_xml, click, rich.console"])
              for _ in range(args.runs)]
-    return {"volumes": counted, "in_process_s": statistics.median(in_process()), "import_floor_s": statistics.median(floor), "vpd_pool_list_s": statistics.median(pools), "vpd_vol_list_s": statistics.median(vols),
+    return {"volumes": counted, "in_process_s": statistics.median(in_process()),
+            "import_floor_s": statistics.median(floor), "vpd_pool_list_s": statistics.median(pools),
+            "vpd_vol_list_s": statistics.median(vols),
             "vpd_both_s": statistics.median(both), "virsh_loop_s": statistics.median(virsh),
             "runs": args.runs, "virsh_runs": len(virsh)}
 
@@ -176,6 +178,10 @@ def throughput(args, uris: list[str], work: Path) -> dict:
 def markdown(result: dict, link: str) -> str:
     ls, tp = result["listing"], result["throughput"]
     speedup = ls["virsh_loop_s"] / ls["vpd_both_s"]
+
+    def runs(figures: list[float]) -> str:
+        return ", ".join(f"{x:.0f}" for x in figures)
+
     return f"""## Storage listings and iSCSI reads (issue 6)
 
 Run {time.strftime('%Y-%m-%d')} by `python -m bench.storage` on the lab (2 hosts, link {link}), libvirt 11.3.0,
@@ -203,7 +209,7 @@ depends on the machine's load; `vpd pool|vol|iscsi` import only their own comman
 | the same data as a local raw file on hostb | {tp['local_mib_s']:.1f} |
 | ratio iSCSI / local | {tp['ratio']:.2f} |
 
-Runs (MiB/s): iSCSI {', '.join(f'{x:.0f}' for x in tp['iscsi_runs'])}; local {', '.join(f'{x:.0f}' for x in tp['local_runs'])}.
+Runs (MiB/s): iSCSI {runs(tp['iscsi_runs'])}; local {runs(tp['local_runs'])}.
 Both images are in the hosts' page cache, so the ratio is the cost of the iSCSI path (QEMU's libiscsi,
 TCP over the lab link, tgtd in userspace), not of a disk.
 """

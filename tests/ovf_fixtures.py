@@ -240,7 +240,8 @@ VIRTUALBOX_OVF = """<?xml version="1.0"?>
         <epasd:ResourceType>10</epasd:ResourceType>
       </EthernetPortItem>
     </VirtualHardwareSection>
-    <vbox:Machine ovf:required="false" version="1.16-linux" uuid="{{0b7f4e0c-0000-4a8e-9d1e-2f1f3f4f5f6f}}" name="{name}">
+    <vbox:Machine ovf:required="false" version="1.16-linux"
+                  uuid="{{0b7f4e0c-0000-4a8e-9d1e-2f1f3f4f5f6f}}" name="{name}">
       <ovf:Info>Complete VirtualBox machine configuration in VirtualBox format</ovf:Info>
     </vbox:Machine>
   </VirtualSystem>

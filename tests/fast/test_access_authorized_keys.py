@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -195,7 +195,7 @@ def test_format_expiry_utc():
 
 
 def test_format_expiry_in_standard_time():
-    when = datetime(2030, 7, 1, 12, 0, 5, tzinfo=timezone.utc)
+    when = datetime(2030, 7, 1, 12, 0, 5, tzinfo=UTC)
     assert ak.format_expiry(when, timedelta(hours=-5)) == "20300701070005"
     assert ak.format_expiry(when, timedelta(hours=5, minutes=30)) == "20300701173005"
 

@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vpd.core.errors import EXIT_USAGE, UsageError
+from vpd.core.errors import EXIT_USAGE, UsageError, VpdError
 from vpd.core.names import check_name, parse_rate, parse_size
+from vpd.hostprep import firewalld, fqdn
+from vpd.storage import pools, volumes
 
 
 @pytest.mark.parametrize("name", ["mvp4", "hosta", "CONT_VOL_COMP", "a.b-c_d", "9lives", "x" * 64])
@@ -49,3 +51,18 @@ def test_rates():
     assert parse_rate("none") is None
     with pytest.raises(UsageError):
         parse_rate("fast")
+
+
+@pytest.mark.parametrize("check", [
+    check_name,
+    volumes.check_existing_name,
+    lambda v: pools.parse_server(v + ":3260", "server"),
+    pools.check_chap_user,
+    lambda v: fqdn.check_fqdn(v + ".vpd.lab"),
+    firewalld.check_zone,
+])
+def test_a_trailing_newline_is_refused(check):
+    # re's `$` also matches before a final "\n": validators use fullmatch, so "vm1\n" is not "vm1".
+    check("vm1")
+    with pytest.raises(VpdError):
+        check("vm1\n")

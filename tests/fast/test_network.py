@@ -79,6 +79,7 @@ def test_valid_subnets_and_ranges_round_trip_through_xml(offset, prefix, data):
     base = ipaddress.IPv4Network("198.18.0.0/15")
     net = ipaddress.IPv4Network((int(base.network_address) + offset, prefix), strict=False)
     gw = networks.parse_subnet(str(net))
+    assert gw.network == net
     hosts = net.num_addresses - 2
     first = data.draw(st.integers(2, max(2, hosts)))
     last = data.draw(st.integers(first, max(first, hosts)))

@@ -14,8 +14,8 @@ import libvirt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ovf_fixtures import as_ova, virtualbox_package, vmware_package
+
 from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError, VpdError
 from vpd.ovf import envelope as ovf
@@ -330,7 +330,8 @@ def test_blank_disk_package_is_defined(conn, tmp_path, members):
     dom, imported = import_package(conn, HOST, directory / "blank.ovf", name="blank", networks={"*": "default"})
     xml = Domain.from_xml(dom.XMLDesc(0).encode())
     assert (xml.vcpu, xml.memory.in_bytes) == (2, 256 * 2**20)
-    assert [(d.device, d.target.dev, d.target.bus) for d in xml.disks] == [("disk", "sda", "scsi"), ("cdrom", "hdc", "ide")]
+    assert [(d.device, d.target.dev, d.target.bus) for d in xml.disks] == [("disk", "sda", "scsi"),
+                                                                            ("cdrom", "hdc", "ide")]
     assert [i.source.network for i in xml.interfaces] == ["default"] and imported.macs[0].startswith("52:54:00:")
     assert imported.volumes == ["/default-pool/blank-disk1.qcow2"]
     assert any("no manifest" in note for note in imported.notes)

@@ -52,8 +52,9 @@ def test_valid_iqns_are_canonical(good):
     assert check_iqn(good) == good.lower()
 
 
-@pytest.mark.parametrize("bad", ["", "iqn", "iqn.24-01.org.x", "iqn.2024-13.org.x", "iqn.2024-01.", "iqn.2024-01.org.x:a b",
-                                 "iqn.2024-01.org.x:'q'", "iqn.2024-01.-bad.org", "eui.123", "iqn.2024-01.org.x:" + "a" * 300,
+@pytest.mark.parametrize("bad", ["", "iqn", "iqn.24-01.org.x", "iqn.2024-13.org.x", "iqn.2024-01.",
+                                 "iqn.2024-01.org.x:a b", "iqn.2024-01.org.x:'q'", "iqn.2024-01.-bad.org", "eui.123",
+                                 "iqn.2024-01.org.x:" + "a" * 300,
                                  "iqn.2024-01.org.x:../etc", "iqn.2024-01.org.x;rm"])
 def test_invalid_iqns_are_refused(bad):
     with pytest.raises(UsageError):
@@ -76,8 +77,9 @@ def test_default_initiator_is_valid():
 # --- pool definitions (pure) ---------------------------------------------------------
 
 def test_pool_xml_per_type_matches_libvirt_schema():
-    from lxml import etree
     from pathlib import Path
+
+    from lxml import etree
 
     specs = [
         pools.PoolSpec("d", "dir", path="/srv/d"),
@@ -113,7 +115,8 @@ def test_pool_xml_per_type_matches_libvirt_schema():
     pools.PoolSpec("vg", "logical", build=True),
     pools.PoolSpec("i", "iscsi", source_host="h", target_iqn="not-an-iqn"),
     pools.PoolSpec("i", "iscsi-direct", source_host="h", target_iqn="iqn.2024-01.org.x:t"),  # no initiator
-    pools.PoolSpec("i", "iscsi-direct", source_host="h:99999", target_iqn="iqn.2024-01.org.x:t", initiator_iqn="iqn.2024-01.org.x:i"),
+    pools.PoolSpec("i", "iscsi-direct", source_host="h:99999", target_iqn="iqn.2024-01.org.x:t",
+                   initiator_iqn="iqn.2024-01.org.x:i"),
     pools.PoolSpec("i", "iscsi-direct", source_host="h", target_iqn="iqn.2024-01.org.x:t",
                    initiator_iqn="iqn.2024-01.org.x:i", chap_user="a b"),
     pools.PoolSpec("z", "zfs", path="/z"),
@@ -246,7 +249,8 @@ def test_upload_plan_converts_other_formats_and_overlays(tmp_path):
     qcow = tmp_path / "a.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow), "2M"], check=True)
     overlay = tmp_path / "o.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(qcow), "-F", "qcow2", str(overlay)], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(qcow), "-F", "qcow2", str(overlay)],
+                   check=True)
     facts = volumes.image_facts(str(raw))
     assert (facts.format, facts.virtual_size) == ("raw", MiB)
     assert volumes.upload_plan(facts, "raw", 4 * MiB) == "as-is"
@@ -294,12 +298,22 @@ def test_attach_and_detach_on_test_driver(conn, pool_name):
 
 
 def test_network_disk_xml_round_trips():
-    from vpd.xml.devices import Disk, DiskAuth, DiskAuthSecret, DiskInitiator, DiskIqn, DiskSource, DiskSourceHost, DiskTarget
+    from vpd.xml.devices import (
+        Disk,
+        DiskAuth,
+        DiskAuthSecret,
+        DiskInitiator,
+        DiskIqn,
+        DiskSource,
+        DiskSourceHost,
+        DiskTarget,
+    )
 
     disk = Disk(type="network", source=DiskSource(
         protocol="iscsi", name="iqn.2024-01.org.x:t/1", hosts=[DiskSourceHost(name="198.18.0.11", port=3260)],
         initiator=DiskInitiator(iqn=DiskIqn(name="iqn.2024-01.org.x:i")),
-        auth=DiskAuth(username="u", secret=DiskAuthSecret(type="iscsi", usage="s"))), target=DiskTarget(dev="vdb", bus="virtio"))
+        auth=DiskAuth(username="u", secret=DiskAuthSecret(type="iscsi", usage="s"))),
+        target=DiskTarget(dev="vdb", bus="virtio"))
     assert Disk.from_xml(disk.to_xml_string()) == disk
     assert disk.source.reference == "iscsi://198.18.0.11:3260/iqn.2024-01.org.x:t/1"
     assert Domain.model_fields  # the domain model still parses disks of every type
@@ -338,7 +352,8 @@ def test_chap_passwords(tmp_path, monkeypatch):
     ("vol", "create", "default-pool", "x", "--host", "t1", "--size", "999P"),
     ("vol", "resize", "default-pool", "nosuch", "1G", "--host", "t1"),
     ("vm", "disk", "attach", "test", "--host", "t1", "--vol", "default-pool", "--target", "vdb"),
-    ("vm", "disk", "attach", "test", "--host", "t1", "--vol", "default-pool/x", "--device", "/dev/x", "--target", "vdb"),
+    ("vm", "disk", "attach", "test", "--host", "t1", "--vol", "default-pool/x", "--device", "/dev/x",
+     "--target", "vdb"),
     ("vm", "disk", "attach", "test", "--host", "t1", "--vol", "default-pool/nosuch", "--target", "vdb"),
     ("vm", "disk", "attach", "test", "--host", "t1", "--vol", "default-pool/x", "--target", "vdb", "--bus", "ide"),
     ("vm", "disk", "list", "nosuch", "--host", "t1"),

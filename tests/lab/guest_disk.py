@@ -7,7 +7,7 @@ from vpd.lab import control, hostproc, layout
 from vpd.lab.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
 
-# A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).
+# A sector well past the first MiB: sector 0 holds the disk's MBR (docs/lab.md, "The lab guest's disk").
 SECTOR = 2048
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 
 SOURCE, COPY = "ovfsrc", "ovfcopy"
 POOL = ("--pool", layout.SHARED_POOL)
-# Past the first MiB: sector 0 holds the disk's MBR (lab-notes).
+# Past the first MiB: sector 0 holds the disk's MBR (docs/lab.md, "The lab guest's disk").
 SECTOR = 2048
 MARKER = "vpd-ovf-marker-42"
 

@@ -12,7 +12,7 @@ import base64
 import binascii
 import ipaddress
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ..core.errors import UsageError
 
@@ -123,7 +123,7 @@ def grant_line(public_key: str, src_address: str, grant_id: str, expiry_time: st
         address = str(ipaddress.ip_address(src_address))  # an address, never a pattern or a quote
     except ValueError:
         raise UsageError(f"invalid source address {src_address!r}") from None
-    if not _GRANT_ID.match(grant_id):
+    if not _GRANT_ID.fullmatch(grant_id):
         raise UsageError(f"invalid grant id {grant_id!r}")
     found = _key_at(public_key)
     if not found:
@@ -161,7 +161,7 @@ def format_expiry(when: datetime, standard_offset: timedelta | None = None) -> s
     server's standard-time UTC offset, a bare local timestamp. sshd parses a bare
     one with tm_isdst=0, i.e. as standard time even in summer, hence the offset
     of standard time rather than the current one."""
-    utc = when.astimezone(timezone.utc)
+    utc = when.astimezone(UTC)
     if standard_offset is None:
         return utc.strftime("%Y%m%d%H%M%SZ")
     return (utc + standard_offset).strftime("%Y%m%d%H%M%S")

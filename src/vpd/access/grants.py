@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from ..connect.inventory import Host
 from ..core import journal
@@ -57,7 +57,7 @@ class Grant:
 
     @property
     def expired(self) -> bool:
-        return datetime.now(timezone.utc) >= self.expires
+        return datetime.now(UTC) >= self.expires
 
     @property
     def status(self) -> str:
@@ -80,7 +80,7 @@ class Grant:
             src_key_path=rec["src_key_path"], public_key=rec["public_key"],
             created=datetime.fromisoformat(rec["created"]), expires=datetime.fromisoformat(rec["expires"]),
             state=rec["state"], expiry_time=rec["expiry_time"], expiry_note=rec["expiry_note"],
-            revoked_at=datetime.fromtimestamp(rec["revoked_at"], timezone.utc) if rec["revoked_at"] else None,
+            revoked_at=datetime.fromtimestamp(rec["revoked_at"], UTC) if rec["revoked_at"] else None,
             error=rec["error"],
         )
 
@@ -150,7 +150,7 @@ def grant(src: Host, dst: Host, ttl_seconds: int = 900) -> Grant:
         grant_id = secrets.token_hex(4)
         while grant_id in grants:
             grant_id = secrets.token_hex(4)
-        created = datetime.now(timezone.utc).replace(microsecond=0)
+        created = datetime.now(UTC).replace(microsecond=0)
         expires = created + timedelta(seconds=ttl_seconds)
         expiry_time, expiry_note = remote.expiry_time(dst, expires)
         private_key, public_key = _keygen(grant_id)
@@ -194,7 +194,7 @@ def revoke(grant_id: str) -> Grant:
             raise VpdError(f"grant {grant_id} ({g.src.name} -> {g.dst.name}) is NOT fully revoked: "
                            + "; ".join(errors),
                            hint="it is kept as revoke-pending; `vpd access revoke --expired` retries it")
-        g = replace(g, state=REVOKED, revoked_at=datetime.now(timezone.utc), error=None)
+        g = replace(g, state=REVOKED, revoked_at=datetime.now(UTC), error=None)
         grants[grant_id] = g.to_record()
         entry.result = g.to_dict()
     return g

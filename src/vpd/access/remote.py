@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import posixpath
 import secrets
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from ..connect.inventory import Host
 from ..connect.ssh import runner_for
@@ -47,7 +47,7 @@ def expiry_time(host: Host, expires: datetime) -> tuple[str | None, str]:
     """The expiry-time= value `host`'s sshd understands for `expires`, or None, and why."""
     version = openssh_version(host)
     style = ak.expiry_style(version)
-    if style is None:
+    if style is None or version is None:
         shown = "not OpenSSH" if version is None else f"OpenSSH {version[0]}.{version[1]}"
         return None, f"{host.name}'s sshd ({shown}) has no expiry-time=; only vpd's TTL limits the grant"
     name = f"OpenSSH {version[0]}.{version[1]}"
@@ -58,7 +58,7 @@ def expiry_time(host: Host, expires: datetime) -> tuple[str | None, str]:
     # "negative DST" (Europe/Dublin), where the key then expires an hour early:
     # failing closed, never late.
     try:
-        offsets = [_utc_offset(host, datetime(expires.year, month, 15, tzinfo=timezone.utc)) for month in (1, 7)]
+        offsets = [_utc_offset(host, datetime(expires.year, month, 15, tzinfo=UTC)) for month in (1, 7)]
     except (VpdError, ValueError) as exc:
         return None, f"{name} reads expiry-time in local time and {host.name}'s UTC offset is unknown ({exc})"
     return ak.format_expiry(expires, min(offsets)), f"{name} enforces the expiry (standard time)"

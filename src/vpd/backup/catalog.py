@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from ..connect.hostfiles import HostFiles, require_host_dir
 from ..core.errors import UsageError
 from . import manifest as mf
-from ..connect.hostfiles import HostFiles, require_host_dir
 
 
 def load(files: HostFiles, backup_path: str) -> mf.Manifest:

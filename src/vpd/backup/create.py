@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from ..connect.hostfiles import HostFiles, require_host_dir
 from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
@@ -24,7 +25,6 @@ from ..xml.backup import push_backup
 from ..xml.domain import Domain
 from . import catalog
 from . import manifest as mf
-from ..connect.hostfiles import HostFiles, require_host_dir
 
 JOB_POLL_S = 0.1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
@@ -62,7 +62,7 @@ class Manifest(BaseModel):
 
 def new_backup_id(now: datetime | None = None) -> str:
     """Sortable and unique to the second, e.g. 20261125T170102Z."""
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse(data: bytes, where: str) -> Manifest:

@@ -1,8 +1,8 @@
 """Progress events: long operations report here; the CLI draws bars, scripts subscribe."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .paths import state_dir
 
@@ -88,6 +89,7 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
             "INSERT INTO operations (started, pid, operation, target, args, status) VALUES (?,?,?,?,?,?)",
             (time.time(), os.getpid(), operation, target, json.dumps(args, default=str), "running"),
         )
+        assert cur.lastrowid is not None  # an INSERT always sets it
         entry = Entry(id=cur.lastrowid, operation=operation)
     status, error = "ok", None
     try:

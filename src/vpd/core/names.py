@@ -22,7 +22,7 @@ def check_name(name: str, what: str = "name") -> str:
     """Return `name` if it is a safe object name, else raise UsageError saying why."""
     if not isinstance(name, str) or not name:
         raise UsageError(f"{what} must not be empty")
-    if ".." in name or not _NAME.match(name):
+    if ".." in name or not _NAME.fullmatch(name):
         shown = name if len(name) <= 70 else name[:67] + "..."
         raise UsageError(
             f"invalid {what} {shown!r}",

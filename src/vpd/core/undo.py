@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import libvirt
 
@@ -36,9 +36,9 @@ class Undo:
         self.steps: list[UndoStep] = []
 
     def push(self, step: Callable[[], object], description: str | None = None) -> None:
-        self._pending.append((description or getattr(step, "__name__", "undo step"), step))
+        self._pending.append((description or str(getattr(step, "__name__", "undo step")), step))
 
-    def __enter__(self) -> "Undo":
+    def __enter__(self) -> Undo:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

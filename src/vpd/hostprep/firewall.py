@@ -12,7 +12,7 @@ from ..connect.inventory import Host
 from ..connect.ssh import NOT_FOUND
 from ..core.errors import VpdError
 from . import PORTS, firewalld, nft
-from .remote import Command, run
+from .remote import Command, address_of, run
 from .report import Change
 
 NFTABLES, FIREWALLD, NONE = "nftables", "firewalld", "none"
@@ -54,7 +54,7 @@ def _plan_nft(host: Host, peers: list[Host], ruleset: nft.Ruleset) -> FirewallPl
     changes = [
         Change(host, "nft-rule", f"admit {name} ({address}) to {_ports_text()} in {chain}", [Command(tuple(argv))],
                {"kind": "nft-rule", "on": host.name, "chain": str(chain), "comment": nft.comment_for(name, address)})
-        for chain, name, address, argv in nft.plan(ruleset, [(p.name, p.address) for p in peers], PORTS)
+        for chain, name, address, argv in nft.plan(ruleset, [(p.name, address_of(p)) for p in peers], PORTS)
     ]
     return FirewallPlan(NFTABLES, changes,
                         ["nftables: input chains that drop by default: " + "; ".join(map(str, closed))])
@@ -79,12 +79,12 @@ def _plan_firewalld(host: Host, peers: list[Host]) -> FirewallPlan:
     zones: dict[str, str] = {}
     by_zone: dict[str, list[Host]] = {}
     for peer in peers:
-        by_zone.setdefault(_zone_for(host, peer.address, zones), []).append(peer)
+        by_zone.setdefault(_zone_for(host, address_of(peer), zones), []).append(peer)
     changes = []
     # Runtime and permanent both, instead of permanent + --reload: a reload would
     # also drop every runtime-only rule that someone else added.
     for zone, zone_peers in by_zone.items():
-        wanted = [r for p in zone_peers for r in firewalld.rich_rules(p.address, PORTS)]
+        wanted = [r for p in zone_peers for r in firewalld.rich_rules(address_of(p), PORTS)]
         for permanent in (False, True):
             listing = ["firewall-cmd", *(["--permanent"] if permanent else []), f"--zone={zone}", "--list-rich-rules"]
             have = firewalld.listed(run(host, listing).stdout)

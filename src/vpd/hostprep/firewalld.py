@@ -2,7 +2,8 @@
 reading firewall-cmd's answers.
 
 A zone's plain `--add-port` would open a port to the whole world; a rich rule
-with a source address admits only that peer (lab-notes)."""
+with a source address admits only that peer (docs/lab.md, "Host firewalls and the
+migration ports")."""
 from __future__ import annotations
 
 import ipaddress
@@ -18,7 +19,7 @@ _NOT_ENABLED = re.compile(r"NOT_ENABLED: (rule .*)$", re.MULTILINE)
 
 
 def check_zone(zone: str) -> str:
-    if not _ZONE.match(zone):
+    if not _ZONE.fullmatch(zone):
         raise VpdError(f"firewalld answered an unexpected zone name {zone!r}")
     return zone
 

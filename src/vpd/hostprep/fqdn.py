@@ -4,7 +4,7 @@ resolves every peer's name to that peer's address.
 The destination of a migration announces its own hostname and the source
 connects to it for the migration stream, so a name that does not resolve (or
 resolves to loopback) fails the migration ("Unable to resolve address
-'hostb.vpd.lab' service '49152'", lab-notes)."""
+'hostb.vpd.lab' service '49152'"; docs/lab.md, "Migration needs resolvable host names")."""
 from __future__ import annotations
 
 import ipaddress
@@ -14,7 +14,7 @@ from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import UsageError
 from . import state
-from .remote import Command, run
+from .remote import Command, address_of, run
 from .report import Change
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
@@ -23,7 +23,7 @@ HOSTS_FILE = "/etc/hosts"
 
 def is_fqdn(name: str) -> bool:
     labels = name.split(".")
-    return (len(name) <= 253 and len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+    return (len(name) <= 253 and len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
             and not name.lower().startswith("localhost"))
 
 
@@ -215,8 +215,9 @@ def set_fqdn_plan(host: Host, peers: list[Host], name: str,
     current = _fqdn(host, names)
     if current != name:
         changes.append(_hostname_change(host, current, name))
-    wanted = [(host.address, name)] + [(p.address, _fqdn(p, names)) for p in peers if is_fqdn(_fqdn(p, names))]
-    for on, entries in [(host, wanted)] + [(p, [(host.address, name)]) for p in peers]:
+    address = address_of(host)
+    wanted = [(address, name)] + [(address_of(p), _fqdn(p, names)) for p in peers if is_fqdn(_fqdn(p, names))]
+    for on, entries in [(host, wanted)] + [(p, [(address, name)]) for p in peers]:
         change, found = hosts_change(on, entries)
         checks += found
         if change:

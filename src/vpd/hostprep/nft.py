@@ -97,7 +97,7 @@ def comment_for(peer_name: str, address: str, tag: str = TAG) -> str:
 
 
 def is_vpd_comment(comment: str | None, tag: str = TAG) -> bool:
-    return bool(comment) and comment.startswith(tag + " ")
+    return comment is not None and comment.startswith(tag + " ")
 
 
 def port_set(ports: tuple[tuple[int, int], ...]) -> str:
@@ -105,7 +105,7 @@ def port_set(ports: tuple[tuple[int, int], ...]) -> str:
 
 
 def _check_ident(name: str, what: str) -> str:
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):
         raise VpdError(f"nftables {what} {name!r} cannot be written on an nft command line",
                        hint="open the ports by hand, or rename the table/chain")
     return name

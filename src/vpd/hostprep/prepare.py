@@ -10,7 +10,7 @@ from ..core import journal
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
 from . import LIBVIRT_PORTS, MIGRATION_RANGE, SSH_PORT, firewall, firewalld, fqdn, state
-from .remote import run_command
+from .remote import address_of, run_command
 from .report import Change, HostPrepReport
 
 # What a migration needs to get through: SSH, libvirt (tcp, tls) and the first
@@ -106,7 +106,7 @@ def reach_checks(host: Host, peers: list[Host]) -> list[Check]:
     """From each peer, TCP connects to the ports a migration to `host` uses."""
     checks = []
     for peer in peers:
-        states = firewall.probe_ports(peer, host.address, REACH_PORTS)
+        states = firewall.probe_ports(peer, address_of(host), REACH_PORTS)
         blocked = [p for p, s in states.items() if not firewall.reachable(s)]
         detail = ", ".join(f"{p} {s}" for p, s in states.items())
         fix = None

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from ..connect.inventory import Host
 from ..connect.ssh import CommandResult, runner_for
+from ..core.errors import UsageError
 
+
+def address_of(host: Host) -> str:
+    """`host`'s inventory address: firewall rules, probes and /etc/hosts lines need it."""
+    if not host.address:
+        raise UsageError(f"no address in the inventory for {host.name}",
+                         hint='add address = "..." to its [[hosts]] entry')
+    return host.address
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def _nm_ipv4(runner: Runner, iface: str) -> tuple[str | None, dict[str, str]]:
         return None, {}
     keys = ["ipv4.method", "ipv4.addresses", "ipv4.gateway", "ipv4.dns"]
     out = runner.run(["nmcli", "-g", ",".join(keys), "connection", "show", conn]).stdout.splitlines()
-    return conn, {k: v.strip() for k, v in zip(keys, out)}
+    return conn, {k: v.strip() for k, v in zip(keys, out, strict=False)}
 
 
 # --- checks -------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def answers(host: Host, timeout: float = 5.0) -> str | None:
 
 def _wait_answer(host: Host, seconds: float) -> str | None:
     deadline = time.monotonic() + seconds
-    last = "no probe ran"
+    last: str | None = "no probe ran"
     while time.monotonic() < deadline:
         last = answers(host, timeout=round(min(5.0, max(1.0, deadline - time.monotonic())), 1))
         if last is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..connect.inventory import Host
 from ..connect.ssh import Runner, close_masters, runner_for
@@ -105,9 +106,10 @@ class HostNetwork:
         return None
 
 
-def _json_documents(text: str) -> list:
+def _json_documents(text: str) -> list[Any]:
     """`ip -j -batch` prints one JSON document per command, one after the other."""
-    decoder, documents, at = json.JSONDecoder(), [], 0
+    decoder, at = json.JSONDecoder(), 0
+    documents: list[Any] = []
     while True:
         while at < len(text) and text[at].isspace():
             at += 1

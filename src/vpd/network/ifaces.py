@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import libvirt
 
@@ -74,7 +75,7 @@ class AttachRequest:
             self.mac = require_unicast_mac(self.mac, "MAC address")
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["network", "bridge"]:
         return "network" if self.network else "bridge"
 
     @property
@@ -103,7 +104,7 @@ def attach(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, req: At
         if live and not net.isActive():
             raise UsageError(f"network {req.network} on {host.name} is not active: a running guest cannot join it",
                              hint=f"vpd net start {req.network} --host {host.name}")
-    elif hostnet is not None:
+    elif hostnet is not None and req.bridge is not None:
         link = hostnet.links.get(req.bridge)
         if link is None or link.kind != "bridge":
             raise UsageError(f"{req.bridge} is not a bridge on {host.name}",
@@ -160,8 +161,8 @@ def detach(dom: libvirt.virDomain, host: Host, *, mac: str | None = None, networ
     if not found:
         raise NotFound(f"VM {dom.name()} on {host.name} has no such NIC", hint=f"vpd vm iface list {dom.name()}")
     if len(found) > 1:
-        raise UsageError(f"{len(found)} NICs of {dom.name()} match: " + ", ".join(i.mac.address for i in found if i.mac),
-                         hint="name one with --mac")
+        macs = ", ".join(i.mac.address for i in found if i.mac)
+        raise UsageError(f"{len(found)} NICs of {dom.name()} match: {macs}", hint="name one with --mac")
     nic = found[0]
     nic_mac = nic.mac.address.lower() if nic.mac else None
     device = Interface(type=nic.type, mac=nic.mac, source=nic.source)
@@ -188,7 +189,8 @@ def list_interfaces(dom: libvirt.virDomain, host: Host) -> list[dict]:
     nics = _interfaces(dom) if running else _interfaces(dom, inactive=True)
     addresses: dict[str, list[str]] = {}
     if running:
-        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+        for source in (libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+                       libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
             try:
                 found = dom.interfaceAddresses(source, 0) or {}
             except libvirt.libvirtError:

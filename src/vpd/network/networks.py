@@ -9,18 +9,18 @@ from __future__ import annotations
 import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import get_args
+from typing import cast, get_args
 
 import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
+from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.checks import require_choice, require_ifname
 from ..xml.domain import Domain
 from ..xml.network import Network, VpdNetworkMode, virtual_network
-from ..connect.ssh import runner_for
 from .hostnet import HostNetwork, has_host_behind, host_network, read_link
 
 MODES = get_args(VpdNetworkMode)
@@ -49,7 +49,8 @@ def parse_subnet(text: str) -> ipaddress.IPv4Interface:
     return iface
 
 
-def parse_dhcp_range(text: str, gateway: ipaddress.IPv4Interface) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+def parse_dhcp_range(text: str,
+                     gateway: ipaddress.IPv4Interface) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
     """'START-END' inside the subnet, not its network or broadcast address, not the host's own."""
     start_text, sep, end_text = text.partition("-")
     try:
@@ -57,7 +58,8 @@ def parse_dhcp_range(text: str, gateway: ipaddress.IPv4Interface) -> tuple[ipadd
             raise ValueError
         start, end = ipaddress.IPv4Address(start_text.strip()), ipaddress.IPv4Address(end_text.strip())
     except ValueError:
-        raise UsageError(f"invalid DHCP range {text!r}", hint="use START-END, e.g. 198.19.40.10-198.19.40.100") from None
+        raise UsageError(f"invalid DHCP range {text!r}",
+                         hint="use START-END, e.g. 198.19.40.10-198.19.40.100") from None
     net = gateway.network
     hosts_first, hosts_last = net.network_address + 1, net.broadcast_address - 1
     for ip in (start, end):
@@ -111,7 +113,8 @@ class NetworkSpec:
             self.dhcp_range = parse_dhcp_range(self.dhcp, self.gateway)
 
     def to_xml(self) -> Network:
-        return virtual_network(self.name, self.mode, gateway=self.gateway, dhcp=self.dhcp_range,
+        mode = cast(VpdNetworkMode, self.mode)  # checked against MODES on construction
+        return virtual_network(self.name, mode, gateway=self.gateway, dhcp=self.dhcp_range,
                                bridge=self.bridge, forward_dev=self.forward_dev)
 
     def settings(self) -> dict:
@@ -144,7 +147,7 @@ class NetworkInfo:
 
 def describe(host: Host, net: libvirt.virNetwork) -> NetworkInfo:
     parsed = Network.from_xml(net.XMLDesc(0).encode())
-    ip = next((i for i in parsed.ips if i.interface() is not None and i.interface().version == 4), None)
+    ip = next((i for i in parsed.ips if (iface := i.interface()) is not None and iface.version == 4), None)
     dhcp = None
     if ip is not None and ip.dhcp is not None and ip.dhcp.ranges:
         dhcp = f"{ip.dhcp.ranges[0].start}-{ip.dhcp.ranges[0].end}"
@@ -198,7 +201,7 @@ def check_fits_host(spec: NetworkSpec, host: Host, conn: libvirt.virConnect, hos
                              hint="libvirt creates the bridge of a nat/isolated/routed network itself: "
                                   "give a new name, or use --mode bridge to join an existing bridge")
     if hostnet is not None:
-        if spec.mode == "bridge":
+        if spec.mode == "bridge" and spec.bridge is not None:  # bridge mode has one (checked on construction)
             link = hostnet.links.get(spec.bridge)
             if link is None or link.kind != "bridge":
                 raise UsageError(f"{spec.bridge} is not a bridge on {host.name}",
@@ -237,7 +240,8 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
         if differ:
             detail = "; ".join(f"{k}: has {h}, asked {w}" for k, (h, w) in differ.items())
             raise UsageError(f"network {spec.name!r} already exists on {host.name} with other settings ({detail})",
-                             hint=f"delete it first (vpd net delete {spec.name} --host {host.name}) or use another name")
+                             hint=f"delete it first (vpd net delete {spec.name} --host {host.name}) "
+                                  "or use another name")
         notes = []
         if start and not info.active:
             existing.create()

@@ -40,7 +40,7 @@ class LockSet:
         self.wait = wait
         self._fds: list[int] = []
 
-    def acquire(self) -> "LockSet":
+    def acquire(self) -> LockSet:
         lock_dir().mkdir(parents=True, exist_ok=True)
         try:
             for key in self.keys:

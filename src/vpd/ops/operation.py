@@ -39,7 +39,7 @@ class Operation:
     def id(self) -> int | None:
         return self.entry.id if self.entry else None
 
-    def __enter__(self) -> "Operation":
+    def __enter__(self) -> Operation:
         with ExitStack() as stack:
             self.entry = stack.enter_context(journal.record(self.name, target=self.target, **self.args))
             if self._lock_keys:
@@ -50,7 +50,7 @@ class Operation:
             self._stack = stack.pop_all()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is not None:
                 steps = self.undo.run()
@@ -61,7 +61,6 @@ class Operation:
         finally:
             # Locks go first, then the journal entry closes with the outcome (the exception, if any).
             self._stack.__exit__(exc_type, exc, tb)
-        return False
 
     # --- what the body reports ---------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """One request's view of the infrastructure: the inventory in force and its connections."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import libvirt
 
@@ -60,7 +61,7 @@ class Session:
         if self._conns is not None:
             self._conns.close()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,7 +14,7 @@ are alphabetical), so what vpd writes validates against those schemas.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from lxml import etree
 from pydantic import ValidationError
@@ -235,7 +235,9 @@ class Envelope(OvfModel, tag="Envelope", ns="ovf"):
         return self.virtual_system.hardware[0]
 
     def to_bytes(self) -> bytes:
-        return self.to_xml(pretty_print=True, xml_declaration=True, encoding="UTF-8")
+        data = self.to_xml(pretty_print=True, xml_declaration=True, encoding="UTF-8")
+        assert isinstance(data, bytes)  # with an encoding, lxml serialises to bytes
+        return data
 
 
 # --- Units --------------------------------------------------------------------------------

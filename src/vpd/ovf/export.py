@@ -18,20 +18,21 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import libvirt
 
-from ..connect.inventory import Host
 from ..connect.hostfiles import HostFiles
+from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..storage.streams import download_volume
 from ..xml.domain import Domain
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from ..storage.streams import download_volume
 from .images import convert
 from .package import check_file_name, manifest_bytes, sha256_file, write_ova
 
@@ -176,6 +177,10 @@ def _destination(ovf_dir: Path | None, ova_file: Path | None) -> tuple[str, Path
     return "ovf", ovf_dir
 
 
+def _download_progress(step: str, total: int, done: int) -> None:
+    events.emit(OPERATION, step, min(done, total), total, "bytes")
+
+
 def _fetch_host_file(conn: libvirt.virConnect, host: Host, path: str, target: Path) -> None:
     """A boot file from the host: a pool volume by stream, else read over the host's runner."""
     try:
@@ -214,9 +219,9 @@ def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | 
         except libvirt.libvirtError:
             raise UsageError(f"{disk.source.file} is not in a storage pool of {host.name}",
                              hint="libvirt streams only pool volumes; put the disk in a pool") from None
-        sources.append((disk, vol, StorageVolume.from_xml(vol.XMLDesc(0).encode())))
+        sources.append((disk, disk.source.file, vol, StorageVolume.from_xml(vol.XMLDesc(0).encode())))
     needed = 2 * sum(info.allocation.in_bytes if info.allocation else info.capacity.in_bytes
-                     for _, _, info in sources)
+                     for _, _, _, info in sources)
     free = shutil.disk_usage(destination.parent).free
     if needed > free:
         raise UsageError(f"{destination.parent} has {free // 2**20} MiB free; exporting {vm} needs about "
@@ -226,12 +231,12 @@ def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | 
     temporary_volumes: list[libvirt.virStorageVol] = []
     try:
         packaged: list[PackagedDisk] = []
-        for n, (disk, vol, info) in enumerate(sources, 1):
+        for n, (disk, disk_file, vol, info) in enumerate(sources, 1):
             fmt = (disk.driver.type if disk.driver and disk.driver.type else None) or "raw"
             if info.backing_store is not None:
                 # The package must not depend on a backing image: flatten on the host first.
                 flat_name = f"{vm}-ovf-export-{n}.qcow2"
-                events.emit(OPERATION, f"flattening {Path(disk.source.file).name} on {host.name}")
+                events.emit(OPERATION, f"flattening {Path(disk_file).name} on {host.name}")
                 pool = vol.storagePoolLookupByVolume()
                 if flat_name in pool.listVolumes():
                     raise UsageError(f"volume {flat_name} already exists in pool {pool.name()} (a failed export?)")
@@ -241,9 +246,7 @@ def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | 
                 fmt = "qcow2"
             downloaded = staging / f"disk{n}.download"
             total = vol.info()[2] or info.capacity.in_bytes
-            step = f"downloading {Path(disk.source.file).name}"
-            download_volume(vol, downloaded, lambda done, step=step, total=total:
-                            events.emit(OPERATION, step, min(done, total), total, "bytes"))
+            download_volume(vol, downloaded, partial(_download_progress, f"downloading {Path(disk_file).name}", total))
             for temp in temporary_volumes:
                 temp.delete(0)
             temporary_volumes.clear()

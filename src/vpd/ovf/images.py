@@ -15,7 +15,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 from ..core import events
 from ..core.errors import UsageError, VpdError
 
@@ -58,6 +57,7 @@ def convert(source: Path, source_format: str, target: Path, target_format: str, 
             str(source), str(target)]
     events.emit(operation, step, 0, 100, "%")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     try:
         buffer = b""
         while chunk := os.read(proc.stdout.fileno(), 4096):

@@ -18,6 +18,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import libvirt
 
@@ -25,20 +26,33 @@ from ..connect.inventory import Host
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..storage.streams import upload_volume
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
 from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
 from ..xml.devices import (
-    CharLog, CharTarget, Console, Devices, Disk, DiskDriver, DiskSource, DiskTarget, Graphics, Interface,
-    InterfaceModel, InterfaceSource, MacAddress, Serial,
+    CharLog,
+    CharTarget,
+    Console,
+    Devices,
+    Disk,
+    DiskBus,
+    DiskDriver,
+    DiskSource,
+    DiskTarget,
+    Graphics,
+    Interface,
+    InterfaceModel,
+    InterfaceSource,
+    MacAddress,
+    Serial,
 )
-from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, Features, Os
+from ..xml.domain import MAX_GUEST_MEMORY_MIB, MAX_VCPUS, Boot, Domain, DomainType, Features, Os
 from ..xml.units import MemorySize
-from ..xml.volume import MAX_VOLUME_BYTES, StorageVolume
+from ..xml.volume import MAX_VOLUME_BYTES, ImageFormat, StorageVolume
 from ..xml.volume import volume as volume_xml
 from . import envelope as ovf
-from ..storage.streams import upload_volume
 from .images import check_standalone, convert
 from .package import Package, read_package
 
@@ -52,7 +66,7 @@ DEV_PREFIX = {"ide": "hd", "sata": "sd", "scsi": "sd", "virtio": "vd"}
 @dataclass
 class PlannedDisk:
     device: str  # "disk" or "cdrom"
-    bus: str
+    bus: DiskBus
     dev: str = ""
     disk_id: str | None = None
     file: ovf.File | None = None
@@ -93,7 +107,7 @@ def _disk_format(uri: str | None, disk_id: str) -> str:
     raise UsageError(f"disk {disk_id}: format {uri!r} is not supported", hint="vpd imports vmdk and qcow2 disks")
 
 
-def _controller_bus(item: ovf.Item) -> str:
+def _controller_bus(item: ovf.Item) -> DiskBus:
     subtype = (item.resource_sub_type or "").lower()
     if item.resource_type == ovf.IDE_CONTROLLER:
         return "ide"
@@ -126,7 +140,7 @@ def plan_import(envelope: ovf.Envelope, name: str) -> ImportPlan:
     if not cpus:
         plan.notes.append("no CPU item: 1 vCPU")
 
-    controllers: dict[str, tuple[int, str, int]] = {}  # InstanceID -> (order, bus, Address)
+    controllers: dict[str, tuple[int, DiskBus, int]] = {}  # InstanceID -> (order, bus, Address)
     for order, item in enumerate(hw.of_type(ovf.IDE_CONTROLLER, ovf.SCSI_CONTROLLER, ovf.OTHER_STORAGE)):
         controllers[item.instance_id] = (order, _controller_bus(item), _int(item.address))
     drives = []
@@ -212,7 +226,7 @@ def _letters(index: int) -> str:
     return out
 
 
-def build_domain(plan: ImportPlan, dtype: str, disk_paths: dict[int, str], macs: list[str], networks: list[str],
+def build_domain(plan: ImportPlan, dtype: DomainType, disk_paths: dict[int, str], macs: list[str], networks: list[str],
                  kernel: str | None, initrd: str | None) -> Domain:
     """The guest definition: `disk_paths` maps positions in plan.disks to volume paths."""
     disks = []
@@ -227,12 +241,15 @@ def build_domain(plan: ImportPlan, dtype: str, disk_paths: dict[int, str], macs:
                               target=DiskTarget(dev=planned.dev, bus=planned.bus)))
     interfaces = [Interface(type="network", mac=MacAddress(address=mac), source=InterfaceSource(network=network),
                             model=InterfaceModel(type=nic.model))
-                  for nic, mac, network in zip(plan.nics, macs, networks)]
+                  for nic, mac, network in zip(plan.nics, macs, networks, strict=True)]
     # serial0 keeps a log on the host (as every vpd-made VM), so `vpd vm console --log` has the history.
     serials = [Serial(type="pty", target=CharTarget(port=port),
                       log=CharLog(file=serial_log_path(plan.name), append="on") if port == 0 else None)
                for port in plan.serial_ports]
-    os_ = Os(kernel=kernel, initrd=initrd, cmdline=plan.cmdline) if kernel else Os(boot=[Boot(dev="hd"), Boot(dev="cdrom")])
+    if kernel:
+        os_ = Os(kernel=kernel, initrd=initrd, cmdline=plan.cmdline)
+    else:
+        os_ = Os(boot=[Boot(dev="hd"), Boot(dev="cdrom")])
     return Domain(
         type=dtype, name=check_name(plan.name, "VM name"), uuid=str(uuidlib.uuid4()),
         memory=MemorySize(value=plan.memory_mib * 1024, unit="KiB"), vcpu=plan.vcpus, os=os_,
@@ -290,7 +307,8 @@ def _networks(conn: libvirt.virConnect, host: Host, plan: ImportPlan, mapping: d
 
 
 def import_package(conn: libvirt.virConnect, host: Host, path: Path, *, name: str | None = None,
-                   pool_name: str | None = None, networks: dict[str, str] | None = None) -> tuple[libvirt.virDomain, Imported]:
+                   pool_name: str | None = None,
+                   networks: dict[str, str] | None = None) -> tuple[libvirt.virDomain, Imported]:
     began = time.monotonic()
     if name is not None:
         check_name(name, "VM name")
@@ -341,6 +359,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
         for n, planned in enumerate(plan.disks):
             if planned.device != "disk" or planned.file is None:
                 continue
+            assert planned.format is not None  # plan_import sets it with planned.file
             staged = _stage(package, planned.file, work)
             info = check_standalone(staged, planned.format)
             if info["virtual-size"] > planned.capacity:
@@ -382,7 +401,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
                 if vol_name in uploads:
                     boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], made, fmt="raw").path()
             pool.refresh(0)
-            for n, vol_path in disk_paths.items():
+            for vol_path in disk_paths.values():
                 fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
                 if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":
                     raise VpdError(f"{vol_path}: libvirt does not see the uploaded image as qcow2")
@@ -391,7 +410,8 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
             for _ in plan.nics:
                 macs.append(new_mac(taken))
                 taken.add(macs[-1])
-            dtype = "test" if conn.getType() == "Test" else domain_type(conn.getCapabilities(), host.address)
+            dtype = cast(DomainType, "test" if conn.getType() == "Test"  # domain_type: "kvm" or "qemu"
+                          else domain_type(conn.getCapabilities(), host.address))
             events.emit(OPERATION, f"defining {name}")
             domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                                   boot_paths.get("initrd"))
@@ -428,7 +448,8 @@ def _grow(image: Path, capacity: int) -> None:
         raise VpdError(f"qemu-img resize {image.name} failed: {proc.stderr.strip()}")
 
 
-def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, made: list, fmt: str = "raw"):
+def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, made: list,
+            fmt: ImageFormat = "raw") -> libvirt.virStorageVol:
     """A volume holding exactly `source`'s bytes. Made raw, so libvirt writes no header of its
     own; the pool refresh afterwards reads the real format (qcow2) from the file itself."""
     size = source.stat().st_size

@@ -16,9 +16,10 @@ import shutil
 import stat
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import IO
 
 from ..core.errors import UsageError
 from .envelope import Envelope, File, parse_envelope
@@ -44,7 +45,8 @@ def check_file_name(name: str, what: str = "file name") -> str:
     if (not isinstance(name, str) or not name or name in (".", "..") or len(name) > MAX_NAME
             or any(c in name for c in "/\\\0:") or any(ord(c) < 32 for c in name)):
         raise UsageError(f"unsafe {what} {name!r} in the package",
-                         hint="package members must be plain file names: no directories, '..', URLs or control characters")
+                         hint="package members must be plain file names: "
+                              "no directories, '..', URLs or control characters")
     return name
 
 
@@ -63,8 +65,9 @@ def parse_manifest(data: bytes) -> dict[str, Digest]:
             raise UsageError(f"manifest line {number} is not 'ALGORITHM(file)= digest': {line[:80]!r}")
         algorithm, name, hexdigest = m.group(1), m.group(2).strip(), m.group(3).lower()
         check_file_name(name, "manifest entry")
-        if len(hexdigest) != MANIFEST_ALGORITHMS[algorithm]().digest_size * 2:
-            raise UsageError(f"manifest line {number}: a {algorithm} digest has {MANIFEST_ALGORITHMS[algorithm]().digest_size * 2} hex digits")
+        digits = MANIFEST_ALGORITHMS[algorithm]().digest_size * 2
+        if len(hexdigest) != digits:
+            raise UsageError(f"manifest line {number}: a {algorithm} digest has {digits} hex digits")
         if name in entries:
             raise UsageError(f"the manifest lists {name} twice")
         entries[name] = Digest(algorithm, hexdigest)
@@ -102,7 +105,7 @@ class Source:
     def size(self, name: str) -> int:
         raise NotImplementedError
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         raise NotImplementedError
 
     def local_path(self, name: str) -> Path | None:
@@ -141,7 +144,7 @@ class DirectorySource(Source):
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         return open(self._path(name), "rb")
 
     def local_path(self, name: str) -> Path | None:
@@ -191,7 +194,7 @@ class OvaSource(Source):
     def size(self, name: str) -> int:
         return self._member(name).size
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> IO[bytes]:
         f = self.tar.extractfile(self._member(name))
         assert f is not None  # regular files only, checked above
         return f
@@ -260,7 +263,7 @@ class Package:
                         writer.close()
             if file.size is not None and done != file.size:
                 raise UsageError(f"{name} is {done} bytes but the descriptor says {file.size}")
-            if digest and h.hexdigest() != digest.hexdigest:
+            if digest is not None and h is not None and h.hexdigest() != digest.hexdigest:
                 raise UsageError(f"{name}: {digest.algorithm} digest does not match the manifest",
                                  hint="the package is corrupt or was changed after it was made")
             if file.compression == "gzip":
@@ -354,7 +357,7 @@ def write_ova(destination: Path, members: list[tuple[str, Path]], progress: Prog
                 info.mtime = int(time.time())
                 info.mode = 0o644
                 with open(path, "rb") as f:
-                    tar.addfile(info, _Counting(f, lambda n: progress(done + n) if progress else None))
+                    tar.addfile(info, _Counting(f, progress, offset=done))
                 done += info.size
         os.replace(partial, destination)
     except BaseException:
@@ -363,15 +366,16 @@ def write_ova(destination: Path, members: list[tuple[str, Path]], progress: Prog
 
 
 class _Counting:
-    """A reader that reports how much was read (for the OVA writer's progress)."""
+    """A reader that reports `offset` + how much it read (for the OVA writer's progress)."""
 
-    def __init__(self, f: BinaryIO, report: Callable[[int], None]):
-        self.f, self.report, self.count = f, report, 0
+    def __init__(self, f: IO[bytes], report: Progress | None, offset: int = 0):
+        self.f, self.report, self.offset, self.count = f, report, offset, 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.f.read(size)
         self.count += len(data)
-        self.report(self.count)
+        if self.report:
+            self.report(self.offset + self.count)
         return data
 
 

@@ -2,7 +2,7 @@
 and external disk-only (an overlay file per disk, merged back by blockcommit on delete).
 
 Snapshots form a tree; external ones are kept a stack (only the newest is merged), and the
-combinations libvirt 11.3 refuses (measured in the lab; see also lab-notes "Snapshots") are
+combinations libvirt 11.3 refuses (measured in the lab: docs/lab.md, "Snapshots") are
 refused here first, with exit code 2 and nothing changed, instead of half-way through libvirt.
 """
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import libvirt
 
@@ -16,7 +17,7 @@ from ..connect.inventory import Host
 from ..connect.ssh import runner_for
 from ..core.errors import UsageError, VpdError
 from ..xml.checks import require_absolute_path
-from ..xml.devices import Disk, DiskDriver, DiskSource, DiskTarget
+from ..xml.devices import Disk, DiskBus, DiskDriver, DiskSource, DiskTarget
 from ..xml.domain import Domain
 from ..xml.pool import StoragePool
 from .pools import find_pool
@@ -53,13 +54,19 @@ def list_disks(dom: libvirt.virDomain, inactive: bool = False) -> list[DiskRow]:
     return rows(Domain.from_xml(dom.XMLDesc(flags)))
 
 
-def check_target(target: str, bus: str) -> str:
+def check_bus(bus: str) -> DiskBus:
     if bus not in BUSES:
         raise UsageError(f"unknown disk bus {bus!r}", hint="use one of: " + ", ".join(BUSES))
-    if not _TARGET.match(target or ""):
+    return cast(DiskBus, bus)  # BUSES are libvirt disk buses
+
+
+def check_target(target: str, bus: str) -> str:
+    check_bus(bus)
+    if not _TARGET.fullmatch(target or ""):
         raise UsageError(f"invalid disk target {target!r}", hint="use e.g. vdb (virtio), sdb (sata/scsi), hdb (ide)")
     if not target.startswith(_PREFIX[bus]):
-        raise UsageError(f"target {target} does not fit bus {bus}", hint=f"{bus} disks are named {_PREFIX[bus]}a, {_PREFIX[bus]}b...")
+        raise UsageError(f"target {target} does not fit bus {bus}",
+                         hint=f"{bus} disks are named {_PREFIX[bus]}a, {_PREFIX[bus]}b...")
     return target
 
 
@@ -97,7 +104,7 @@ def volume_disk(host: Host, conn: libvirt.virConnect, pool_name: str, vol_name: 
         raise UsageError(f"{pool_name}/{vol_name} is a LUN without storage (LUN 0 is the target's controller)",
                          hint="attach the data LUN, e.g. unit:0:0:1")
     return Disk(type="volume", device="disk", driver=DiskDriver(name="qemu", type=fmt),
-                source=DiskSource(pool=pool_name, volume=vol_name), target=DiskTarget(dev=target, bus=bus),
+                source=DiskSource(pool=pool_name, volume=vol_name), target=DiskTarget(dev=target, bus=check_bus(bus)),
                 readonly=readonly)
 
 
@@ -106,7 +113,8 @@ def device_disk(host: Host, path: str, target: str, bus: str, readonly: bool = F
     if not host.uri.startswith("test:") and not runner_for(host).run(["test", "-b", path], check=False).ok:
         raise UsageError(f"{host.name}: {path} is not a block device there")
     return Disk(type="block", device="disk", driver=DiskDriver(name="qemu", type="raw"),
-                source=DiskSource(dev=path), target=DiskTarget(dev=target, bus=bus), readonly=readonly)
+                source=DiskSource(dev=path), target=DiskTarget(dev=target, bus=check_bus(bus)),
+                readonly=readonly)
 
 
 def _same(a: Disk, b: Disk) -> bool:

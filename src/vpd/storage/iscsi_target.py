@@ -3,10 +3,11 @@ to named initiators only (ACL by IQN, optional CHAP), and the host firewall open
 those initiators' hosts only.
 
 Two backends, chosen per host: LIO through targetcli where the kernel has the LIO target (real
-hosts, as in the seed), and the userspace `tgt` daemon where it does not (the lab: lab-notes).
-tgt facts: LUN 0 is its controller, so data LUNs start at 1; it ignores SIGTERM, so it is
-stopped with `tgtadm --op delete --mode system` once its last target is gone; it keeps no
-configuration across restarts (vpd recreates nothing behind the user's back).
+hosts, as in the seed), and the userspace `tgt` daemon where it does not (the lab).
+tgt facts (docs/lab.md, "iSCSI targets in the lab"): LUN 0 is its controller, so data LUNs
+start at 1; it ignores SIGTERM, so it is stopped with `tgtadm --op delete --mode system` once
+its last target is gone; it keeps no configuration across restarts (vpd recreates nothing
+behind the user's back).
 
 CHAP passwords reach the target as tgtadm/targetcli arguments (neither reads them from stdin),
 so they are visible to root on the target host for the instant the command runs; vpd never
@@ -54,10 +55,11 @@ def parse_allow(values: list[str], inventory: Inventory) -> list[Initiator]:
             iqn = check_iqn(iqn_text, "initiator IQN")
         elif value.lower().startswith(("iqn.", "eui.")):
             iqn = check_iqn(value, "initiator IQN")
-            host = defaults.get(iqn)
-            if host is None:
+            known = defaults.get(iqn)
+            if known is None:
                 raise UsageError(f"which host logs in as {iqn}? the firewall must know",
                                  hint="write --allow HOST=IQN")
+            host = known
         else:
             host = inventory.get(value)
             iqn = default_initiator(host.name)
@@ -169,6 +171,8 @@ class Tgt:
             for initiator in initiators:
                 self._adm("--op", "bind", "--mode", "target", "--tid", tid, "--initiator-name", initiator)
             if chap_user:
+                if password is None:
+                    raise UsageError(f"CHAP user {chap_user} needs a password")
                 self._adm("--op", "new", "--mode", "account", "--user", chap_user, "--password", password)
                 self._adm("--op", "bind", "--mode", "account", "--tid", tid, "--user", chap_user)
         except BaseException:
@@ -236,7 +240,8 @@ class Lio:
                password: str | None) -> None:
         store = self.backstore(iqn)
         kind = "block" if self.runner.run(["test", "-b", path], check=False).ok else "fileio"
-        self._cli(f"/backstores/{kind}", "create", f"name={store}", f"{'dev' if kind == 'block' else 'file_or_dev'}={path}")
+        source = "dev" if kind == "block" else "file_or_dev"
+        self._cli(f"/backstores/{kind}", "create", f"name={store}", f"{source}={path}")
         try:
             self._cli("/iscsi", "create", iqn)
             tpg = f"/iscsi/{iqn}/tpg1"
@@ -295,7 +300,8 @@ def open_firewall(host: Host, peers: list[Initiator], iqn: str) -> list[str]:
     listing = runner.run(["nft", "-j", "-a", "list", "ruleset"], check=False)
     if listing.returncode == NOT_FOUND or not listing.ok:
         return ["no nftables or firewalld here: nothing to open"]
-    for chain, name, address, argv in nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, tag=firewall_tag(iqn)):
+    plan = nft.plan(nft.parse(listing.stdout), list(addressed), PORTS, tag=firewall_tag(iqn))
+    for chain, name, address, argv in plan:
         runner.run(argv)
         done.append(f"nftables: admit {name} ({address}) to 3260/tcp in {chain}")
     return done
@@ -321,10 +327,10 @@ def close_firewall(host: Host, target: TargetInfo, peers_addresses: list[str]) -
     if not listing.ok:
         return done
     tag = firewall_tag(target.iqn) + " "
-    for rule in nft.parse(listing.stdout).rules:
-        if rule.comment and rule.comment.startswith(tag):
-            runner.run(nft.delete_argv(rule))
-            done.append(f"nftables: removed {rule.comment!r}")
+    for nft_rule in nft.parse(listing.stdout).rules:
+        if nft_rule.comment and nft_rule.comment.startswith(tag):
+            runner.run(nft.delete_argv(nft_rule))
+            done.append(f"nftables: removed {nft_rule.comment!r}")
     return done
 
 
@@ -373,7 +379,8 @@ def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[In
             backend.delete(target)
         elif started and isinstance(backend, Tgt):
             backend._adm("--op", "delete", "--mode", "system", check=False)
-        close_firewall(host, TargetInfo(host.name, backend.name, iqn, None), [i.address for i in initiators if i.address])
+        close_firewall(host, TargetInfo(host.name, backend.name, iqn, None),
+                       [i.address for i in initiators if i.address])
         raise
     return {**result, "changed": True, "tgtd_started": started, "firewall": firewall}
 

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import libvirt
 
@@ -32,6 +33,7 @@ from ..xml.pool import (
     PoolSourceFormat,
     PoolSourceHost,
     PoolTarget,
+    PoolType,
     StoragePool,
 )
 from . import secrets
@@ -48,8 +50,9 @@ STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
-_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
-_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}\Z")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,16 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.match(host):
-            raise UsageError(f"invalid {what} {text!r}", hint="use a host name or IP address, optionally :PORT") from None
+        if not _HOSTNAME.fullmatch(host):
+            raise UsageError(f"invalid {what} {text!r}",
+                             hint="use a host name or IP address, optionally :PORT") from None
     if port is not None and not 0 < port < 65536:
         raise UsageError(f"{what} port {port} is out of range")
     return host, port
 
 
 def check_chap_user(user: str) -> str:
-    if not _CHAP_USER.match(user or ""):
+    if not _CHAP_USER.fullmatch(user or ""):
         raise UsageError(f"invalid CHAP user name {user!r}", hint="1-64 letters, digits, '.', '_', '@', ':' or '-'")
     return user
 
@@ -124,9 +128,9 @@ def _need(value, flag: str, pool_type: str):
 def pool_xml(spec: PoolSpec) -> StoragePool:
     """The pool definition for `spec`; UsageError for anything libvirt would refuse or vpd finds unsafe."""
     check_name(spec.name, "pool name")
-    t = spec.type
-    if t not in POOL_TYPES:
-        raise UsageError(f"unknown pool type {t!r}", hint="use one of: " + ", ".join(POOL_TYPES))
+    if spec.type not in POOL_TYPES:
+        raise UsageError(f"unknown pool type {spec.type!r}", hint="use one of: " + ", ".join(POOL_TYPES))
+    t = cast(PoolType, spec.type)  # one of POOL_TYPES, all libvirt pool types
     devices = [PoolSourceDevice(path=require_absolute_path(d, "source device")) for d in spec.source_devices]
     if t == "dir":
         _only(spec, {"path"})
@@ -138,7 +142,8 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
             raise UsageError("a fs pool needs exactly one --source-dev (the block device holding the filesystem)")
         fmt = spec.source_format or ("ext4" if spec.build else "auto")
         if fmt not in FS_FORMATS or (spec.build and fmt == "auto"):
-            raise UsageError(f"unknown filesystem {fmt!r} for a fs pool", hint="use one of: " + ", ".join(FS_FORMATS[1:]))
+            raise UsageError(f"unknown filesystem {fmt!r} for a fs pool",
+                             hint="use one of: " + ", ".join(FS_FORMATS[1:]))
         return StoragePool(type=t, name=spec.name,
                            source=PoolSource(devices=devices, format=PoolSourceFormat(type=fmt)),
                            target=PoolTarget(path=require_absolute_path(_need(spec.path, "--path", t), "mount point")))
@@ -162,7 +167,8 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
                            source=PoolSource(devices=devices, name=spec.name, format=PoolSourceFormat(type="lvm2")),
                            target=PoolTarget(path=f"/dev/{spec.name}"))
     # iscsi and iscsi-direct
-    _only(spec, {"path", "source_host", "target_iqn", "initiator_iqn", "chap_user"} - ({"path"} if t == "iscsi-direct" else set()))
+    allowed = {"path", "source_host", "target_iqn", "initiator_iqn", "chap_user"}
+    _only(spec, allowed - {"path"} if t == "iscsi-direct" else allowed)
     server, port = parse_server(_need(spec.source_host, "--portal", t), "iSCSI portal")
     target = check_iqn(_need(spec.target_iqn, "--target (the target's IQN)", t), "target IQN")
     initiator = None
@@ -318,7 +324,9 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
 
     if pool.type not in ("iscsi", "iscsi-direct") or host.uri.startswith("test:"):
         return
-    server = pool.source.host
+    server = pool.source.host if pool.source else None
+    if server is None:  # pool_xml gives every iSCSI pool its portal
+        return
     try:
         ipaddress.ip_address(server.name)
     except ValueError:
@@ -326,7 +334,8 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
     state = probe_ports(host, server.name, [server.port or ISCSI_PORT])[server.port or ISCSI_PORT]
     if state in (FILTERED, UNREACHABLE):
         raise VpdError(f"{host.name} cannot reach the iSCSI portal {server.name}:{server.port}: {state}",
-                       hint="a firewall drops it: `vpd iscsi target create ... --allow` opens it to the initiator's host")
+                       hint="a firewall drops it: `vpd iscsi target create ... --allow` "
+                            "opens it to the initiator's host")
     if state != "open":
         raise VpdError(f"nothing listens on the iSCSI portal {server.name}:{server.port} ({state})",
                        hint="create the target first: `vpd iscsi target create`")
@@ -356,6 +365,7 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
     steps: list[str] = []
     try:
         if spec.chap_user:
+            assert password is not None  # checked on entry
             usage = secrets.pool_usage_id(spec.name)
             if secrets.store(conn, usage, password, f"vpd: CHAP secret of pool {spec.name}"):
                 undo.append(lambda: secrets.remove(conn, usage))
@@ -365,7 +375,8 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
         steps.append("define")
         if spec.type in ("dir", "fs", "netfs") or (spec.type == "logical" and spec.build):
             flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.build else 0
-            path_existed = spec.type != "logical" and _path_exists(host, wanted.target.path)
+            path_existed = (spec.type != "logical" and wanted.target is not None
+                            and _path_exists(host, wanted.target.path))
             pool.build(flags)
             if spec.type == "logical" or not path_existed:
                 # pool.delete removes what build made: the directory (if empty) or the VG.
@@ -392,7 +403,8 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
         raise
     info = describe(host, pool)
     return {"host": host.name, "pool": spec.name, "changed": True, "steps": steps,
-            "checks": [c.to_dict() for c in checks], **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
+            "checks": [c.to_dict() for c in checks],
+            **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
 
 
 def _path_exists(host: Host, path: str | None) -> bool:
@@ -430,7 +442,8 @@ def set_autostart(host: Host, pool: libvirt.virStoragePool, enable: bool) -> dic
 
 def refresh_pool(host: Host, pool: libvirt.virStoragePool) -> dict:
     if not pool.isActive():
-        raise UsageError(f"pool {pool.name()} is not running", hint=f"`vpd pool start {pool.name()} --host {host.name}`")
+        raise UsageError(f"pool {pool.name()} is not running",
+                         hint=f"`vpd pool start {pool.name()} --host {host.name}`")
     pool.refresh(0)
     return describe(host, pool).to_dict()
 

@@ -50,10 +50,10 @@ def find(conn: libvirt.virConnect, usage_id: str) -> libvirt.virSecret | None:
 
 def store(conn: libvirt.virConnect, usage_id: str, password: str, description: str) -> bool:
     """Create (or update) the secret `usage_id` holding `password`; True if it was created."""
-    secret = find(conn, usage_id)
-    created = secret is None
-    if created:
-        secret = conn.secretDefineXML(iscsi_secret(usage_id, description).to_xml_string())
+    found = find(conn, usage_id)
+    created = found is None
+    secret = found if found is not None else conn.secretDefineXML(
+        iscsi_secret(usage_id, description).to_xml_string())
     try:
         secret.setValue(password.encode())
     except libvirt.libvirtError:

@@ -4,9 +4,9 @@ finished; on any failure (Ctrl-C too) it is aborted and a partial local file rem
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import libvirt
 

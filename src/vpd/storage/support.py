@@ -1,9 +1,9 @@
 """Which pool types a host can really run, found before anything is changed.
 
 libvirt's pool capabilities only say whether the daemon has a backend for a type; the
-backend still needs the kernel and tools under it (lab-notes: libvirt reports netfs,
-logical and iscsi as supported on a kernel with no NFS client, no device-mapper and no
-iSCSI initiator, and fails only half-way through). So vpd asks both: libvirt, then the
+backend still needs the kernel and tools under it (libvirt reports netfs, logical and iscsi
+as supported on a kernel with no NFS client, no device-mapper and no iSCSI initiator, and
+fails only half-way through; docs/lab.md, "Storage on the lab's kernel"). So vpd asks both: libvirt, then the
 host itself, in one remote command.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ yes_no() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
 module() { [ -e "/sys/module/$1" ] || modprobe -n -q "$1"; }
 echo "nfs_kernel=$(yes_no sh -c 'grep -qwE "nfs|nfs4" /proc/filesystems || modprobe -n -q nfs')"
 echo "mount_nfs=$(yes_no sh -c 'command -v mount.nfs || test -x /sbin/mount.nfs || test -x /usr/sbin/mount.nfs')"
-echo "device_mapper=$(yes_no sh -c 'test -e /dev/mapper/control || test -e /sys/class/misc/device-mapper || { [ -e /sys/module/dm_mod ] || modprobe -n -q dm_mod; }')"
+echo "device_mapper=$(yes_no sh -c 'test -e /dev/mapper/control || test -e /sys/class/misc/device-mapper \
+  || { [ -e /sys/module/dm_mod ] || modprobe -n -q dm_mod; }')"
 echo "lvm=$(yes_no sh -c 'command -v vgcreate || test -x /sbin/vgcreate || test -x /usr/sbin/vgcreate')"
 echo "iscsiadm=$(yes_no sh -c 'command -v iscsiadm || test -x /sbin/iscsiadm || test -x /usr/sbin/iscsiadm')"
 echo "iscsi_tcp=$(yes_no sh -c 'test -e /sys/module/iscsi_tcp || modprobe -n -q iscsi_tcp')"
@@ -88,7 +89,8 @@ def checks_for(pool_type: str, facts: HostStorageFacts, *, mkfs: bool = False) -
              "no dm_mod module): LVM cannot create logical volumes", "use a kernel with CONFIG_BLK_DEV_DM")
         need("LVM tools", "lvm", "vgcreate is not installed", "install lvm2")
     elif pool_type == "iscsi":
-        need("iscsiadm", "iscsiadm", "iscsiadm is not installed", "install open-iscsi (Debian) or iscsi-initiator-utils")
+        need("iscsiadm", "iscsiadm", "iscsiadm is not installed",
+             "install open-iscsi (Debian) or iscsi-initiator-utils")
         need("iSCSI initiator in the kernel", "iscsi_tcp", "the kernel has no iscsi_tcp module",
              "use a kernel with the iSCSI initiator, or the userspace one: --type iscsi-direct")
     elif pool_type == "fs" and mkfs:

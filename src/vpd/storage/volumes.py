@@ -1,10 +1,11 @@
 """Volumes: create (raw/qcow2, copy-on-write overlays), list (every host at once), info, clone,
 resize, delete, and upload/download through libvirt streams with progress events.
 
-Uploads keep formats right: libvirt's vol-upload copies bytes as they are (lab-notes: a raw
-file uploaded into a qcow2 volume leaves raw bytes where qcow2 is expected), so vpd reads the
-file's real format with `qemu-img info` and converts it to the volume's format first when
-they differ, or when the file is an overlay that needs its backing chain flattened.
+Uploads keep formats right: libvirt's vol-upload copies bytes as they are (a raw file uploaded
+into a qcow2 volume leaves raw bytes where qcow2 is expected; docs/lab.md, "Uploads write bytes
+as they are"), so vpd reads the file's real format with `qemu-img info` and converts it to the
+volume's format first when they differ, or when the file is an overlay that needs its backing
+chain flattened.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import libvirt
 
@@ -25,11 +27,16 @@ from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name, parse_size
 from ..xml.pool import StoragePool
-from ..xml.volume import StorageVolume, volume
+from ..xml.volume import ImageFormat, StorageVolume, volume
 from .pools import find_pool
 from .streams import download_volume, upload_volume
 
 FORMATS = ("raw", "qcow2")
+
+
+def _format(text: str | None) -> ImageFormat:
+    """The format vpd makes a volume in: qcow2 when asked or copied from, else raw (FORMATS)."""
+    return "qcow2" if text == "qcow2" else "raw"
 CHUNK = 1024 * 1024
 # Pools whose volumes are made elsewhere (the iSCSI target's LUNs): libvirt only lists them.
 NO_CREATE_POOLS = ("iscsi", "iscsi-direct", "scsi", "mpath")
@@ -42,7 +49,7 @@ _EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}\Z")
 
 
 def check_existing_name(name: str, what: str = "volume name") -> str:
-    if not _EXISTING.match(name or "") or ".." in name:
+    if not _EXISTING.fullmatch(name or "") or ".." in name:
         raise UsageError(f"invalid {what} {name!r}", hint="volume names have no '/', spaces, quotes or '..'")
     return name
 
@@ -111,7 +118,7 @@ def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = 
         check_name(pool_name, "pool name")
 
     def volumes_of(host: Host, conn: libvirt.virConnect) -> list[VolumeInfo]:
-        out = []
+        out: list[VolumeInfo] = []
         for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
             name = pool.name()
             if pool_name is not None and name != pool_name:
@@ -182,8 +189,8 @@ def _same_or_clash(host: Host, pool_name: str, existing: VolumeInfo, capacity: i
                    backing: str | None) -> dict:
     same = existing.capacity == capacity and existing.format == fmt and existing.backing == backing
     if not same:
-        raise UsageError(f"volume {existing.name} already exists in pool {pool_name} on {host.name} with other settings "
-                         f"({existing.format}, {existing.capacity} bytes"
+        raise UsageError(f"volume {existing.name} already exists in pool {pool_name} on {host.name} "
+                         f"with other settings ({existing.format}, {existing.capacity} bytes"
                          + (f", backing {existing.backing}" if existing.backing else "") + ")",
                          hint="delete it first, or pick another name")
     return {**existing.to_dict(), "changed": False}
@@ -220,7 +227,8 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
         raise UsageError(f"does not fit: pool {pool_name} on {host.name} has {available} bytes free, "
                          f"the volume would take {capacity}",
                          hint="use a smaller --size or another pool")
-    xml = volume(name, capacity, fmt, backing_path, backing_fmt=backing_fmt or "qcow2")
+    # backing_fmt is what libvirt itself reported for the backing volume: one of its formats.
+    xml = volume(name, capacity, _format(fmt), backing_path, backing_fmt=cast(ImageFormat, backing_fmt or "qcow2"))
     vol = pool.createXML(xml.to_xml_string(), 0)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True}
 
@@ -233,7 +241,7 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
     src_info = describe(host, pool_name, src)
     dest_pool = find_pool(conn, host, target_pool) if target_pool else pool
     _require_volume_pool(host, dest_pool)
-    fmt = src_info.format if src_info.format in FORMATS else "raw"
+    fmt = _format(src_info.format)
     try:
         existing = dest_pool.storageVolLookupByName(new_name)
     except libvirt.libvirtError:
@@ -243,7 +251,8 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
                               src_info.capacity, fmt, None)
     _, _, _, available = dest_pool.info()
     if src_info.allocation > available:
-        raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; the copy needs about {src_info.allocation}")
+        raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; "
+                         f"the copy needs about {src_info.allocation}")
     events.emit("vol.clone", f"copying {source} to {new_name}")
     xml = volume(new_name, src_info.capacity, fmt)
     vol = dest_pool.createXMLFrom(xml.to_xml_string(), src, 0)
@@ -267,7 +276,8 @@ def resize_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
                          hint="stop them first (a running guest must be resized with blockresize)")
     _, _, _, available = pool.info()
     if capacity - info.capacity > available and info.format == "raw":
-        raise UsageError(f"pool {pool_name} has {available} bytes free; growing by {capacity - info.capacity} does not fit")
+        raise UsageError(f"pool {pool_name} has {available} bytes free; "
+                         f"growing by {capacity - info.capacity} does not fit")
     flags = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if capacity < info.capacity else 0
     vol.resize(capacity, flags)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True, "previous_capacity": info.capacity}
@@ -280,7 +290,8 @@ def delete_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
     info = describe(host, pool_name, vol)
     users = volume_users(conn, pool_name, name, info.path)
     if users:
-        raise UsageError(f"volume {name} is a disk of VMs: {', '.join(users)}", hint="detach it first (`vpd vm disk detach`)")
+        raise UsageError(f"volume {name} is a disk of VMs: {', '.join(users)}",
+                         hint="detach it first (`vpd vm disk detach`)")
     overlays = [v.name() for v in pool.listAllVolumes(0)
                 if v.name() != name and describe(host, pool_name, v).backing == info.path]
     if overlays:
@@ -308,7 +319,8 @@ def image_facts(path: str) -> ImageFacts:
     if proc.returncode != 0:
         raise UsageError(f"{path} is not a readable disk image: {proc.stderr.strip()}")
     data = json.loads(proc.stdout)
-    return ImageFacts(data["format"], int(data["virtual-size"]), data.get("full-backing-filename") or data.get("backing-filename"))
+    backing = data.get("full-backing-filename") or data.get("backing-filename")
+    return ImageFacts(data["format"], int(data["virtual-size"]), backing)
 
 
 def _qemu_img(argv: list[str]) -> None:
@@ -389,7 +401,7 @@ def download(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, fi
     download_volume(vol, partial, progress)  # removes the partial file itself if the stream fails
     try:
         converted = fmt is not None and fmt != vol_format
-        if converted:
+        if fmt is not None and converted:
             _qemu_img(["convert", "-f", vol_format, "-O", fmt, "--", str(partial), str(target)])
             partial.unlink()
         else:
