@@ -36,6 +36,13 @@ _LOCATION_ATTRS = ("file", "dev", "dir", "pool", "volume", "mode", "protocol", "
 _LOCATION_CHILDREN = ("host", "auth", "initiator", "snapshot", "config", "slices", "ssl", "cookies",
                       "readahead", "timeout", "reconnect", "dataStore")
 
+# Where libvirt writes <metadata> and <devices> among the domain's children.
+_IDENTITY = ("name", "uuid", "genid", "title", "description")
+_BEFORE_DEVICES = (*_IDENTITY, "metadata", "maxMemory", "memory", "currentMemory", "blkiotune", "memtune",
+                   "memoryBacking", "vcpu", "vcpus", "iothreads", "iothreadids", "cputune", "numatune",
+                   "resource", "sysinfo", "bootloader", "bootloader_args", "os", "idmap", "features", "cpu",
+                   "clock", "on_poweroff", "on_reboot", "on_crash", "on_lockfailure", "pm", "perf")
+
 # A domain from a backup or a user's file is not trusted: no entities, no network fetches.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
@@ -49,10 +56,20 @@ def new_mac(taken: set[str], rng: random.Random | None = None) -> str:
             return mac
 
 
-def _child(parent: etree._Element, tag: str, **attrib: str) -> etree._Element:
-    """`parent`'s first <tag>, made (with `attrib`) when there is none."""
+def _child(parent: etree._Element, tag: str, after: tuple[str, ...] = (), **attrib: str) -> etree._Element:
+    """`parent`'s first <tag>, made (with `attrib`) when there is none: right after the last
+    child whose tag is in `after`, else first. libvirt accepts any order, but a new element
+    where libvirt writes it keeps the document reading (and diffing) like libvirt's own."""
     found = parent.find(tag)
-    return found if found is not None else etree.SubElement(parent, tag, **attrib)
+    if found is not None:
+        return found
+    node = etree.Element(tag, **attrib)
+    before = [child for child in parent if child.tag in after]
+    if before:
+        before[-1].addnext(node)
+    else:
+        parent.insert(0, node)
+    return node
 
 
 class _Node:
@@ -110,7 +127,7 @@ class DiskEditor(_Node):
         unless `keep_backing_store` (a full copy keeps its backing file)."""
         if (path is None) == (pool is None or volume is None):
             raise ValueError("repoint takes a path, or a pool and a volume")
-        source = _child(self.element, "source")
+        source = _child(self.element, "source", after=("driver",))
         for name in _LOCATION_ATTRS:
             source.attrib.pop(name, None)
         if self.element.get("type") != ("file" if path is not None else "volume"):
@@ -168,11 +185,7 @@ class DomainEditor(_Node):
 
     @name.setter
     def name(self, value: str) -> None:
-        node = self.element.find("name")
-        if node is None:
-            node = etree.Element("name")
-            self.element.insert(0, node)
-        node.text = value
+        _child(self.element, "name").text = value
 
     @property
     def uuid(self) -> str | None:
@@ -181,20 +194,12 @@ class DomainEditor(_Node):
     @uuid.setter
     def uuid(self, value: str | None) -> None:
         # None removes it: libvirt then gives the definition a new one.
-        node = self.element.find("uuid")
         if value is None:
+            node = self.element.find("uuid")
             if node is not None:
                 self.element.remove(node)
-            return
-        if node is None:
-            node = etree.Element("uuid")
-            # Right after <name>, where libvirt writes it.
-            name = self.element.find("name")
-            if name is not None:
-                name.addnext(node)
-            else:
-                self.element.insert(0, node)
-        node.text = value
+        else:
+            _child(self.element, "uuid", after=("name",)).text = value
 
     def new_uuid(self, factory: Callable[[], Any] = uuidlib.uuid4) -> str:
         """Give the domain a fresh random UUID and return it."""
@@ -221,7 +226,7 @@ class DomainEditor(_Node):
 
     @property
     def devices(self) -> etree._Element:
-        return _child(self.element, "devices")
+        return _child(self.element, "devices", after=_BEFORE_DEVICES)
 
     def disks(self, device: str | None = None) -> list[DiskEditor]:
         """The <disk>s, in document order; only those of `device` ('disk', 'cdrom'...) when given."""
@@ -318,7 +323,7 @@ class DomainEditor(_Node):
         virDomainSetMetadata does (so a definition edited here reads like one edited live)."""
         self.remove_metadata(namespace)
         given = etree.fromstring(xml, _PARSER)
-        node = etree.SubElement(_child(self.element, "metadata"), f"{{{namespace}}}{given.tag}",
+        node = etree.SubElement(_child(self.element, "metadata", after=_IDENTITY), f"{{{namespace}}}{given.tag}",
                                 nsmap={prefix: namespace})
         node.attrib.update(given.attrib)
         node.text = given.text
