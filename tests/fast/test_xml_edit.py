@@ -278,3 +278,30 @@ def test_libvirt_accepts_the_edited_definition(conn):
     assert (back.name, back.uuid, back.macs) == ("copy", ed.uuid, macs)
     assert back.disk(target="hda").path == "/images/copy.qcow2"
     assert back.serial_log == "/var/log/libvirt/qemu/copy-serial0.log"
+
+
+def test_migration_cpu_check_reads_cpu_through_the_editor(conn):
+    """migration.preflight hands the guest's <cpu>, which vpd does not model, to libvirt as written."""
+    from vpd.migration.preflight import arch_cpu_check
+    from vpd.xml.domain import Domain
+
+    plain = guest_domain("g", kernel="/k", domain_type="test").to_xml_string()
+    assert arch_cpu_check(conn, conn, Domain.from_xml(plain), plain).ok
+    with_cpu = plain.replace("</domain>", '<cpu mode="custom"><model>qemu64</model></cpu></domain>')
+    assert DomainEditor.from_xml(with_cpu).cpu_xml == '<cpu mode="custom"><model>qemu64</model></cpu>'
+    # The test driver has no virConnectCompareCPU: reaching it proves the <cpu> text went to libvirt.
+    with pytest.raises(libvirt.libvirtError, match="CompareCPU"):
+        arch_cpu_check(conn, conn, Domain.from_xml(with_cpu), with_cpu)
+
+
+def test_remove_device_takes_the_typed_model():
+    from vpd.xml.devices import Disk, Interface
+
+    source = (CASES_DIR / "remove_disk.in.xml").read_text()
+    ed = DomainEditor.from_xml(source)
+    [vdb] = [d for d in ed.disks() if d.target == "vdb"]
+    ed.remove_device(Disk.from_xml(etree.tostring(vdb.element)))
+    assert canonical(ed.to_xml()) == canonical((CASES_DIR / "remove_disk.out.xml").read_text())
+    ed = DomainEditor.from_xml((CASES_DIR / "remove_interface.in.xml").read_text())
+    ed.remove_device(Interface.from_xml(etree.tostring(ed.interfaces()[1].element)))
+    assert canonical(ed.to_xml()) == canonical((CASES_DIR / "remove_interface.out.xml").read_text())

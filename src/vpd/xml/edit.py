@@ -17,12 +17,15 @@ from __future__ import annotations
 import random
 import uuid as uuidlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from ..core.errors import VpdError
-from .base import LibvirtXml
+
+if TYPE_CHECKING:  # only for annotations: reading and editing XML should not pay for pydantic-xml
+    from .base import LibvirtXml
+    from .devices import Disk, Interface
 
 VPD_NS_PREFIX = "https://vpd.example/ns/"
 """vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
@@ -260,7 +263,7 @@ class DomainEditor(_Node):
             out.append(address)
         return out
 
-    def add_device(self, device: LibvirtXml) -> etree._Element:
+    def add_device(self, device: "LibvirtXml") -> etree._Element:
         """Append a device built from the typed models (Disk, Interface, Serial...), next to
         the devices of its kind so the document reads as libvirt writes it."""
         node = device.to_xml_tree()
@@ -270,6 +273,15 @@ class DomainEditor(_Node):
         else:
             self.devices.append(node)
         return node
+
+    def remove_device(self, device: "Disk | Interface") -> None:
+        """Remove the device a typed model names: a disk by its target, a NIC by its MAC."""
+        if device.__xml_tag__ == "disk":
+            self.remove_disk(device.target.dev)
+        elif device.__xml_tag__ == "interface" and device.mac is not None:
+            self.remove_interface(device.mac.address)
+        else:
+            raise ValueError(f"cannot tell which <{device.__xml_tag__}> to remove")
 
     def remove_disk(self, target: str) -> None:
         disk = self.disk(target=target)
