@@ -23,7 +23,7 @@ from lxml import etree
 
 from ..core.errors import VpdError
 
-if TYPE_CHECKING:  # only for annotations: reading and editing XML should not pay for pydantic-xml
+if TYPE_CHECKING:  # annotations only: the editor itself works on lxml alone
     from .base import LibvirtXml
     from .devices import Disk, Interface
 
@@ -335,8 +335,8 @@ class DomainEditor(_Node):
         virDomainSetMetadata does (so a definition edited here reads like one edited live)."""
         self.remove_metadata(namespace)
         given = etree.fromstring(xml, _PARSER)
-        node = etree.SubElement(_child(self.element, "metadata", after=_IDENTITY), f"{{{namespace}}}{given.tag}",
-                                nsmap={prefix: namespace})
+        metadata = _child(self.element, "metadata", after=_IDENTITY)
+        node = etree.SubElement(metadata, f"{{{namespace}}}{etree.QName(given).localname}", nsmap={prefix: namespace})
         node.attrib.update(given.attrib)
         node.text = given.text
         node.extend(list(given))
@@ -360,7 +360,7 @@ class DomainEditor(_Node):
     def cpu_xml(self) -> str | None:
         """The <cpu> element as text (what virConnectCompareCPU takes), or None."""
         cpu = self.element.find("cpu")
-        return None if cpu is None else etree.tostring(cpu, encoding="unicode")
+        return None if cpu is None else etree.tostring(cpu, encoding="unicode", with_tail=False)
 
 
 def disk_files(xml: str | bytes, device: str | None = None) -> list[str]:
