@@ -11,12 +11,12 @@ import libvirt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lxml import etree
 
 from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError, VpdError
 from vpd.vm import lifecycle
-from vpd.vm.console import give_own_serial_log, serial_log_file, serial_log_path
+from vpd.vm.console import serial_log_path
+from vpd.xml.edit import DomainEditor
 from vpd.vm.create import DiskSpec, NicSpec, VmSpec, create_vm
 from vpd.vm.spec import VmRequest, device_defaults, load_request
 from vpd.xml.domain import Domain, guest_domain
@@ -56,7 +56,7 @@ def test_disks_and_nics_from_flags_become_devices(conn):
         assert domain.os.kernel is None and [b.dev for b in domain.os.boot] == ["hd"]  # firmware boots the disk
         assert [(i.source.network, i.mac.address) for i in domain.interfaces] == [("default", "52:54:00:aa:bb:01")]
         assert created.disks == ["/default-pool/web1.qcow2", "/default-pool/web1-1.raw"]
-        assert serial_log_file(etree.fromstring(dom.XMLDesc(0).encode())) == serial_log_path("web1")
+        assert DomainEditor.from_xml(dom.XMLDesc(0)).serial_log == serial_log_path("web1")
     finally:
         dom.undefine()
         for path in created.disks:
@@ -172,9 +172,9 @@ def test_console_log_reads_the_history_of_a_stopped_vm(conn, tmp_path: Path):
 
 
 def test_clones_get_their_own_serial_log():
-    tree = etree.fromstring(guest_domain("a", kernel="/k", serial_log=serial_log_path("a")).to_xml_string().encode())
-    give_own_serial_log(tree, "b")
-    assert serial_log_file(tree) == serial_log_path("b")
+    ed = DomainEditor.from_xml(guest_domain("a", kernel="/k", serial_log=serial_log_path("a")).to_xml_string())
+    ed.give_own_serial_log(serial_log_path("b"))
+    assert ed.serial_log == serial_log_path("b")
 
 
 @pytest.mark.parametrize("args", [

@@ -9,20 +9,19 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-import uuid as uuidlib
 from dataclasses import dataclass, field
 
 import libvirt
-from lxml import etree
 
 from ..connect.inventory import Host
 from ..core import events
 from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
-from ..vm.clone import macs_in_use, new_mac
-from ..vm.console import give_own_serial_log
+from ..vm.clone import macs_in_use
+from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
+from ..xml.edit import DomainEditor
 from ..xml.volume import volume as volume_xml
 from . import catalog
 from . import manifest as mf
@@ -87,8 +86,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
     if domain_exists(conn, name):
         raise UsageError(f"a VM named {name!r} already exists on {host.name}",
                          hint="restore beside it with --as NEW_NAME" if not new_name else None)
-    tree = etree.fromstring(files.read(posixpath.join(latest_dir, mf.DOMAIN_XML)),
-                            etree.XMLParser(resolve_entities=False, no_network=True))
+    ed = DomainEditor.from_xml(files.read(posixpath.join(latest_dir, mf.DOMAIN_XML)))
     if new_name is None:
         try:
             other = conn.lookupByUUIDString(latest.uuid)
@@ -108,9 +106,8 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
     if clash:
         raise UsageError(f"volume {clash[0]} already exists in pool {pool.name()} on {host.name}")
     taken = macs_in_use(conn)
-    mac_els = tree.findall("devices/interface/mac")
     if new_name is None:
-        reused = [m.get("address") for m in mac_els if m.get("address", "").lower() in taken]
+        reused = [m for m in ed.macs if m in taken]
         if reused:
             raise UsageError(f"MAC {reused[0]} is already in use on {host.name}",
                              hint="restore a copy with --as NEW_NAME (new MACs)")
@@ -124,40 +121,20 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
             layers = [posixpath.join(where, next(d.file for d in m.disks if d.target == disk.target))
                       for where, m in links]
             files.qemu_img(["convert", "-n", "-O", "qcow2", chain_source(layers), vol.path()])
-            _point_disk(tree, disk.target, vol.path())
+            try:
+                target = ed.disk(target=disk.target)
+            except VpdError:
+                raise VpdError(f"the backup's domain.xml has no disk {disk.target}") from None
+            # Flattened into one qcow2: the backup's chain no longer describes it.
+            target.repoint(vol.path(), fmt="qcow2")
             result.disks.append(vol.path())
         events.emit("restore", "defining", len(latest.disks), len(latest.disks), "disks")
-        tree.find("name").text = name
+        ed.name = name
         if new_name is not None:
-            for node in tree.findall("uuid"):
-                node.text = str(uuidlib.uuid4())
-            for mac_el in mac_els:
-                mac_el.set("address", new_mac(taken))
-                taken.add(mac_el.get("address"))
-            give_own_serial_log(tree, name)
-        result.macs = [m.get("address") for m in mac_els]
-        dom = conn.defineXML(etree.tostring(tree).decode())
+            # vpd's metadata stays, as it always has here: a template's backup comes back a template.
+            ed.reset_identity(name, taken_macs=taken, serial_log=serial_log_path(name), drop_vpd_metadata=False)
+        result.macs = ed.macs
+        dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()
     result.seconds = round(time.monotonic() - began, 2)
     return result
-
-
-def _point_disk(tree: etree._Element, target: str, path: str) -> None:
-    for disk in tree.findall("devices/disk"):
-        target_el = disk.find("target")
-        if target_el is None or target_el.get("dev") != target:
-            continue
-        disk.set("type", "file")
-        source = disk.find("source")
-        if source is None:
-            source = etree.SubElement(disk, "source")
-        source.attrib.clear()
-        source.set("file", path)
-        driver = disk.find("driver")
-        if driver is None:
-            driver = etree.SubElement(disk, "driver", name="qemu")
-        driver.set("type", "qcow2")
-        for backing in disk.findall("backingStore"):
-            disk.remove(backing)
-        return
-    raise VpdError(f"the backup's domain.xml has no disk {target}")

@@ -65,10 +65,12 @@ def arch_cpu_check(src_conn: libvirt.virConnect, dst_conn: libvirt.virConnect, d
     dst_arch = etree.fromstring(dst_conn.getCapabilities().encode()).findtext("host/cpu/arch")
     if src_arch != dst_arch:
         return _check("arch and CPU", False, f"{src_arch} -> {dst_arch}", "migrate between hosts of the same arch")
-    cpu = etree.fromstring(dom_xml.encode()).find("cpu")
+    from ..xml.edit import DomainEditor
+
+    cpu = DomainEditor.from_xml(dom_xml).cpu_xml  # <cpu> is not modelled: libvirt gets it as written
     if cpu is None or domain.type == "qemu":
         return _check("arch and CPU", True, f"{src_arch}; guest CPU is emulated (TCG) or default: portable")
-    result = dst_conn.compareCPU(etree.tostring(cpu).decode(), 0)
+    result = dst_conn.compareCPU(cpu, 0)
     ok = result in (libvirt.VIR_CPU_COMPARE_IDENTICAL, libvirt.VIR_CPU_COMPARE_SUPERSET)
     return _check("arch and CPU", ok, f"compareCPU={result}",
                   "give the guest a CPU model both hosts have (virsh hypervisor-cpu-baseline)")

@@ -8,13 +8,11 @@ stay shut off for as long as overlays depend on it (`linked_dependents`).
 Anything made is removed when a later step fails."""
 from __future__ import annotations
 
-import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import libvirt
-from lxml import etree
 
 from ..connect.inventory import Host
 from ..core import events
@@ -22,13 +20,12 @@ from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.checks import require_unicast_mac
+# VPD_NS_PREFIX and new_mac moved to xml.edit; imported from here by template, create, restore, OVF import.
+from ..xml.edit import VPD_NS_PREFIX, DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
-from .console import give_own_serial_log
+from .console import serial_log_path
 from .inventory import domain_exists, volume_by_path
-
-VPD_NS_PREFIX = "https://vpd.example/ns/"
-"""vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
 
 
 @dataclass
@@ -40,19 +37,10 @@ class Cloned:
     macs: list[str] = field(default_factory=list)
 
 
-def new_mac(taken: set[str], rng: random.Random | None = None) -> str:
-    """A random MAC in the KVM/QEMU prefix 52:54:00, not among `taken`."""
-    rng = rng or random.SystemRandom()
-    while True:
-        mac = "52:54:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
-        if mac not in taken:
-            return mac
-
-
 def macs_in_use(conn: libvirt.virConnect) -> set[str]:
     used = set()
     for dom in conn.listAllDomains():
-        used.update(m.lower() for m in etree.fromstring(dom.XMLDesc(0).encode()).xpath("devices/interface/mac/@address"))
+        used.update(macs_of(dom.XMLDesc(0)))
     return used
 
 
@@ -61,8 +49,7 @@ def linked_dependents(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[
 
     Read from the volumes themselves, not from a record vpd keeps: an overlay made by
     hand or by another tool counts as well, and a deleted one stops counting."""
-    disks = set(etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
-                .xpath("devices/disk[@device='disk']/source/@file"))
+    disks = set(disk_files(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), device="disk"))
     if not disks:
         return []
     found = []
@@ -139,29 +126,20 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                          hint="shut it down or pause it first, or accept that with --allow-running")
     if domain_exists(conn, new_name):
         raise UsageError(f"a VM named {new_name!r} already exists on {host.name}")
-    tree = etree.fromstring(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
-    tree.find("name").text = new_name
-    for node in tree.findall("uuid"):
-        tree.remove(node)
-    # vpd's bookkeeping (e.g. the template marker) describes the source, not the clone.
-    for node in tree.findall("metadata/*"):
-        if etree.QName(node).namespace and etree.QName(node).namespace.startswith(VPD_NS_PREFIX):
-            node.getparent().remove(node)
+    ed = DomainEditor.from_xml(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
     result = Cloned(host.name, new_name, "")
     with Undo() as undo:
-        disks = [d for d in tree.findall("devices/disk") if d.get("device") == "disk"]
+        disks = ed.disks(device="disk")
         for i, disk in enumerate(disks):
-            source_el = disk.find("source")
-            path = source_el.get("file") if source_el is not None else None
-            if disk.get("type") != "file" or not path:
+            path = disk.source_file
+            if disk.type != "file" or not path:
                 raise VpdError(f"{source}: disk {i} is not a file volume; vpd clones file-backed disks only")
             src_vol = volume_by_path(conn, path)
             if src_vol is None:
                 raise VpdError(f"{path} is not in a storage pool of {host.name}",
                                hint="put the disk in a pool (vpd pool ...) so libvirt can copy it")
             pool = conn.storagePoolLookupByName(pool_name) if pool_name else src_vol.storagePoolLookupByVolume()
-            driver = disk.find("driver")
-            fmt = (driver.get("type") if driver is not None else None) or "raw"
+            fmt = disk.format or "raw"
             suffix = ".qcow2" if linked else PurePosixPath(path).suffix or f".{fmt}"
             vol_name = f"{new_name}{'' if i == 0 else f'-{i}'}{suffix}"
             if vol_name in pool.listVolumes():
@@ -171,29 +149,24 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                 events.emit("vm.clone", f"overlay {vol_name} on {PurePosixPath(path).name}", i, len(disks), "disks")
                 vol = pool.createXML(volume_xml(vol_name, capacity, fmt="qcow2", backing=path,
                                                 backing_fmt=fmt).to_xml_string(), 0)
-                if driver is None:
-                    driver = etree.SubElement(disk, "driver", name="qemu")
-                driver.set("type", "qcow2")
             else:
                 vol = copy_volume(pool, volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol,
                                   f"copying {PurePosixPath(path).name} -> {vol_name}")
             undo.push(lambda vol=vol: vol.delete(0))
-            source_el.set("file", vol.path())
+            # A full copy is the same image elsewhere (its own backing file, if any, is kept);
+            # an overlay is a new qcow2 whose chain libvirt must probe afresh.
+            disk.repoint(vol.path(), fmt="qcow2" if linked else None, keep_backing_store=not linked)
             result.disks.append(vol.path())
         events.emit("vm.clone", "defining", len(disks), len(disks), "disks")
         taken = macs_in_use(conn) | (taken_macs or set())
         if mac is not None and mac in taken:
             raise UsageError(f"MAC {mac} is already in use on {host.name}")
-        mac_els = tree.findall("devices/interface/mac")
-        if mac is not None and not mac_els:
+        if mac is not None and not ed.macs:
             raise UsageError(f"{source} has no network interface to give MAC {mac}")
-        for n, mac_el in enumerate(mac_els):
-            address = mac if (n == 0 and mac is not None) else new_mac(taken)
-            taken.add(address)
-            mac_el.set("address", address)
-            result.macs.append(address)
-        give_own_serial_log(tree, new_name)
-        dom = conn.defineXML(etree.tostring(tree).decode())
+        # vpd's bookkeeping (e.g. the template marker) describes the source, not the clone.
+        result.macs = ed.reset_identity(new_name, taken_macs=taken, first_mac=mac,
+                                        serial_log=serial_log_path(new_name), drop_vpd_metadata=True)
+        dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()
         return result
 

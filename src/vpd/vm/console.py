@@ -101,26 +101,6 @@ def serial_log_path(vm_name: str) -> str:
     return f"{SERIAL_LOG_DIR}/{vm_name}-serial0.log"
 
 
-def give_own_serial_log(tree, vm_name: str) -> None:
-    """Point serial0's log (if any) at `vm_name`'s own file: a clone or restored copy that kept its
-    source's path would interleave both guests' output in one file (virt-clone does that)."""
-    for log in tree.findall("devices/serial/log") + tree.findall("devices/console/log"):
-        target = log.getparent().find("target")
-        if log.getparent().tag == "serial" and target is not None and target.get("port") in (None, "0"):
-            log.set("file", serial_log_path(vm_name))
-        else:
-            log.getparent().remove(log)
-
-
-def serial_log_file(xml_tree) -> str | None:
-    for serial in xml_tree.findall("devices/serial"):
-        target = serial.find("target")
-        log = serial.find("log")
-        if log is not None and (target is None or target.get("port") in (None, "0")):
-            return log.get("file")
-    return None
-
-
 DETACH = b"\x1d"  # Ctrl-], as virsh console
 
 

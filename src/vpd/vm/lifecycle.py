@@ -4,15 +4,15 @@ from __future__ import annotations
 import time
 
 import libvirt
-from lxml import etree
 
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
+from ..xml.edit import DomainEditor
 from .clone import linked_dependents
-from .console import ConsoleStream, serial_log_file
+from .console import ConsoleStream
 from .inventory import STATE_NAMES, volume_by_path
 from .template import is_template
 
@@ -209,11 +209,9 @@ def define(conn: libvirt.virConnect, host: Host, xml: str, replace: bool = False
         if parsed.uuid and parsed.uuid.lower() != existing.UUIDString():
             raise UsageError(f"{name} on {host.name} has UUID {existing.UUIDString()}, the file says {parsed.uuid}")
         if not parsed.uuid:
-            tree = etree.fromstring(xml.encode())
-            uuid_el = etree.Element("uuid")
-            uuid_el.text = existing.UUIDString()
-            tree.find("name").addnext(uuid_el)
-            xml = etree.tostring(tree).decode()
+            ed = DomainEditor.from_xml(xml)
+            ed.uuid = existing.UUIDString()
+            xml = ed.to_xml()
     dom = conn.defineXML(xml)
     return {"name": name, "uuid": dom.UUIDString(), "replaced": existing is not None}
 
@@ -243,7 +241,7 @@ def console_log(dom: libvirt.virDomain, host: Host, lines: int | None = None, li
     """What the guest wrote on serial0: its whole history from the log file virtlogd keeps on
     the host (read over the host's runner), or, for a VM without one, what it writes during
     `listen` seconds on the live console (a pty keeps no history)."""
-    path = serial_log_file(etree.fromstring(dom.XMLDesc(0).encode()))
+    path = DomainEditor.from_xml(dom.XMLDesc(0)).serial_log
     if path is not None:
         files = files or HostFiles(host)
         if files.exists(path):

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import libvirt
-from lxml import etree
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.errors import UsageError, VpdError
-from .clone import VPD_NS_PREFIX, linked_dependents
+from ..xml.edit import TEMPLATE_MARKER, TEMPLATE_NS, disk_files
+from .clone import linked_dependents
 
-TEMPLATE_NS = VPD_NS_PREFIX + "template"
 _CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
 
@@ -45,8 +44,9 @@ def seal(dom: libvirt.virDomain) -> dict:
     autostart_was = bool(dom.autostart())
     if autostart_was:
         dom.setAutostart(0)
-    marker = etree.tostring(etree.Element("template")).decode()
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, marker, "vpd", TEMPLATE_NS, _CONFIG)
+    # libvirt's own metadata call, not a redefine: it changes the marker and nothing else.
+    # DomainEditor.set_metadata makes the same edit to a definition vpd holds as text.
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TEMPLATE_MARKER, "vpd", TEMPLATE_NS, _CONFIG)
     return {"template": name, "autostart_disabled": autostart_was}
 
 
@@ -85,8 +85,7 @@ def _templates(host: Host, conn: libvirt.virConnect) -> list[TemplateInfo]:
     out = []
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
         if is_template(dom):
-            tree = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
-            out.append(TemplateInfo(host.name, dom.name(), tree.xpath("devices/disk/source/@file"),
+            out.append(TemplateInfo(host.name, dom.name(), disk_files(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)),
                                     linked_dependents(conn, dom)))
     return sorted(out, key=lambda t: t.name)
 
