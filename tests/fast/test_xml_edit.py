@@ -54,7 +54,7 @@ def clone_full_repoint(ed: DomainEditor) -> None:
 def clone_linked_repoint(ed: DomainEditor) -> None:
     # As vm/clone.py --linked: each disk becomes a qcow2 overlay (vdb had no <driver>).
     for n, disk in enumerate(ed.disks(device="disk")):
-        disk.repoint(f"{IMAGES}/web2{'-%d' % n if n else ''}.qcow2", fmt="qcow2")
+        disk.repoint(f"{IMAGES}/web2{f'-{n}' if n else ''}.qcow2", fmt="qcow2")
 
 
 def restore_repoint(ed: DomainEditor) -> None:
