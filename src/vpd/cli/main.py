@@ -68,6 +68,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "snapshot": ("commands_snapshot",),
     "template": ("commands_template",),
     "vm": ("commands_vm", "commands_vm_disk", "commands_vm_iface"),
+    "web": ("commands_web",),
 }
 
 
