@@ -133,7 +133,10 @@ def job_page(request: Request, job_id: str, partial: bool = False, who: Principa
     job = request.app.state.jobs.get(job_id)
     if job is None:
         raise HttpError(404, f"no job {job_id!r} on this server")
-    return render(request, "job_fragment.html" if partial else "job.html", who, job=job, error=job.error)
+    response = render(request, "job_fragment.html" if partial else "job.html", who, job=job, error=job.error)
+    if partial and job.done:  # the followed job ended: the VM table refreshes now, not at its next poll
+        response.headers["HX-Trigger"] = "vpd-refresh"
+    return response
 
 
 @router.get("/journal")
