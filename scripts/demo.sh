@@ -35,3 +35,20 @@ $vpd access list
 $vpd history --limit 3
 $vpd host list
 $vpd vm list --all
+
+# The web console on this lab (issue 13): a fresh operator token for the demo (the previous
+# demo's is revoked), and how to start the server — the demo does not leave one running.
+.venv/bin/python - <<'PY'
+from vpd.web.tokens import TokenStore
+
+store = TokenStore()
+for old in store.list():
+    if old.label == "make demo":
+        store.revoke(old.id)
+_, token = store.create("operator", label="make demo")
+print(f"""
+Web console: run   .venv/bin/vpd web
+then open          http://127.0.0.1:8080/
+and log in with    {token}
+(an operator token, shown only now; `vpd web token create --role viewer` makes one for a class)""")
+PY

@@ -93,10 +93,13 @@ apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients li
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
   firewalld dbus-daemon virtinst tgt
-  pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents)
+  pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
+  chromium)
 # The HA cluster packages (Práctica 7) are for lab hosts only: their daemons run
 # inside them (`vpd cluster create`); on the machine itself nothing may start them
 # (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
+# chromium: the web console's browser tests drive Debian's Chromium headless (Playwright's
+# own browser download needs the internet).
 
 apt_missing() {
   local p
@@ -124,10 +127,11 @@ setup_apt() {
     log "installing: $(echo $missing_bp $missing)"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -qq
+    # Another install may hold the dpkg lock (several set-ups on one machine): wait for it.
     # shellcheck disable=SC2086
-    [ -z "$missing_bp" ] || as_root apt-get install -y -qq "${bp[@]}" $missing_bp >/dev/null
+    [ -z "$missing_bp" ] || as_root apt-get install -y -qq -o DPkg::Lock::Timeout=900 "${bp[@]}" $missing_bp >/dev/null
     # shellcheck disable=SC2086
-    [ -z "$missing" ] || as_root apt-get install -y -qq "${bp[@]}" $missing >/dev/null
+    [ -z "$missing" ] || as_root apt-get install -y -qq -o DPkg::Lock::Timeout=900 "${bp[@]}" $missing >/dev/null
   else
     log "system packages: all present"
   fi
@@ -137,7 +141,7 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all)
+    firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium)
   local missing=() p
   keep_firewalld_off_the_machine
   keep_cluster_off_the_machine
@@ -182,12 +186,41 @@ setup_venv() {
   echo "$want" > "$stamp"
 }
 
+# The web console's JavaScript (issue 13): pinned versions from the npm registry, installed
+# here into a git-ignored directory that `vpd web` serves; never committed, never a CDN.
+web_assets=(htmx.org@2.0.11)
+web_vendor="$here/src/vpd/web/static/vendor"
+
+setup_web_assets() {
+  local stamp="$web_vendor/.vpd-assets" want="${web_assets[*]}"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$web_vendor/node_modules" ]; then
+    log "web assets: up to date"
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    # Only when there is none: a node/npm already installed (e.g. NodeSource's) is kept.
+    log "installing npm"
+    if command -v apt-get >/dev/null 2>&1; then
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -o DPkg::Lock::Timeout=900 npm >/dev/null
+    else
+      as_root dnf install -y -q nodejs npm
+    fi
+  fi
+  log "installing web assets: $want"
+  rm -rf "$web_vendor/node_modules"
+  mkdir -p "$web_vendor"
+  npm install --prefix "$web_vendor" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+    "${web_assets[@]}" >/dev/null
+  echo "$want" > "$stamp"
+}
+
 main() {
   if command -v apt-get >/dev/null 2>&1; then setup_apt
   elif command -v dnf >/dev/null 2>&1; then setup_dnf
   else die "unsupported system: need apt-get (Debian/Ubuntu) or dnf (Fedora/RHEL)"; fi
   versions_ok
   setup_venv
+  setup_web_assets
   log "ready: libvirt $(libvirtd --version | awk '{print $NF}'), $(qemu-system-x86_64 --version | head -1)"
 }
 

@@ -76,6 +76,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "snapshot": ("commands_snapshot",),
     "template": ("commands_template",),
     "vm": ("commands_vm",),  # which imports `vm disk` and `vm iface` lazily
+    "web": ("commands_web",),
 }
 
 

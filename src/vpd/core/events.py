@@ -1,8 +1,16 @@
-"""Progress events: long operations report here; the CLI draws bars, scripts subscribe."""
+"""Progress events: long operations report here; the CLI draws bars, scripts subscribe.
+
+A front end that runs several requests in one process (the web API's jobs) tells them apart
+with `scope`: every event emitted inside `with events.scope("job-id"):` carries that id, in
+this thread and in threads started with a copy of its context (`contextvars.copy_context()`).
+Outside a scope `Event.scope` is None and nothing changes for the CLI."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -12,10 +20,13 @@ class Event:
     done: float | None = None  # progress so far, in `unit`
     total: float | None = None
     unit: str = "steps"
+    scope: str | None = None  # the request (e.g. a web job id) whose work emitted it
+    at: float = field(default_factory=time.time)  # when it was emitted (epoch seconds)
 
 
 Listener = Callable[[Event], None]
 _listeners: list[Listener] = []
+_scope: ContextVar[str | None] = ContextVar("vpd_events_scope", default=None)
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
@@ -25,6 +36,20 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 
 
 def emit(operation: str, step: str, done: float | None = None, total: float | None = None, unit: str = "steps") -> None:
-    event = Event(operation, step, done, total, unit)
+    event = Event(operation, step, done, total, unit, scope=_scope.get())
     for listener in list(_listeners):
         listener(event)
+
+
+@contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Tag the events emitted by the body with `name` (nested scopes: the innermost wins)."""
+    token = _scope.set(name)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def current_scope() -> str | None:
+    return _scope.get()

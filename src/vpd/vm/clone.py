@@ -8,6 +8,7 @@ stay shut off for as long as overlays depend on it (`linked_dependents`).
 Anything made is removed when a later step fails."""
 from __future__ import annotations
 
+import contextvars
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -80,7 +81,8 @@ def copy_volume(pool: libvirt.virStoragePool, xml: str, source: libvirt.virStora
                 continue  # not listed yet
             events.emit("vm.clone", step, min(done, total), total, "bytes")
 
-    watcher = threading.Thread(target=watch, daemon=True)
+    # A copy of the caller's context: its events keep the caller's scope (the web job's id).
+    watcher = threading.Thread(target=contextvars.copy_context().run, args=(watch,), daemon=True)
     events.emit("vm.clone", step, 0, total, "bytes")
     watcher.start()
     try:

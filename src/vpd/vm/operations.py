@@ -32,6 +32,12 @@ ACTIONS: dict[str, str] = {
 }
 
 
+def prefers_running(action: str) -> bool:
+    """Whether `action` picks the running copy of a VM that two hosts define (front ends that
+    check a request before queueing it find the VM the way `act` will)."""
+    return action in _ON_RUNNING_GUEST
+
+
 def locate(session: Session, name: str, host_ref: str | None = None, prefer_running: bool = True) -> LocatedVm:
     return locate_vm(session, name, host_ref, prefer_running)
 

@@ -1,0 +1,146 @@
+"""The console's pages: server-rendered HTML (Jinja2) that shows the state without JavaScript;
+htmx (served from the package, installed from npm at set-up) refreshes tables and sends the
+actions — the same job submission the REST API uses."""
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ..core import journal
+from ..core.errors import VpdError
+from ..host.facts import list_hosts
+from ..ops import Session
+from ..vm import operations as vm_ops
+from .api.common import session
+from .api.vms import Action, submit_action, vm_rows
+from .auth import COOKIE, Principal, identify, operator, viewer
+from .errors import HttpError, error_body
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["when"] = lambda t: datetime.datetime.fromtimestamp(t).strftime("%F %T") if t else ""
+templates.env.filters["q"] = lambda s: quote(str(s), safe="")
+router = APIRouter(include_in_schema=False)
+
+# Which buttons a VM in each state gets (the CLI refuses the others with a message anyway).
+ACTIONS_BY_STATE = {
+    "shut off": ["start"], "crashed": ["start", "destroy"],
+    "running": ["shutdown", "reboot", "pause", "destroy"], "blocked": ["shutdown", "reboot", "pause", "destroy"],
+    "paused": ["resume", "destroy"], "shutting down": ["destroy"], "suspended": ["destroy"],
+}
+LABELS = {"start": "Start", "shutdown": "Shut down", "reboot": "Reboot", "pause": "Pause", "resume": "Resume",
+          "destroy": "Force off"}
+SORTS = ("name", "host", "state")
+
+
+def render(request: Request, name: str, who: Principal | None, status: int = 200, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {
+        "who": who, "read_only": request.app.state.read_only, "assets": request.app.state.assets,
+        "actions_by_state": ACTIONS_BY_STATE, "labels": LABELS, **context}, status_code=status)
+
+
+def _local(path: str | None) -> str:
+    """Only a path of this site after login (no `//evil.example`)."""
+    return path if path and path.startswith("/") and not path.startswith("//") else "/vms"
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/vms", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None):
+    return render(request, "login.html", identify(request), next=_local(next))
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(""), next: str = Form("/vms")):
+    info = request.app.state.tokens.verify(token.strip())
+    if info is None:
+        return render(request, "login.html", None, status=401, next=_local(next),
+                      error="that token is not valid (revoked, mistyped, or from another vpd)")
+    response = RedirectResponse(_local(next), status_code=303)
+    response.set_cookie(COOKIE, token.strip(), max_age=12 * 3600, httponly=True, samesite="strict",
+                        secure=request.app.state.secure_cookies, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/hosts")
+def hosts_page(request: Request, who: Principal = Depends(viewer), s: Session = Depends(session)):
+    return render(request, "hosts.html", who, hosts=list_hosts(s.conns, s.hosts()), source=s.inventory.source)
+
+
+def _vm_table(s: Session, host: str | None, sort: str, state: str | None) -> dict:
+    data = vm_rows(s, [host] if host else None)
+    vms = [v for v in data["vms"] if not state or v["state"] == state]
+    key = sort if sort in SORTS else "name"
+    vms.sort(key=lambda v: (str(v[key]), v["name"], v["host"]))
+    return {"vms": vms, "host_errors": [h for h in data["hosts"] if h["error"]],
+            "host": host or "", "sort": key, "state": state or "",
+            "query": "&".join(f"{k}={quote(v)}" for k, v in (("host", host), ("sort", key), ("state", state)) if v)}
+
+
+@router.get("/vms")
+def vms_page(request: Request, host: str | None = None, sort: str = "name", state: str | None = None,
+             who: Principal = Depends(viewer), s: Session = Depends(session)):
+    return render(request, "vms.html", who, hosts=[h.name for h in s.hosts()], states=list(ACTIONS_BY_STATE),
+                  **_vm_table(s, host or None, sort, state or None))
+
+
+@router.get("/fragments/vm-rows")
+def vms_rows(request: Request, host: str | None = None, sort: str = "name", state: str | None = None,
+             who: Principal = Depends(viewer), s: Session = Depends(session)):
+    """The table's body alone, for htmx's polling refresh."""
+    return render(request, "vm_rows.html", who, **_vm_table(s, host or None, sort, state or None))
+
+
+@router.get("/vms/{name}")
+def vm_page(request: Request, name: str, host: str | None = None, who: Principal = Depends(viewer),
+            s: Session = Depends(session)):
+    info = vm_ops.info(s, name, host)
+    xml = vm_ops.dumpxml(s, name, info["host"])["xml"]
+    return render(request, "vm.html", who, vm=info, xml=xml)
+
+
+@router.post("/vms/{name}/actions/{action}")
+def vm_action(request: Request, name: str, action: Action, host: str | None = Query(None),
+              s: Session = Depends(session)) -> Response:
+    """The pages' buttons (htmx, with the CSRF header): a fragment naming the job, which then
+    follows it. Errors come back as a fragment too, with their HTTP status."""
+    try:
+        who = operator(request)
+        job = submit_action(request, who, s, name, action.value, host, {})
+    except (VpdError, HttpError) as exc:
+        return render(request, "job_fragment.html", identify(request), status=error_body(exc)["status"],
+                      job=None, error=error_body(exc))
+    return render(request, "job_fragment.html", who, status=202, job=job, error=None)
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: str, partial: bool = False, who: Principal = Depends(viewer)):
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise HttpError(404, f"no job {job_id!r} on this server")
+    response = render(request, "job_fragment.html" if partial else "job.html", who, job=job, error=job.error)
+    if partial and job.done:  # the followed job ended: the VM table refreshes now, not at its next poll
+        response.headers["HX-Trigger"] = "vpd-refresh"
+    return response
+
+
+@router.get("/journal")
+def journal_page(request: Request, limit: int = Query(50, ge=1, le=1000), operation: str | None = None,
+                 who: Principal = Depends(viewer)):
+    return render(request, "journal.html", who, rows=journal.entries(limit, operation or None),
+                  operation=operation or "", limit=limit)

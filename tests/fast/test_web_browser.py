@@ -1,0 +1,92 @@
+"""The console in a real browser: Debian's headless Chromium driven by Playwright (its own
+browser download needs the internet). Log in with a token, list VMs, start one and see its
+state change without a reload; a viewer gets no action and is refused one."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytest.importorskip("playwright")
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium (scripts/setup.sh installs it)", allow_module_level=True)
+
+import uvicorn  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from vpd.web import create_app  # noqa: E402
+from vpd.web.tokens import TokenStore  # noqa: E402
+
+from .test_operation_layer import _node  # noqa: E402
+
+
+@pytest.fixture
+def console(tmp_path: Path, monkeypatch):
+    """vpd web under uvicorn on a free loopback port, over two test-driver hosts."""
+    monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
+    a = _node(tmp_path / "a.xml", {"web": ("52:54:00:00:00:01", True), "db": ("52:54:00:00:00:02", False)})
+    b = _node(tmp_path / "b.xml", {"solo": ("52:54:00:00:00:03", False)})
+    inv = tmp_path / "inventory.toml"
+    inv.write_text(f'[[hosts]]\nname = "hosta"\nuri = "{a}"\n\n[[hosts]]\nname = "hostb"\nuri = "{b}"\n')
+    store = TokenStore()
+    _, op = store.create("operator")
+    _, view = store.create("viewer")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(str(inv)), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", op, view
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def login(page, url: str, token: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("#token", token)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{url}/vms")
+
+
+def test_browser_operator_starts_a_vm_viewer_cannot(console):
+    url, op, view = console
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_context().new_page()
+            login(page, url, op)
+            rows = page.locator("#vm-rows tr[data-vm]")
+            expect(rows).to_have_count(3)
+            db = page.locator('#vm-rows tr[data-vm="db"]')
+            expect(db.locator("td.state")).to_have_text("shut off")
+            page.evaluate("window.__sameDocument = 1")  # gone if the page reloads
+            db.locator('button[data-action="start"]').click()
+            expect(page.locator("#flash")).to_contain_text("vm.start")
+            expect(db.locator("td.state")).to_have_text("running", timeout=10_000)
+            expect(db.locator('button[data-action="shutdown"]')).to_be_visible()
+            assert page.evaluate("window.__sameDocument") == 1
+            expect(page.locator("#flash .job")).to_contain_text("succeeded", timeout=10_000)
+
+            viewer = browser.new_context().new_page()
+            login(viewer, url, view)
+            expect(viewer.locator("#role")).to_have_text("viewer")
+            expect(viewer.locator('#vm-rows tr[data-vm="solo"] td.state')).to_have_text("shut off")
+            assert viewer.locator("button[data-action]").count() == 0
+            status = viewer.evaluate("""async () => (await fetch('/api/v1/vms/solo/actions/start',
+                {method: 'POST', headers: {'X-Requested-With': 'vpd'}})).status""")
+            assert status == 403
+            time.sleep(0.3)
+            expect(viewer.locator('#vm-rows tr[data-vm="solo"] td.state')).to_have_text("shut off")
+        finally:
+            browser.close()
