@@ -167,7 +167,7 @@ def test_busy_vm_answers_409_in_the_job(web):
         failed = wait_job(client, op, r.json()["job"])
     finally:
         held.release()
-    assert failed["error"]["status"] == 409 and "in use by operation #7 vm.clone" in failed["error"]["error"]
+    assert failed["error"]["status"] == 409 and "busy: vm.clone started by PID 1" in failed["error"]["error"]
 
 
 def test_cookie_session_needs_the_csrf_header(web):
