@@ -1,0 +1,50 @@
+"""The commands converted to the operation layer, over node files of libvirt's test driver
+(each file is a host of its own): VMs found without --host, identities checked on every
+host before anything is made, and the journal showing what an operation planned."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vpd.xml.domain import lab_guest_domain
+
+from .conftest import run_vpd
+
+
+def _guest(name: str, mac: str, running: bool = True) -> str:
+    xml = lab_guest_domain(name, kernel="/k", initrd="/i", cmdline="x", disk_path=f"/images/{name}.qcow2",
+                           domain_type="test").to_xml_string()
+    xml = xml.replace("</devices>", f"<interface type='network'><mac address='{mac}'/>"
+                                    "<source network='default'/></interface></devices>")
+    if not running:
+        xml = xml.replace("</domain>", "<test:runstate xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>5"
+                                       "</test:runstate></domain>")
+    return xml
+
+
+@pytest.fixture
+def two_hosts(tmp_path: Path) -> Path:
+    """hosta runs the qcow2 guest `g1`; hostb has `other` shut off."""
+    a, b = tmp_path / "a.xml", tmp_path / "b.xml"
+    a.write_text(f"<node>{_guest('g1', '52:54:00:00:00:01')}</node>")
+    b.write_text(f"<node>{_guest('other', '52:54:00:00:00:02', running=False)}</node>")
+    inv = tmp_path / "inventory.toml"
+    inv.write_text(f'[[hosts]]\nname = "hosta"\nuri = "test://{a}"\naddress = "198.18.7.11"\n\n'
+                   f'[[hosts]]\nname = "hostb"\nuri = "test://{b}"\naddress = "198.18.7.12"\n')
+    return inv
+
+
+def test_snapshot_create_and_list_find_the_vm_without_host(two_hosts):
+    taken = json.loads(run_vpd("snapshot", "create", "g1", "s1", "--json", inventory=two_hosts, check_rc=0).stdout)
+    assert (taken["host"], taken["vm"], taken["snapshot"], taken["kind"]) == ("hosta", "g1", "s1", "internal")
+    listed = run_vpd("snapshot", "list", "g1", "--json", inventory=two_hosts, check_rc=0)
+    assert json.loads(listed.stdout)["host"] == "hosta"
+    human = run_vpd("snapshot", "create", "g1", "s2", inventory=two_hosts, check_rc=0)
+    assert "g1 is on hosta" in human.stderr and "snapshot s2 of g1: internal with memory" in human.stdout
+
+
+def test_snapshot_of_a_vm_on_no_host_exits_2(two_hosts):
+    proc = run_vpd("snapshot", "create", "nosuch", "--json", inventory=two_hosts, check_rc=2)
+    assert "on any host" in json.loads(proc.stdout)["error"]
