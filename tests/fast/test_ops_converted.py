@@ -48,3 +48,45 @@ def test_snapshot_create_and_list_find_the_vm_without_host(two_hosts):
 def test_snapshot_of_a_vm_on_no_host_exits_2(two_hosts):
     proc = run_vpd("snapshot", "create", "nosuch", "--json", inventory=two_hosts, check_rc=2)
     assert "on any host" in json.loads(proc.stdout)["error"]
+
+
+def _backup(root: Path, vm: str, mac: str) -> Path:
+    """A finished backup directory of VM `vm` (one NIC with `mac`); restore refuses it before
+    reading its disk, so the disk file's bytes do not matter here."""
+    from vpd.backup import manifest as mf
+
+    where = root / vm / "20261125T170000Z"
+    where.mkdir(parents=True)
+    (where / "hda.qcow2").write_bytes(b"")
+    (where / "domain.xml").write_text(f"<domain type='qemu'><name>{vm}</name><devices><interface type='network'>"
+                                      f"<mac address='{mac}'/><source network='default'/></interface></devices>"
+                                      "</domain>")
+    m = mf.Manifest(id="20261125T170000Z", vm=vm, uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", host="hosta",
+                    created="2026-11-25T17:00:00Z", kind="full", method="offline-copy", guest_state="shutoff",
+                    domain_sha256="0" * 64,
+                    disks=[mf.DiskCopy(target="hda", file="hda.qcow2", source=f"/images/{vm}.qcow2", pool="default",
+                                       virtual_size=2**20, bytes=0, sha256="0" * 64)])
+    (where / "manifest.json").write_bytes(m.to_json())
+    return where
+
+
+def _journal(operation: str) -> list[dict]:
+    from vpd.core import journal
+
+    return journal.entries(1000, operation)
+
+
+@pytest.mark.parametrize("as_name, vm, mac, message", [
+    (None, "other", "52:54:00:00:00:99", "already exists on hostb"),      # its own name, taken on hostb
+    ("other", "vm1", "52:54:00:00:00:99", "already exists on hostb"),     # --as a name taken on hostb
+    (None, "vm1", "52:54:00:00:00:02", "in use by hostb/other"),          # its MAC, taken on hostb
+])
+def test_restore_refuses_an_identity_taken_on_another_host(two_hosts, tmp_path, as_name, vm, mac, message):
+    where = _backup(tmp_path / "backups", vm, mac)
+    before = len(_journal("backup.restore"))
+    proc = run_vpd("restore", str(where), "--host", "hosta", *(["--as", as_name] if as_name else []), "--json",
+                   inventory=two_hosts, check_rc=2)
+    assert message in json.loads(proc.stdout)["error"]
+    # Refused before the operation began: no journal entry, nothing planned, nothing made.
+    assert len(_journal("backup.restore")) == before
+    assert sorted(p.name for p in where.iterdir()) == ["domain.xml", "hda.qcow2", "manifest.json"]
