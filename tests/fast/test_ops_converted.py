@@ -90,3 +90,37 @@ def test_restore_refuses_an_identity_taken_on_another_host(two_hosts, tmp_path, 
     # Refused before the operation began: no journal entry, nothing planned, nothing made.
     assert len(_journal("backup.restore")) == before
     assert sorted(p.name for p in where.iterdir()) == ["domain.xml", "hda.qcow2", "manifest.json"]
+
+
+def _blank_package(tmp_path: Path, name: str) -> Path:
+    """An OVF directory whose one disk is blank (nothing to upload, which the test driver cannot)."""
+    from ovf_fixtures import vmware_package
+
+    members = vmware_package(tmp_path, name=name)
+    descriptor = members[f"{name}.ovf"].replace(b' ovf:fileRef="file1"', b"").replace(
+        f'<File ovf:href="{name}-disk1.vmdk" ovf:id="file1" ovf:size="65536"/>'.encode(), b"")
+    directory = tmp_path / f"{name}-pkg"
+    directory.mkdir()
+    (directory / f"{name}.ovf").write_bytes(descriptor)
+    return directory / f"{name}.ovf"
+
+
+@pytest.mark.parametrize("package_name, as_name", [("other", None), ("appliance", "other")])
+def test_ovf_import_refuses_a_name_taken_on_another_host(two_hosts, tmp_path, package_name, as_name):
+    package = _blank_package(tmp_path, package_name)
+    before = len(_journal("ovf.import"))
+    proc = run_vpd("import", str(package), "--host", "hosta", "--network", "default",
+                   *(["--name", as_name] if as_name else []), "--json", inventory=two_hosts, check_rc=2)
+    assert "already exists on hostb" in json.loads(proc.stdout)["error"]
+    assert len(_journal("ovf.import")) == before
+
+
+def test_journal_json_shows_what_an_operation_planned(test_inventory, tmp_path):
+    package = _blank_package(tmp_path, "blank")
+    made = json.loads(run_vpd("import", str(package), "--host", "t1", "--network", "default", "--json",
+                              inventory=test_inventory, check_rc=0).stdout)
+    assert made["name"] == "blank" and made["volumes"] == ["/default-pool/blank-disk1.qcow2"]
+    [row] = json.loads(run_vpd("journal", "--operation", "ovf.import", "--limit", "1", "--json", check_rc=0).stdout)
+    assert (row["operation"], row["target"], row["status"]) == ("ovf.import", "t1/blank.ovf", "ok")
+    assert row["objects"] == [{"kind": "volume", "name": "blank-disk1.qcow2", "host": "t1"},
+                              {"kind": "domain", "name": "blank", "host": "t1"}]
