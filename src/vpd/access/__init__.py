@@ -1,5 +1,5 @@
 """Temporary, revocable SSH access between hosts (see grants.py)."""
-from .grants import Grant, grant, list_grants, revoke, revoke_expired, temporary_access
+from .grants import Grant, grant, list_grants, revoke, temporary_access
 from .ttl import parse_ttl
 
-__all__ = ["Grant", "grant", "list_grants", "parse_ttl", "revoke", "revoke_expired", "temporary_access"]
+__all__ = ["Grant", "grant", "list_grants", "parse_ttl", "revoke", "temporary_access"]

@@ -136,17 +136,24 @@ def _undo(g: Grant) -> list[str]:
     return errors
 
 
-def grant(src: Host, dst: Host, ttl_seconds: int = 900) -> Grant:
-    """Let root on `src` log in to root on `dst` with a key of its own, from
-    src's address only, for `ttl_seconds`."""
+def check_grant(src: Host, dst: Host, ttl_seconds: int) -> None:
+    """Refuse a grant that cannot work, before anything is recorded or changed."""
     check_ttl(ttl_seconds)
     if src.name == dst.name:
         raise UsageError(f"SRC and DST are both {src.name}", hint="a grant lets one host reach another")
     if not src.address:
         raise UsageError(f"{src.name} has no address in the inventory",
                          hint="a grant admits logins only from SRC's address: add `address = \"...\"` for it")
-    with journal.record("access.grant", target=f"{src.name}->{dst.name}", src=src.name, dst=dst.name,
-                        ttl_seconds=ttl_seconds) as entry, store.transaction() as grants:
+
+
+def issue(src: Host, dst: Host, ttl_seconds: int, entry) -> Grant:
+    """Make a checked grant (see check_grant) under a journal `entry` (a journal.Entry or an
+    ops.Operation): its result and the expiry note go there. A failure half-way takes the
+    grant back, or keeps it as revoke-pending when that fails too."""
+    src_address = src.address
+    if src_address is None:  # check_grant refuses this; a caller that skipped it still gets the reason
+        raise UsageError(f"{src.name} has no address in the inventory")
+    with store.transaction() as grants:
         grant_id = secrets.token_hex(4)
         while grant_id in grants:
             grant_id = secrets.token_hex(4)
@@ -154,14 +161,14 @@ def grant(src: Host, dst: Host, ttl_seconds: int = 900) -> Grant:
         expires = created + timedelta(seconds=ttl_seconds)
         expiry_time, expiry_note = remote.expiry_time(dst, expires)
         private_key, public_key = _keygen(grant_id)
-        g = Grant(id=grant_id, src=src, dst=dst, src_address=src.address,
+        g = Grant(id=grant_id, src=src, dst=dst, src_address=src_address,
                   src_key_path=f"{remote.ROOT_SSH}/vpd-grant-{grant_id}", public_key=public_key,
                   created=created, expires=expires, state=ACTIVE, expiry_time=expiry_time, expiry_note=expiry_note)
         # On disk before any host changes: if vpd dies half-way, the record is
         # what lets `revoke --expired` find and undo the half-made grant.
         grants[grant_id] = g.to_record()
         store.write(grants)
-        line = ak.grant_line(public_key, src.address, grant_id, expiry_time)
+        line = ak.grant_line(public_key, src_address, grant_id, expiry_time)
         try:
             remote.install_private_key(src, g.src_key_path, private_key)
             remote.edit_authorized_keys(dst, lambda data: ak.append_line(data, line), create=True)
@@ -179,10 +186,21 @@ def grant(src: Host, dst: Host, ttl_seconds: int = 900) -> Grant:
     return g
 
 
-def revoke(grant_id: str) -> Grant:
-    """Remove the grant's line from DST, its private key from SRC and the local copy.
-    If a host cannot be reached the grant stays, as 'revoke-pending', and VpdError says so."""
-    with journal.record("access.revoke", target=grant_id) as entry, store.transaction() as grants:
+def grant(src: Host, dst: Host, ttl_seconds: int = 900) -> Grant:
+    """Let root on `src` log in to root on `dst` with a key of its own, from
+    src's address only, for `ttl_seconds`. Journaled on its own (temporary_access uses
+    it); front ends go through access.operations.grant."""
+    check_grant(src, dst, ttl_seconds)
+    with journal.record("access.grant", target=f"{src.name}->{dst.name}", src=src.name, dst=dst.name,
+                        ttl_seconds=ttl_seconds) as entry:
+        return issue(src, dst, ttl_seconds, entry)
+
+
+def take_back(grant_id: str, entry) -> Grant:
+    """Remove the grant's line from DST, its private key from SRC and the local copy, under a
+    journal `entry` (journal.Entry or ops.Operation). If a host cannot be reached the grant
+    stays, as 'revoke-pending', and VpdError says so."""
+    with store.transaction() as grants:
         if grant_id not in grants:
             raise NotFound(f"no grant {grant_id!r}", hint="`vpd access list` shows the grants")
         g = Grant.from_record(grants[grant_id])
@@ -200,24 +218,21 @@ def revoke(grant_id: str) -> Grant:
     return g
 
 
+def revoke(grant_id: str) -> Grant:
+    """take_back journaled on its own (temporary_access uses it); front ends go through
+    access.operations.revoke."""
+    with journal.record("access.revoke", target=grant_id) as entry:
+        return take_back(grant_id, entry)
+
+
+def due() -> list[Grant]:
+    """Grants past their TTL and revoke-pending ones: what `revoke --expired` takes back."""
+    return [g for g in list_grants() if g.state == REVOKE_PENDING or (g.state == ACTIVE and g.expired)]
+
+
 def list_grants() -> list[Grant]:
     """Every recorded grant, oldest first (revoked ones for 30 days)."""
     return sorted((Grant.from_record(r) for r in store.load().values()), key=lambda g: g.created)
-
-
-def revoke_expired() -> tuple[list[Grant], list[tuple[Grant, VpdError]]]:
-    """Revoke every grant past its TTL and retry every revoke-pending one:
-    (revoked, failed with why)."""
-    revoked, failed = [], []
-    for g in list_grants():
-        if g.state == REVOKE_PENDING or (g.state == ACTIVE and g.expired):
-            try:
-                revoked.append(revoke(g.id))
-            except UsageError:
-                continue  # another vpd revoked it since the list was read
-            except VpdError as exc:
-                failed.append((g, exc))
-    return revoked, failed
 
 
 # --- the context manager for migrations -------------------------------------------

@@ -18,7 +18,7 @@ from ..connect.hostfiles import HostFiles, require_host_dir
 from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
-from ..core.names import check_name
+from ..core.undo import Undo
 from ..vm.inventory import volume_by_path
 from ..xml.backup import checkpoint as checkpoint_xml
 from ..xml.backup import push_backup
@@ -56,17 +56,29 @@ def disks_to_copy(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[Disk
     return out
 
 
-def backup_vm(conn: libvirt.virConnect, host: Host, name: str, root: str, incremental: bool = False,
-              files: HostFiles | None = None) -> mf.Manifest:
-    check_name(name, "VM name")
+@dataclass
+class BackupPlan:
+    """What a backup will make, decided before anything is: its directory and (running qcow2
+    guests) the checkpoint that starts the next incremental's dirty bitmap."""
+
+    name: str
+    root: str
+    disks: list[DiskToCopy]
+    running: bool
+    parent: mf.Manifest | None
+    backup_id: str
+    where: str
+    checkpoint: str | None
+
+
+def plan_backup(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, root: str, incremental: bool = False,
+                files: HostFiles | None = None) -> BackupPlan:
+    """Every check, nothing made: the disks, the parent of an incremental, a fresh backup id."""
+    name = dom.name()
     root = require_host_dir(root)
-    try:
-        dom = conn.lookupByName(name)
-    except libvirt.libvirtError:
-        raise UsageError(f"no VM named {name!r} on {host.name}") from None
     files = files or HostFiles(host)
     disks = disks_to_copy(conn, dom)
-    running = dom.isActive()
+    running = bool(dom.isActive())
     vm_dir = posixpath.join(root, name)
     previous = catalog.manifests_in(files, vm_dir)
     parent = None
@@ -89,41 +101,46 @@ def backup_vm(conn: libvirt.virConnect, host: Host, name: str, root: str, increm
     while backup_id in previous or files.exists(mf.backup_dir(root, name, backup_id)):
         time.sleep(0.2)  # ids are per second: wait for a fresh one rather than mix two backups
         backup_id = mf.new_backup_id()
-    where = mf.backup_dir(root, name, backup_id)
+    with_bitmaps = running and all(d.format == "qcow2" for d in disks)
+    return BackupPlan(name, root, disks, running, parent, backup_id, mf.backup_dir(root, name, backup_id),
+                      f"vpd-{backup_id}" if with_bitmaps else None)
+
+
+def run_backup(host: Host, dom: libvirt.virDomain, plan: BackupPlan, undo: Undo,
+               files: HostFiles | None = None) -> mf.Manifest:
+    """Make the backup `plan` describes. Each thing made gets its undo step at once (the
+    directory, then the checkpoint as soon as libvirt has it), so a failure or Ctrl-C leaves
+    no directory and no checkpoint behind; the manifest is written last."""
+    files = files or HostFiles(host)
+    where, disks = plan.where, plan.disks
     began = time.monotonic()
     files.make_dir(where)
-    made_checkpoint = None
-    try:
-        copies = {d.target: posixpath.join(where, f"{d.target}.qcow2") for d in disks}
-        if running:
-            made_checkpoint = _backup_running(dom, disks, copies, backup_id, parent)
-        else:
-            _copy_stopped(files, disks, copies)
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode()
-        files.write(posixpath.join(where, mf.DOMAIN_XML), xml, mode="0600")
-        events.emit("backup", "checksums", None, None)
-        sums = files.sha256([*copies.values(), posixpath.join(where, mf.DOMAIN_XML)])
-        disk_copies = []
-        for d in disks:
-            info = files.image_info(copies[d.target])
-            copied = files.data_bytes(copies[d.target])
-            disk_copies.append(mf.DiskCopy(
-                target=d.target, file=posixpath.basename(copies[d.target]), source=d.source, pool=d.pool,
-                virtual_size=info["virtual-size"], bytes=copied, sha256=sums[copies[d.target]]))
-        manifest = mf.Manifest(
-            id=backup_id, vm=name, uuid=dom.UUIDString(), host=host.name,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            kind="incremental" if parent else "full", method="backup-api" if running else "offline-copy",
-            guest_state=_state_name(dom), checkpoint=made_checkpoint, parent=parent.id if parent else None,
-            domain_sha256=sums[posixpath.join(where, mf.DOMAIN_XML)], disks=disk_copies,
-            seconds=round(time.monotonic() - began, 2))
-        files.write(posixpath.join(where, mf.MANIFEST), manifest.to_json())
-        return manifest
-    except BaseException:
-        if made_checkpoint:
-            _drop_checkpoint(dom, made_checkpoint)
-        files.remove_tree(where)
-        raise
+    undo.push(lambda: files.remove_tree(where), f"remove {where} on {host.name}")
+    copies = {d.target: posixpath.join(where, f"{d.target}.qcow2") for d in disks}
+    if plan.running:
+        _backup_running(dom, disks, copies, plan.checkpoint, plan.parent, undo)
+    else:
+        _copy_stopped(files, disks, copies)
+    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode()
+    files.write(posixpath.join(where, mf.DOMAIN_XML), xml, mode="0600")
+    events.emit("backup", "checksums", None, None)
+    sums = files.sha256([*copies.values(), posixpath.join(where, mf.DOMAIN_XML)])
+    disk_copies = []
+    for d in disks:
+        info = files.image_info(copies[d.target])
+        copied = files.data_bytes(copies[d.target])
+        disk_copies.append(mf.DiskCopy(
+            target=d.target, file=posixpath.basename(copies[d.target]), source=d.source, pool=d.pool,
+            virtual_size=info["virtual-size"], bytes=copied, sha256=sums[copies[d.target]]))
+    manifest = mf.Manifest(
+        id=plan.backup_id, vm=plan.name, uuid=dom.UUIDString(), host=host.name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        kind="incremental" if plan.parent else "full", method="backup-api" if plan.running else "offline-copy",
+        guest_state=_state_name(dom), checkpoint=plan.checkpoint, parent=plan.parent.id if plan.parent else None,
+        domain_sha256=sums[posixpath.join(where, mf.DOMAIN_XML)], disks=disk_copies,
+        seconds=round(time.monotonic() - began, 2))
+    files.write(posixpath.join(where, mf.MANIFEST), manifest.to_json())
+    return manifest
 
 
 def _state_name(dom: libvirt.virDomain) -> str:
@@ -131,17 +148,18 @@ def _state_name(dom: libvirt.virDomain) -> str:
             libvirt.VIR_DOMAIN_SHUTOFF: "shutoff"}.get(dom.state()[0], "other")
 
 
-def _backup_running(dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dict[str, str], backup_id: str,
-                    parent: mf.Manifest | None) -> str | None:
-    """Run one push-mode backup job to the end; returns the checkpoint it made (None for raw disks)."""
-    with_bitmaps = all(d.format == "qcow2" for d in disks)
-    cp_name = f"vpd-{backup_id}" if with_bitmaps else None
+def _backup_running(dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dict[str, str],
+                    cp_name: str | None, parent: mf.Manifest | None, undo: Undo) -> None:
+    """Run one push-mode backup job to the end, making checkpoint `cp_name` (None for raw disks)."""
     backup = push_backup(copies, incremental=parent.checkpoint if parent else None).to_xml_string()
     cp = checkpoint_xml(cp_name, [d.target for d in disks], "vpd backup").to_xml_string() if cp_name else None
     try:
         dom.backupBegin(backup, cp, 0)
     except libvirt.libvirtError as exc:
         raise VpdError(f"{dom.name()}: libvirt refused the backup: {exc.get_error_message()}") from None
+    if cp_name:
+        # libvirt made the checkpoint when the job began: a job that then fails must not leave it.
+        undo.push(lambda: _drop_checkpoint(dom, cp_name), f"delete checkpoint {cp_name}")
     try:
         _wait_for_job(dom)
     except BaseException:
@@ -150,7 +168,6 @@ def _backup_running(dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dic
         except libvirt.libvirtError:
             pass
         raise
-    return cp_name
 
 
 def _wait_for_job(dom: libvirt.virDomain) -> None:

@@ -68,7 +68,9 @@ def _pick_pool(conn: libvirt.virConnect, host: Host, wanted: str | None, origina
 
 
 def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_name: str | None = None,
-                   pool_name: str | None = None, files: HostFiles | None = None) -> Restored:
+                   pool_name: str | None = None, files: HostFiles | None = None,
+                   taken_macs: set[str] | None = None) -> Restored:
+    """`taken_macs`: MACs used on other hosts too, so the new MACs of `--as` clash nowhere."""
     began = time.monotonic()
     files = files or HostFiles(host)
     if new_name is not None:
@@ -105,7 +107,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
     clash = [v for v in vol_names if v in pool.listVolumes()]
     if clash:
         raise UsageError(f"volume {clash[0]} already exists in pool {pool.name()} on {host.name}")
-    taken = macs_in_use(conn)
+    taken = macs_in_use(conn) | set(taken_macs or ())
     if new_name is None:
         reused = [m for m in ed.macs if m in taken]
         if reused:

@@ -1,3 +1,4 @@
+"""`vpd journal`: what vpd did, newest first (read-only)."""
 from __future__ import annotations
 
 import datetime
@@ -5,21 +6,20 @@ import datetime
 import click
 
 from ..core import journal
-from .main import cli, handle_errors, json_option
-from .render import emit_json, table
+from .command import command
+from .main import cli
+from .render import table
 
 
-@cli.command("journal")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--operation", help="Only operations starting with this, e.g. lab.")
-@json_option
-@handle_errors
-def journal_cmd(limit: int, operation: str | None, as_json: bool) -> None:
-    """What vpd did: every operation, newest first."""
-    rows = journal.entries(limit, operation)
-    if as_json:
-        emit_json(rows)
-        return
+def _render(rows: list[dict]) -> None:
     table("journal", ["id", "started", "operation", "target", "status", "took"],
           [[r["id"], datetime.datetime.fromtimestamp(r["started"]).strftime("%F %T"), r["operation"], r["target"],
             r["status"], f"{r['finished'] - r['started']:.2f}s" if r["finished"] else None] for r in rows])
+
+
+@command(cli, "journal", render=_render, bars=False)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--operation", help="Only operations starting with this, e.g. lab.")
+def journal_cmd(session, limit: int, operation: str | None):
+    """What vpd did: every operation (with the objects it planned to make), newest first."""
+    return journal.entries(limit, operation)

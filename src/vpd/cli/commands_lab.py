@@ -1,14 +1,13 @@
+"""`vpd lab ...`: parse, call vpd.lab.operations, render."""
 from __future__ import annotations
-
-import time
 
 import click
 
-from ..core import journal
-from ..core.names import parse_rate
 from ..lab import control
-from .main import cli, handle_errors, json_option
-from .render import console, emit_json, progress, table
+from ..lab import operations as lab_ops
+from .command import command, say
+from .main import cli
+from .render import table
 
 
 @cli.group()
@@ -16,84 +15,50 @@ def lab() -> None:
     """A lab of several real libvirt hosts on this machine."""
 
 
-@lab.command("up")
+def _render_up(report: dict) -> None:
+    _render_status(report)
+    say(f"lab up in {report['up_seconds']:.1f} s; inventory {report['inventory']}")
+
+
+@command(lab, "up", render=_render_up)
 @click.option("--hosts", "count", default=2, show_default=True, type=int, help="Number of hosts (1-8).")
 @click.option("--link-rate", default="1gbit", show_default=True, help="Shape each host's link (tc), or 'none'.")
 @click.option("--firewall", type=click.Choice(control.FIREWALLS), default="nftables", show_default=True,
               help="Each host's firewall (closed except SSH and libvirt): an nftables table, or firewalld.")
-@json_option
-@handle_errors
-def lab_up(count: int, link_rate: str, firewall: str, as_json: bool) -> None:
+def lab_up(session, count: int, link_rate: str, firewall: str):
     """Bring the lab up: hosts hosta, hostb, ... each with libvirtd, sshd and a firewall."""
-    rate = parse_rate(link_rate)
-    started = time.monotonic()
-    with journal.record("lab.up", hosts=count, link_rate=link_rate, firewall=firewall) as entry, \
-            progress(not as_json):
-        control.up(count, rate, firewall)
-        took = time.monotonic() - started
-        entry.result = {"seconds": round(took, 2)}
-    report = control.status()
-    report["up_seconds"] = round(took, 2)
-    if as_json:
-        emit_json(report)
-        return
-    _print_status(report)
-    console.print(f"lab up in {took:.1f} s; inventory {report['inventory']}")
+    return lab_ops.up(session, count, link_rate, firewall)
 
 
-@lab.command("down")
+@command(lab, "down", render=lambda r: say(f"lab down in {r['seconds']:.1f} s"))
 @click.option("--force", is_flag=True, help="Also remove this lab network's links when no lab state owns them "
                                             "(leftovers of a crashed run).")
-@json_option
-@handle_errors
-def lab_down(force: bool, as_json: bool) -> None:
+def lab_down(session, force: bool):
     """Tear the lab down: no namespace, process, mount or link is left."""
-    started = time.monotonic()
-    with journal.record("lab.down", force=force) as entry:
-        control.down(force)
-        took = time.monotonic() - started
-        entry.result = {"seconds": round(took, 2)}
-    if as_json:
-        emit_json({"down": True, "seconds": round(took, 2)})
-    else:
-        console.print(f"lab down in {took:.1f} s")
+    return lab_ops.down(session, force)
 
 
-@lab.command("status")
-@json_option
-@handle_errors
-def lab_status(as_json: bool) -> None:
+@command(lab, "status", render=lambda r: _render_status(r), bars=False)
+def lab_status(session):
     """Each lab host: powered, daemons, libvirt reachable, running VMs."""
-    report = control.status()
-    if as_json:
-        emit_json(report)
-    else:
-        _print_status(report)
+    return lab_ops.status(session)
 
 
-@lab.command("host-down")
+@command(lab, "host-down", render=lambda r: say(f"{r['host']} powered off"))
 @click.argument("name")
-@json_option
-@handle_errors
-def lab_host_down(name: str, as_json: bool) -> None:
+def lab_host_down(session, name: str):
     """Power a lab host off (all its processes stop at once)."""
-    with journal.record("lab.host-down", target=name):
-        control.host_down(name)
-    emit_json({"host": name, "powered": False}) if as_json else console.print(f"{name} powered off")
+    return lab_ops.power(session, name, on=False)
 
 
-@lab.command("host-up")
+@command(lab, "host-up", render=lambda r: say(f"{r['host']} powered on"))
 @click.argument("name")
-@json_option
-@handle_errors
-def lab_host_up(name: str, as_json: bool) -> None:
+def lab_host_up(session, name: str):
     """Power a lab host back on."""
-    with journal.record("lab.host-up", target=name):
-        control.host_up(name)
-    emit_json({"host": name, "powered": True}) if as_json else console.print(f"{name} powered on")
+    return lab_ops.power(session, name, on=True)
 
 
-def _print_status(report: dict) -> None:
+def _render_status(report: dict) -> None:
     rate = report["link_rate_bps"]
     table(f"lab (bridge {report['bridge']}, link {f'{rate / 1e6:g} Mbit/s' if rate else 'unshaped'}, "
           f"firewall {report['firewall']}, shared pool {report['shared_pool']} at {report['shared_path']})",

@@ -22,13 +22,13 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
-    t = Table(title=title, title_justify="left")
+    """Cells and title are printed literally: names and libvirt's texts may hold brackets."""
+    t = Table(title=Text(title) if title is not None else None, title_justify="left")
     for c in columns:
-        t.add_column(c)
+        t.add_column(Text(c))
     for row in rows:
-        # Text cells: names and libvirt messages are shown as they are, never read as rich markup.
         t.add_row(*(Text("-" if v is None else str(v)) for v in row))
-    console.print(t)
+    console.print(t, highlight=False)
 
 
 @contextmanager

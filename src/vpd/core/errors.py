@@ -1,6 +1,8 @@
 """Errors that carry their exit code and the fix, so every front end reports them alike."""
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -17,6 +19,10 @@ class VpdError(Exception):
     """An operation failed. `hint` tells the user what to do about it."""
 
     exit_code = EXIT_FAILED
+    # What the operation did before it failed (a migration's preflight and job, each host's
+    # prepare): front ends show it before the error. `reported`: already printed as JSON.
+    report: Any = None
+    reported: bool = False
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)

@@ -2,11 +2,12 @@
 and what the migration code calls before it migrates."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from ..connect.inventory import Host
-from ..core import journal
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
 from . import LIBVIRT_PORTS, MIGRATION_RANGE, SSH_PORT, firewall, firewalld, fqdn, state
@@ -16,6 +17,10 @@ from .report import Change, HostPrepReport
 # What a migration needs to get through: SSH, libvirt (tcp, tls) and the first
 # migration port, which libvirt hands out first.
 REACH_PORTS = [SSH_PORT, *LIBVIRT_PORTS, MIGRATION_RANGE[0]]
+
+# Opens the journal entry around one host's changes: record(operation, host, **args) -> a
+# context manager whose value has a settable `result`.
+Record = Callable[..., AbstractContextManager[Any]]
 
 
 def _require_addresses(hosts: list[Host]) -> None:
@@ -27,11 +32,14 @@ def _require_addresses(hosts: list[Host]) -> None:
 
 
 def prepare(hosts: list[Host], peers: list[Host], dry_run: bool = False,
-            set_fqdn: str | None = None) -> list[HostPrepReport]:
+            set_fqdn: str | None = None, record: Record | None = None) -> list[HostPrepReport]:
     """Prepare each of `hosts` for migrations with the other hosts of `peers`:
     FQDN checks (and with `set_fqdn`, renaming the one host), then its firewall
     opened to those peers only, then a probe from each peer that it gets through.
-    A dry run changes nothing and reports the changes it would make."""
+    A dry run changes nothing and reports the changes it would make.
+
+    `record(operation, host, **args)` opens the journal entry around one host's changes
+    (hostprep.operations passes an Operation); none: not journaled. A dry run never is."""
     if not hosts:
         raise UsageError("no host to prepare")
     if set_fqdn is not None:
@@ -44,13 +52,13 @@ def prepare(hosts: list[Host], peers: list[Host], dry_run: bool = False,
     def one(host: Host) -> HostPrepReport:
         host_peers = [p for p in peers if p.name != host.name]
         report = HostPrepReport(host.name, dry_run)
-        record = nullcontext() if dry_run else journal.record(
-            "host.prepare", target=host.name, peers=[p.name for p in host_peers], set_fqdn=set_fqdn)
+        entry = nullcontext() if dry_run or record is None else record(
+            "host.prepare", host, peers=[p.name for p in host_peers], set_fqdn=set_fqdn)
         try:
-            with record as entry:
+            with entry as op:
                 _prepare_host(host, host_peers, report, names, set_fqdn)
-                if entry:
-                    entry.result = report.to_dict()
+                if op is not None:
+                    op.result = report.to_dict()
         except VpdError as exc:
             report.error = str(exc)
         return report
@@ -117,15 +125,17 @@ def reach_checks(host: Host, peers: list[Host]) -> list[Check]:
     return checks
 
 
-def unprepare(hosts: list[Host]) -> list[HostPrepReport]:
+def unprepare(hosts: list[Host], record: Record | None = None) -> list[HostPrepReport]:
     """Remove exactly what `prepare` added to each host: its tagged nft rules,
-    the firewalld rules and /etc/hosts lines it recorded, and a name it set."""
+    the firewalld rules and /etc/hosts lines it recorded, and a name it set.
+    `record`: as for prepare."""
     def one(host: Host) -> HostPrepReport:
         report = HostPrepReport(host.name)
         try:
-            with journal.record("host.unprepare", target=host.name) as entry:
+            with (nullcontext() if record is None else record("host.unprepare", host)) as op:
                 _unprepare_host(host, report)
-                entry.result = report.to_dict()
+                if op is not None:
+                    op.result = report.to_dict()
         except VpdError as exc:
             report.error = str(exc)
         return report

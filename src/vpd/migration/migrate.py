@@ -238,5 +238,5 @@ def raise_for(report: Report) -> None:
         raise interrupted
     if report.error:
         error = VpdError(report.error)
-        error.report = report  # type: ignore[attr-defined]
+        error.report = report
         raise error

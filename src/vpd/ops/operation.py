@@ -22,7 +22,8 @@ from .session import Session
 
 
 class Operation:
-    def __init__(self, session: Session, name: str, target: str | None = None, *,
+    # session and name are positional-only, so a journaled argument may itself be called `name`.
+    def __init__(self, session: Session, name: str, /, target: str | None = None, *,
                  locks: list[str] | tuple[str, ...] = (), lock_wait: float = 0.0, **args: Any):
         self.session = session
         self.name = name

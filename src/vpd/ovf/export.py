@@ -25,6 +25,7 @@ import libvirt
 
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import lookup
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -200,10 +201,8 @@ def export_vm(conn: libvirt.virConnect, host: Host, vm: str, *, ovf_dir: Path | 
     if disk_format not in DISK_FORMAT_OPTIONS:
         raise UsageError(f"disk format {disk_format!r}: use vmdk or qcow2")
     kind, destination = _destination(ovf_dir, ova_file)
-    try:
-        dom = conn.lookupByName(vm)
-    except libvirt.libvirtError:
-        raise UsageError(f"no VM named {vm!r} on {host.name}", hint="`vpd vm list --all` lists them") from None
+    dom = lookup(host, lambda: conn.lookupByName(vm), f"no VM named {vm!r} on {host.name}",
+                 hint="`vpd vm list --all` lists them")
     if dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING and not allow_running:
         raise UsageError(f"{vm} is running: a copy of a running guest's disk is only crash-consistent",
                          hint="shut it down or pause it first, or accept that with --allow-running")

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -26,6 +27,7 @@ from ..connect.inventory import Host
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..storage.streams import upload_volume
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
@@ -309,25 +311,39 @@ def _networks(conn: libvirt.virConnect, host: Host, plan: ImportPlan, mapping: d
 def import_package(conn: libvirt.virConnect, host: Host, path: Path, *, name: str | None = None,
                    pool_name: str | None = None,
                    networks: dict[str, str] | None = None) -> tuple[libvirt.virDomain, Imported]:
-    began = time.monotonic()
+    """Import the package at `path` as a new VM; a failure removes whatever was made."""
     if name is not None:
         check_name(name, "VM name")
     package = read_package(path)
     try:
-        return _import(conn, host, package, name, pool_name, networks or {}, began)
+        vm = vm_name(package, name)
+        with Undo() as undo:
+            return import_read(conn, host, package, vm, pool_name=pool_name, networks=networks, undo=undo)
     finally:
         package.close()
 
 
-def _import(conn, host, package: Package, name, pool_name, networks, began):
+def vm_name(package: Package, name: str | None = None) -> str:
+    """The new VM's name: `name` if given, else the package's own (which must be a valid vpd name)."""
+    if name is not None:
+        return check_name(name, "VM name")
     vs = package.envelope.virtual_system
-    if name is None:
-        name = vs.name or vs.id
-        try:
-            check_name(name, "VM name")
-        except UsageError:
-            raise UsageError(f"the package names its VM {name!r}, which is not a valid vpd name",
-                             hint="give one with --name") from None
+    name = vs.name or vs.id
+    try:
+        return check_name(name, "VM name")
+    except UsageError:
+        raise UsageError(f"the package names its VM {name!r}, which is not a valid vpd name",
+                         hint="give one with --name") from None
+
+
+def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: str, *, pool_name: str | None = None,
+                networks: dict[str, str] | None = None, undo: Undo, taken_macs: set[str] | None = None,
+                announce: Callable[[str, str], None] | None = None) -> tuple[libvirt.virDomain, Imported]:
+    """Import an opened package as VM `name` (see vm_name). Each volume and the domain are
+    announced to `announce(kind, name)` before they are made and get an undo step on `undo`
+    right after; the new MACs avoid `taken_macs` (every host's) as well as this host's."""
+    began = time.monotonic()
+    announce = announce or (lambda _kind, _name: None)
     plan = plan_import(package.envelope, name)
     result = Imported(host.name, name, notes=package.notes + plan.notes)
     # 1. The host, before anything is made.
@@ -335,7 +351,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
         raise UsageError(f"a VM named {name!r} already exists on {host.name}")
     pool = _pool(conn, host, pool_name)
     result.pool = pool.name()
-    chosen_networks = _networks(conn, host, plan, networks)
+    chosen_networks = _networks(conn, host, plan, networks or {})
     pool.refresh(0)
     existing = set(pool.listVolumes())
     volume_names = {n: f"{name}-disk{n + 1}.qcow2" for n, d in enumerate(plan.disks) if d.device == "disk"}
@@ -381,56 +397,46 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
         if needed > pool_available:
             raise UsageError(f"pool {pool.name()} on {host.name} has {pool_available // 2**20} MiB free; the import "
                              f"needs {needed // 2**20} MiB", hint="free space or choose another pool with --pool")
-        # 3. The host: everything made is undone if a later step fails.
-        made: list[libvirt.virStorageVol] = []
-        dom = None
-        try:
-            disk_paths: dict[int, str] = {}
-            boot_paths: dict[str, str] = {}
-            for n, planned in enumerate(plan.disks):
-                if planned.device != "disk":
-                    continue
-                vol_name = volume_names[n]
-                if vol_name in uploads:
-                    vol = _upload(pool, vol_name, uploads[vol_name], made)
-                else:  # a blank disk the package only sizes
-                    vol = pool.createXML(volume_xml(vol_name, planned.capacity, fmt="qcow2").to_xml_string(), 0)
-                    made.append(vol)
-                disk_paths[n] = vol.path()
-            for role, vol_name in boot_names.items():
-                if vol_name in uploads:
-                    boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], made, fmt="raw").path()
-            pool.refresh(0)
-            for vol_path in disk_paths.values():
-                fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
-                if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":
-                    raise VpdError(f"{vol_path}: libvirt does not see the uploaded image as qcow2")
-            taken = macs_in_use(conn)
-            macs = []
-            for _ in plan.nics:
-                macs.append(new_mac(taken))
-                taken.add(macs[-1])
-            dtype = cast(DomainType, "test" if conn.getType() == "Test"  # domain_type: "kvm" or "qemu"
-                          else domain_type(conn.getCapabilities(), host.address))
-            events.emit(OPERATION, f"defining {name}")
-            domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
-                                  boot_paths.get("initrd"))
-            dom = conn.defineXML(domain.to_xml_string())
-            result.uuid = dom.UUIDString()
-            result.volumes = [v.path() for v in made]
-            result.macs = macs
-        except BaseException:
-            if dom is not None:
-                try:
-                    dom.undefine()
-                except libvirt.libvirtError:
-                    pass
-            for vol in reversed(made):
-                try:
-                    vol.delete(0)
-                except libvirt.libvirtError:
-                    pass
-            raise
+        # 3. The host: each thing made gets its undo step at once (a later failure removes it).
+        disk_paths: dict[int, str] = {}
+        boot_paths: dict[str, str] = {}
+        for n, planned in enumerate(plan.disks):
+            if planned.device != "disk":
+                continue
+            vol_name = volume_names[n]
+            announce("volume", vol_name)
+            if vol_name in uploads:
+                vol = _upload(pool, vol_name, uploads[vol_name], undo)
+            else:  # a blank disk the package only sizes
+                vol = pool.createXML(volume_xml(vol_name, planned.capacity, fmt="qcow2").to_xml_string(), 0)
+                _undo_volume(undo, vol, vol_name)
+            disk_paths[n] = vol.path()
+            result.volumes.append(vol.path())
+        for role, vol_name in boot_names.items():
+            if vol_name in uploads:
+                announce("volume", vol_name)
+                boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], undo, fmt="raw").path()
+                result.volumes.append(boot_paths[role])
+        pool.refresh(0)
+        for vol_path in disk_paths.values():
+            fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
+            if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":
+                raise VpdError(f"{vol_path}: libvirt does not see the uploaded image as qcow2")
+        taken = macs_in_use(conn) | set(taken_macs or ())
+        macs = []
+        for _ in plan.nics:
+            macs.append(new_mac(taken))
+            taken.add(macs[-1])
+        dtype = cast(DomainType, "test" if conn.getType() == "Test"  # domain_type: "kvm" or "qemu"
+                     else domain_type(conn.getCapabilities(), host.address))
+        events.emit(OPERATION, f"defining {name}")
+        domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
+                              boot_paths.get("initrd"))
+        announce("domain", name)
+        dom = conn.defineXML(domain.to_xml_string())
+        undo.push(dom.undefine, f"undefine {name}")
+        result.uuid = dom.UUIDString()
+        result.macs = macs
     result.seconds = round(time.monotonic() - began, 2)
     return dom, result
 
@@ -448,13 +454,17 @@ def _grow(image: Path, capacity: int) -> None:
         raise VpdError(f"qemu-img resize {image.name} failed: {proc.stderr.strip()}")
 
 
-def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, made: list,
+def _undo_volume(undo: Undo, vol: libvirt.virStorageVol, vol_name: str) -> None:
+    undo.push(lambda: vol.delete(0), f"delete volume {vol_name}")
+
+
+def _upload(pool: libvirt.virStoragePool, vol_name: str, source: Path, undo: Undo,
             fmt: ImageFormat = "raw") -> libvirt.virStorageVol:
     """A volume holding exactly `source`'s bytes. Made raw, so libvirt writes no header of its
     own; the pool refresh afterwards reads the real format (qcow2) from the file itself."""
     size = source.stat().st_size
     vol = pool.createXML(volume_xml(vol_name, max(size, 1), fmt=fmt).to_xml_string(), 0)
-    made.append(vol)
+    _undo_volume(undo, vol, vol_name)
     step = f"uploading {vol_name}"
     upload_volume(vol, source, lambda done: events.emit(OPERATION, step, done, size, "bytes"))
     return vol

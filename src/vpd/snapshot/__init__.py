@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 import libvirt
 
+from ..connect.libvirt_conn import is_not_found
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
@@ -43,12 +44,16 @@ def _parsed(snap: libvirt.virDomainSnapshot) -> DomainSnapshot:
 
 
 def _lookup(dom: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot:
+    """Only libvirt's "no such snapshot" means missing (exit 2); any other error (a dropped
+    connection) goes on as libvirt's, for the caller's session.call to explain as a failure."""
     check_name(name, "snapshot name")
     try:
         return dom.snapshotLookupByName(name, 0)
-    except libvirt.libvirtError:
+    except libvirt.libvirtError as exc:
+        if not is_not_found(exc):
+            raise
         raise NotFound(f"{dom.name()} has no snapshot named {name!r}",
-                       hint=f"`vpd snapshot list {dom.name()} --host ...` lists them") from None
+                       hint=f"`vpd snapshot list {dom.name()}` lists them") from None
 
 
 def list_snapshots(dom: libvirt.virDomain) -> list[SnapshotInfo]:
@@ -101,11 +106,16 @@ def _snapshot_xml(dom: libvirt.virDomain, name: str, disk_only: bool, descriptio
                           disks=[SnapshotDisk(name=d.target.dev, snapshot="internal") for d in disks])
 
 
+def snapshot_name(name: str | None = None) -> str:
+    """The name a new snapshot gets: the one given (checked), else one made from the time."""
+    return check_name(name or time.strftime("snap-%Y%m%d-%H%M%S"), "snapshot name")
+
+
 def create(dom: libvirt.virDomain, name: str | None = None, disk_only: bool = False,
            description: str | None = None) -> dict:
     """Take a snapshot; without a name one is made from the time. A running guest's internal
     snapshot includes its memory; --disk-only makes an external overlay per disk instead."""
-    name = check_name(name or time.strftime("snap-%Y%m%d-%H%M%S"), "snapshot name")
+    name = snapshot_name(name)
     if name in dom.snapshotListNames(0):
         raise UsageError(f"{dom.name()} already has a snapshot named {name!r}")
     spec = _snapshot_xml(dom, name, disk_only, description)

@@ -61,9 +61,12 @@ def unseal(dom: libvirt.virDomain) -> dict:
 
 
 def find_template(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
-    from .lifecycle import find_domain
+    from ..connect.libvirt_conn import lookup
+    from ..core.names import check_name
 
-    dom = find_domain(conn, host, name)
+    check_name(name, "VM name")
+    dom = lookup(host, lambda: conn.lookupByName(name), f"no VM named {name!r} on {host.name}",
+                 hint="`vpd template list` lists the templates")
     if not is_template(dom):
         raise UsageError(f"{name} on {host.name} is not a template",
                          hint=f"vpd template create {name} --host {host.name}")
