@@ -106,7 +106,9 @@ def build_busybox(out_dir: Path | None = None) -> ImageFiles:
     in the cache (VPD_CACHE/ct-images/busybox-<hash>/)."""
     busybox = find_busybox()
     blob = busybox.read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()[:16]
+    # The cache key covers the recipe too: a changed inittab or script makes a new image.
+    recipe = "\0".join((INITTAB, MOUNT_CGROUPS, UDHCPC_SCRIPT, PASSWD, GROUP, metadata_yaml(0), *DIRS))
+    digest = hashlib.sha256(blob + recipe.encode()).hexdigest()[:16]
     target = out_dir or paths.cache_dir() / "ct-images" / f"busybox-{digest}"
     files = ImageFiles(target / "busybox.metadata.tar.xz", target / "busybox.rootfs.tar.xz")
     if files.metadata.exists() and files.rootfs.exists():
