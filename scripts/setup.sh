@@ -95,6 +95,11 @@ apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 o
   firewalld dbus-daemon virtinst tgt
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
   chromium)
+# Containers (issue 15, Práctica 1 §3): Incus, LXD's maintained successor. incus-base has the
+# daemon (/usr/libexec/incus/incusd) and the client; bookworm has it only in backports. It must be
+# installed before any lab host boots: lab hosts see /usr and /etc through overlays of the machine's.
+# vpd starts incusd itself (inside lab hosts, with a preseed), never the package's service.
+apt_pkgs_containers=(incus-base xz-utils)
 # The HA cluster packages (Práctica 7) are for lab hosts only: their daemons run
 # inside them (`vpd cluster create`); on the machine itself nothing may start them
 # (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
@@ -120,7 +125,7 @@ setup_apt() {
   fi
   local missing_bp missing
   missing_bp=$(apt_missing "${apt_pkgs_backports[@]}")
-  missing=$(apt_missing "${apt_pkgs[@]}")
+  missing=$(apt_missing "${apt_pkgs[@]}" "${apt_pkgs_containers[@]}")
   # Installed but too old (e.g. bookworm's own QEMU 7.2): upgrade from backports.
   if [ -z "$missing_bp" ] && ! versions_ok quiet; then missing_bp="${apt_pkgs_backports[*]}"; fi
   if [ -n "$missing_bp$missing" ]; then
@@ -141,7 +146,7 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium)
+    incus xz firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium)
   local missing=() p
   keep_firewalld_off_the_machine
   keep_cluster_off_the_machine

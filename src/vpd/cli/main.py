@@ -61,6 +61,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "backup": ("commands_backup",),
     "restore": ("commands_backup",),
     "cluster": ("commands_cluster",),
+    "ct": ("commands_ct",),
     "ha": ("commands_cluster",),
     "host": ("commands_host", "commands_host_bridge"),
     "iscsi": ("commands_iscsi",),

@@ -6,6 +6,8 @@
     address = "192.0.2.11"          # optional: for firewall rules and probes
     fqdn = "hosta.example.org"      # optional: its fully qualified name (else the URI's host name)
     ssh_identity = "~/.ssh/id_ed25519"  # optional
+    incus = "https://192.0.2.11:8443"   # optional: its incusd (containers); default: the local
+                                        # socket for a local host, else https://ADDRESS:8443
 
 Which file: --inventory, else $VPD_INVENTORY, else the lab's while a lab is
 up, else ~/.config/vpd/inventory.toml, else the local qemu:///system alone.
@@ -41,6 +43,7 @@ class Host(BaseModel):
     ssh_identity: str | None = None
     ssh_known_hosts: str | None = None
     ssh_port: int = 22
+    incus: str | None = None  # where its incusd listens: unix:/path/unix.socket or https://HOST[:PORT]
 
     @field_validator("name")
     @classmethod
@@ -55,6 +58,15 @@ class Host(BaseModel):
         parts = urlsplit(v)
         if parts.scheme not in ALLOWED_SCHEMES:
             raise ValueError(f"libvirt URI {v!r}: scheme must be one of {', '.join(sorted(ALLOWED_SCHEMES))}")
+        return v
+
+    @field_validator("incus")
+    @classmethod
+    def _incus(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("unix:/", "https://")) or any(c.isspace() or c in "'\"`;|&<>" for c in v):
+            raise ValueError(f"incus endpoint {v!r}: use unix:/path/to/unix.socket or https://HOST[:PORT]")
         return v
 
     @field_validator("address")

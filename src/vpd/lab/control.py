@@ -29,7 +29,7 @@ from ..connect.libvirt_conn import open_connection
 from ..connect.ssh import close_masters
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
-from . import hostproc, layout, network
+from . import hostproc, incus, layout, network
 from ..vm.accel import kvm_boots_here
 from .layout import LabHost
 
@@ -315,6 +315,9 @@ def _ensure_shared_pool(conn: libvirt.virConnect) -> None:
 
 def _boot_host(h: LabHost, pid: int, firewall: str) -> None:
     _start_daemons(h, pid, firewall)
+    with_incus = incus.installed()
+    if with_incus:
+        incus.spawn(h, pid)  # starts while libvirtd does; set up below (lab/incus.py)
     conn = _wait_for_libvirt(h)
     try:
         conn.getCapabilities()  # waits for libvirt's QEMU probe, so the cache is complete
@@ -322,6 +325,8 @@ def _boot_host(h: LabHost, pid: int, firewall: str) -> None:
         _ensure_shared_pool(conn)
     finally:
         conn.close()
+    if with_incus:
+        incus.finish(h, pid, firewall)
 
 
 # --- the commands -----------------------------------------------------------------
@@ -421,6 +426,7 @@ def _teardown(state: LabState | None) -> None:
         for h in state.hosts:
             if h.holder_pid:
                 hostproc.power_off(h.holder_pid)
+            incus.cleanup(LabHost(h.index, paths.lab_dir()))
     for name in network.lab_links():
         if name != layout.bridge_name():
             network.unplug_name(name)
@@ -455,6 +461,7 @@ def host_down(name: str, lock_wait: float = 0.0) -> HostState:
         close_masters()  # a master to a dead host would stall the next command for seconds
         hostproc.power_off(hs.holder_pid)
         network.unplug(LabHost(hs.index, paths.lab_dir()))
+        incus.cleanup(LabHost(hs.index, paths.lab_dir()))
         hs.powered, hs.holder_pid = False, None
         save_state(state)
         return hs

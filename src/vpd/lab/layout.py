@@ -212,6 +212,8 @@ def inventory_toml(hosts: list[LabHost], identity: Path, known_hosts: Path) -> s
             f'address = "{h.address}"',
             f'ssh_identity = "{identity}"',
             f'ssh_known_hosts = "{known_hosts}"',
+            # Its incusd's socket as the machine sees it (lab/incus.py); unused without Incus.
+            f'incus = "unix:{h.dir / "incus" / "unix.socket"}"',
             "",
         ]
     return "\n".join(out)

@@ -1,0 +1,212 @@
+"""Containers without incusd: input checks, request building, the lab's boot script."""
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from vpd.connect.inventory import Host
+from vpd.core.errors import NotFound, UsageError
+from vpd.ct import checks, engine, images
+from vpd.ct.client import Endpoint, IncusError, create_body, endpoint_for, error_of, exec_body, file_headers, \
+    operation_id, path, state_body
+
+
+@pytest.mark.parametrize("name", ["web1", "cdps-vm-lxd", "a", "A" + "b" * 62])
+def test_container_names_ok(name):
+    assert checks.check_ct_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "1web", "web_1", "web.1", "web-", "-web", "../x", "a/b", "w\n", "a" * 64, "sp ace"])
+def test_container_names_rejected(name):
+    with pytest.raises(UsageError):
+        checks.check_ct_name(name)
+
+
+@pytest.mark.parametrize("text,expected", [("/root/datos", "/root/datos"), ("//etc/./hosts", "/etc/hosts"),
+                                           ("/a/b/", "/a/b")])
+def test_container_paths_normalised(text, expected):
+    assert checks.check_ct_path(text) == expected
+
+
+@pytest.mark.parametrize("text", ["root/datos", "/../etc/shadow", "/a/../../b", "/a/..", "/a\x00b", "/", "/a\nb", ""])
+def test_container_paths_cannot_escape(text):
+    with pytest.raises(UsageError):
+        checks.check_ct_path(text)
+
+
+def test_split_name_and_path():
+    assert checks.split_ct_path("cdps-vm-lxd/root/.bashrc") == ("cdps-vm-lxd", "/root/.bashrc")
+    for bad in ("web1", "/root/x", "web1/", "web1/../x", "bad_name/x"):
+        with pytest.raises(UsageError):
+            checks.split_ct_path(bad)
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("limits.memory", "256MB", "256MB"), ("limits.memory", "128M", "128MiB"), ("limits.memory", "1GiB", "1GiB"),
+    ("limits.memory", "50%", "50%"), ("limits.cpu", "2", "2"), ("limits.cpu", "0-1", "0-1"),
+    ("limits.cpu.allowance", "25ms/100ms", "25ms/100ms"), ("limits.processes", "100", "100"),
+    ("limits.memory.enforce", "Soft", "soft"), ("boot.autostart", "true", "true")])
+def test_config_values_ok(key, value, expected):
+    assert checks.check_config(key, value) == (key, expected)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("limits.memory", "lots"), ("limits.memory", "1MiB"), ("limits.memory", "0"), ("limits.memory", "150%"),
+    ("limits.memory", "-5MiB"), ("limits.cpu", "0"), ("limits.cpu", "two"), ("limits.cpu", "1;reboot"),
+    ("limits.processes", "0"), ("limits.cpu.priority", "11"), ("raw.lxc", "lxc.apparmor.profile=unconfined"),
+    ("security.privileged", "true"), ("limits.memory", " ")])
+def test_config_values_rejected(key, value):
+    with pytest.raises(UsageError):
+        checks.check_config(key, value)
+
+
+def test_limit_option():
+    assert checks.parse_limits("cpu=1,memory=128MiB") == {"limits.cpu": "1", "limits.memory": "128MiB"}
+    assert checks.parse_limits(None) == {}
+    for bad in ("cpu", "disk=1G", "memory=lots", "cpu=1,cpu=2", "memory=64MiB,"):
+        with pytest.raises(UsageError):
+            checks.parse_limits(bad)
+
+
+def test_image_refs():
+    assert checks.check_image_ref("ubuntu2004") == "ubuntu2004"
+    assert checks.check_image_ref("c9c507373919") == "c9c507373919"
+    for bad in ("../x", "a b", "", "x" * 65):
+        with pytest.raises(UsageError):
+            checks.check_image_ref(bad)
+
+
+def test_paths_quote_every_segment():
+    assert path() == "/1.0"
+    assert path("instances", "web1", "state") == "/1.0/instances/web1/state"
+    assert path("instances", "a/b") == "/1.0/instances/a%2Fb"
+    assert path("instances", "web1", "files", path="/root/my file") == "/1.0/instances/web1/files?path=%2Froot%2Fmy%20file"
+    assert path("instances", recursion=2, filter=None) == "/1.0/instances?recursion=2"
+    assert path("x", flag=True) == "/1.0/x?flag=true"
+
+
+def test_request_bodies():
+    assert exec_body(["echo", "hi"]) == {"command": ["echo", "hi"], "environment": {}, "interactive": False,
+                                         "wait-for-websocket": False, "record-output": True}
+    assert state_body("freeze") == {"action": "freeze", "force": False}
+    assert state_body("stop", force=True, timeout=5) == {"action": "stop", "force": True, "timeout": 5}
+    with pytest.raises(ValueError):
+        state_body("explode")
+    body = create_body("web1", "ab" * 32, {"limits.memory": "64MiB"}, ["default"])
+    assert body["source"] == {"type": "image", "fingerprint": "ab" * 32} and body["type"] == "container"
+    assert file_headers(0o100755)["X-Incus-mode"] == "0755"
+
+
+def test_operation_ids_and_errors():
+    assert operation_id("/1.0/operations/29136b39-9414") == "29136b39-9414"
+    for bad in ("/1.0/instances/x", "/1.0/operations/", "/1.0/operations/a/b"):
+        with pytest.raises(IncusError):
+            operation_id(bad)
+    assert isinstance(error_of(404, {"type": "error", "error": "Instance not found", "error_code": 404}), NotFound)
+    err = error_of(500, {"type": "error", "error": "boom", "error_code": 500})
+    assert isinstance(err, IncusError) and err.message == "incusd: boom"
+    assert error_of(502, None).message == "incusd: HTTP 502"
+
+
+def test_endpoints():
+    assert Endpoint.parse("unix:/var/lib/incus/unix.socket") == Endpoint("unix", "/var/lib/incus/unix.socket")
+    assert Endpoint.parse("unix:///run/x.sock") == Endpoint("unix", "/run/x.sock")
+    assert Endpoint.parse("https://198.18.0.11") == Endpoint("https", "198.18.0.11:8443")
+    assert str(Endpoint.parse("https://h.example:9443")) == "https://h.example:9443"
+    for bad in ("unix:rel/sock", "http://h", "https://h/path", "ftp://x"):
+        with pytest.raises(UsageError):
+            Endpoint.parse(bad)
+    local = Host(name="here", uri="qemu:///system")
+    remote = Host(name="b", uri="qemu+ssh://root@hostb.example/system", address="192.0.2.12")
+    lab = Host(name="c", uri="qemu+tcp://198.18.0.13/system", incus="unix:/var/lib/vpd/lab/hosts/hostc/incus/unix.socket")
+    assert endpoint_for(local) == Endpoint("unix", "/var/lib/incus/unix.socket")
+    assert endpoint_for(remote) == Endpoint("https", "192.0.2.12:8443")
+    assert endpoint_for(lab).address.endswith("hostc/incus/unix.socket")
+    with pytest.raises(ValueError):
+        Host(name="d", uri="qemu:///system", incus="unix:/x; reboot")
+
+
+def test_preseed_has_no_nat_and_subnets_do_not_overlap():
+    p = engine.Preseed(ipaddress.ip_network("198.18.130.0/24"))
+    assert p.network_config() == {"ipv4.address": "198.18.130.1/24", "ipv4.nat": "false", "ipv4.dhcp": "true",
+                                  "ipv6.address": "none"}
+    assert p.profile_devices()["eth0"]["network"] == engine.BRIDGE
+    used = {"eth0": ipaddress.ip_network("198.19.200.0/24"), "br": ipaddress.ip_network("198.19.201.0/24")}
+    assert engine.pick_subnet(used) == ipaddress.ip_network("198.19.202.0/24")
+    with pytest.raises(UsageError):
+        engine.check_overlap(ipaddress.ip_network("198.19.0.0/16"), used, engine.BRIDGE)
+    engine.check_overlap(ipaddress.ip_network("198.19.201.0/24"), {"vpdbr0": used["br"]}, "vpdbr0")
+    for bad in ("10.0.0.0/8", "198.18.1.1/24", "fd00::/64", "nonsense"):
+        with pytest.raises(UsageError):
+            engine.parse_subnet(bad)
+
+
+def test_busybox_image_is_a_split_image(tmp_path):
+    files = images.build_busybox(tmp_path / "img")
+    with tarfile.open(files.metadata) as meta:
+        text = meta.extractfile("metadata.yaml").read().decode()
+    assert "architecture: x86_64" in text and "creation_date:" in text
+    with tarfile.open(files.rootfs) as root:
+        members = {m.name: m for m in root.getmembers()}
+    assert members["bin/busybox"].isfile() and members["sbin/init"].issym()
+    assert "hostname" not in root_text(files.rootfs, "etc/inittab")
+    assert all(m.uid == 0 and m.gid == 0 for m in members.values())
+    assert images.order_pair(str(files.rootfs), str(files.metadata)) == (files.metadata, files.rootfs)
+    assert images.order_pair(str(files.metadata), str(files.rootfs)) == (files.metadata, files.rootfs)
+    with pytest.raises(UsageError):
+        images.order_pair(str(files.rootfs), str(files.rootfs))
+    (tmp_path / "junk").write_text("not a tarball")
+    with pytest.raises(UsageError):
+        images.order_pair(str(tmp_path / "junk"), str(files.metadata))
+    assert images.build_busybox(tmp_path / "img") == files  # cached
+
+
+def root_text(rootfs: Path, name: str) -> str:
+    with tarfile.open(rootfs) as tar:
+        return tar.extractfile(name).read().decode()
+
+
+def test_lab_boot_script_is_valid_shell(tmp_path):
+    from vpd.lab import incus
+
+    script = incus.boot_script("vpdlab1-hosta", tmp_path / "hosts" / "hosta" / "incus")
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+    assert "vpdlab1-hosta" in script and "unshare -C -m" in script and "admin init" not in script
+
+
+def test_lab_bridges_are_distinct_and_inside_the_lab_range(monkeypatch):
+    from vpd.lab import incus, layout
+
+    seen = set()
+    for net in range(8):
+        monkeypatch.setenv("VPD_LAB_NET", str(net))
+        for i in range(layout.MAX_HOSTS):
+            sub = incus.bridge_subnet(layout.LabHost(i, Path("/x")))
+            assert sub.subnet_of(ipaddress.ip_network("198.18.0.0/15"))
+            assert not sub.overlaps(layout.subnet())
+            seen.add(sub)
+    assert len(seen) == 8 * layout.MAX_HOSTS
+
+
+def _vpd(*args):
+    return subprocess.run([sys.executable, "-m", "vpd", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [
+    ["ct", "launch", "bb", "bad_name", "--host", "x"],
+    ["ct", "launch", "bb", "web1", "--limit", "memory=lots"],
+    ["ct", "config", "set", "web1", "limits.memory", "lots"],
+    ["ct", "config", "set", "web1", "raw.lxc", "x"],
+    ["ct", "file", "push", "/etc/hostname", "web1/../../etc/x"],
+    ["ct", "file", "pull", "web1/etc/../shadow", "/tmp/x"],
+    ["ct", "stop", "web1", "--timeout", "0"],
+])
+def test_cli_bad_input_exits_2(args):
+    proc = _vpd(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "error:" in proc.stderr
