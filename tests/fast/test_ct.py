@@ -12,8 +12,18 @@ import pytest
 from vpd.connect.inventory import Host
 from vpd.core.errors import NotFound, UsageError
 from vpd.ct import checks, engine, images
-from vpd.ct.client import Endpoint, IncusError, create_body, endpoint_for, error_of, exec_body, file_headers, \
-    operation_id, path, state_body
+from vpd.ct.client import (
+    Endpoint,
+    IncusError,
+    create_body,
+    endpoint_for,
+    error_of,
+    exec_body,
+    file_headers,
+    operation_id,
+    path,
+    state_body,
+)
 
 
 @pytest.mark.parametrize("name", ["web1", "cdps-vm-lxd", "a", "A" + "b" * 62])
@@ -21,7 +31,8 @@ def test_container_names_ok(name):
     assert checks.check_ct_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "1web", "web_1", "web.1", "web-", "-web", "../x", "a/b", "w\n", "a" * 64, "sp ace"])
+@pytest.mark.parametrize("name", ["", "1web", "web_1", "web.1", "web-", "-web", "../x", "a/b", "w\n", "a" * 64,
+                                  "sp ace"])
 def test_container_names_rejected(name):
     with pytest.raises(UsageError):
         checks.check_ct_name(name)
@@ -85,7 +96,8 @@ def test_paths_quote_every_segment():
     assert path() == "/1.0"
     assert path("instances", "web1", "state") == "/1.0/instances/web1/state"
     assert path("instances", "a/b") == "/1.0/instances/a%2Fb"
-    assert path("instances", "web1", "files", path="/root/my file") == "/1.0/instances/web1/files?path=%2Froot%2Fmy%20file"
+    assert (path("instances", "web1", "files", path="/root/my file")
+            == "/1.0/instances/web1/files?path=%2Froot%2Fmy%20file")
     assert path("instances", recursion=2, filter=None) == "/1.0/instances?recursion=2"
     assert path("x", flag=True) == "/1.0/x?flag=true"
 
@@ -123,7 +135,8 @@ def test_endpoints():
             Endpoint.parse(bad)
     local = Host(name="here", uri="qemu:///system")
     remote = Host(name="b", uri="qemu+ssh://root@hostb.example/system", address="192.0.2.12")
-    lab = Host(name="c", uri="qemu+tcp://198.18.0.13/system", incus="unix:/var/lib/vpd/lab/hosts/hostc/incus/unix.socket")
+    lab = Host(name="c", uri="qemu+tcp://198.18.0.13/system",
+               incus="unix:/var/lib/vpd/lab/hosts/hostc/incus/unix.socket")
     assert endpoint_for(local) == Endpoint("unix", "/var/lib/incus/unix.socket")
     assert endpoint_for(remote) == Endpoint("https", "192.0.2.12:8443")
     assert endpoint_for(lab).address.endswith("hostc/incus/unix.socket")

@@ -46,7 +46,7 @@ class Endpoint:
     address: str  # socket path, or host:port
 
     @classmethod
-    def parse(cls, text: str) -> "Endpoint":
+    def parse(cls, text: str) -> Endpoint:
         if text.startswith("unix:"):
             path = text.removeprefix("unix:")
             path = "/" + path.lstrip("/") if path.startswith("//") else path
@@ -155,7 +155,7 @@ class IncusClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "IncusClient":
+    def __enter__(self) -> IncusClient:
         return self
 
     def __exit__(self, *exc) -> None:

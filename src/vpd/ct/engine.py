@@ -127,7 +127,8 @@ def initialise(client: IncusClient, preseed: Preseed, host: str = "") -> InitRep
         net = client.get(path("networks", preseed.bridge))
         have = net.get("config") or {}
         if have.get("ipv4.address") != want["ipv4.address"]:
-            raise UsageError(f"bridge {preseed.bridge} exists with {have.get('ipv4.address')}, not {want['ipv4.address']}",
+            raise UsageError(f"bridge {preseed.bridge} exists with {have.get('ipv4.address')}, "
+                             f"not {want['ipv4.address']}",
                              hint="omit --subnet to keep it")
         if have.get("ipv4.nat", "false") != "false":
             raise UsageError(f"bridge {preseed.bridge} does NAT: vpd keeps container bridges routed, without NAT")

@@ -49,7 +49,7 @@ mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup 2>/dev/null || exit 0
 while IFS=: read -r id ctrl path; do
   case "$ctrl" in
     "") mkdir -p /sys/fs/cgroup/unified; mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified ;;
-    name=*) mkdir -p "/sys/fs/cgroup/${ctrl#name=}"; mount -t cgroup -o "none,$ctrl" cgroup "/sys/fs/cgroup/${ctrl#name=}" ;;
+    name=*) dir="/sys/fs/cgroup/${ctrl#name=}"; mkdir -p "$dir"; mount -t cgroup -o "none,$ctrl" cgroup "$dir" ;;
     *) mkdir -p "/sys/fs/cgroup/$ctrl"; mount -t cgroup -o "$ctrl" cgroup "/sys/fs/cgroup/$ctrl" ;;
   esac
 done < /proc/self/cgroup

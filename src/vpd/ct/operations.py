@@ -14,7 +14,7 @@ from ..ops import Operation, Session
 from . import checks, engine, images, instances
 from .client import IncusClient, endpoint_for
 
-_clients: "weakref.WeakKeyDictionary[Session, dict[str, IncusClient]]" = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[Session, dict[str, IncusClient]] = weakref.WeakKeyDictionary()
 
 
 def ct_key(name: str) -> str:
@@ -121,7 +121,8 @@ def image_delete(session: Session, ref: str, host_ref: str | None = None) -> dic
     host = _one_host(session, host_ref)
     c = client(session, host)
     image = images.resolve_image(c, ref)
-    with Operation(session, "ct.image.delete", target=f"{host.name}/{ref}", locks=[f"ct-image:{host.name}:{ref}"]) as op:
+    with Operation(session, "ct.image.delete", target=f"{host.name}/{ref}",
+                   locks=[f"ct-image:{host.name}:{ref}"]) as op:
         images.delete_image(c, image.fingerprint)
         op.result = {"host": host.name, "deleted": image.fingerprint, "aliases": image.aliases}
     return op.result
