@@ -9,13 +9,14 @@ from ..connect.inventory import Host
 from ..core import journal
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
-from . import LIBVIRT_PORTS, MIGRATION_RANGE, SSH_PORT, firewall, firewalld, fqdn, state
+from . import firewall, firewalld, fqdn, state
+from .ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 from .remote import run_command
 from .report import Change, HostPrepReport
 
 # What a migration needs to get through: SSH, libvirt (tcp, tls) and the first
 # migration port, which libvirt hands out first.
-REACH_PORTS = [SSH_PORT, *LIBVIRT_PORTS, MIGRATION_RANGE[0]]
+REACH_PORTS = [SSH_PORT, *LIBVIRT_PORTS, MIGRATION_PORTS[0]]
 
 
 def _require_addresses(hosts: list[Host]) -> None:

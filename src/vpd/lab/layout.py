@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UsageError
+from ..hostprep.ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 
 DOMAIN = "vpd.lab"
 FIRST_HOST_OCTET = 11
@@ -17,9 +18,6 @@ MAX_HOSTS = 8
 SHARED_POOL = "CONT_VOL_COMP"
 # The seed's path for the shared pool; the same path on every host.
 SHARED_MOUNT = "/var/lib/libvirt/images/COMPARTIDO"
-LIBVIRT_PORTS = (16509, 16514)
-SSH_PORT = 22
-MIGRATION_PORTS = (49152, 49215)
 # Machine paths each lab host keeps private: an overlay per host on the machine's
 # own tree, so a host's writes (the hacluster password in /etc/shadow, corosync
 # and pacemaker state, a per-host systemctl) never reach the machine or another
