@@ -42,7 +42,7 @@ from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import open_connection  # noqa: E402
 from vpd.core import paths  # noqa: E402
 from vpd.lab import control, hostproc, layout  # noqa: E402
-from vpd.lab.guest_channel import GuestChannel  # noqa: E402
+from vpd.vm.guest_channel import GuestChannel  # noqa: E402
 from vpd.vm.console import ConsoleStream  # noqa: E402
 
 VPD = [sys.executable, "-m", "vpd"]

@@ -16,7 +16,7 @@ from vpd.connect.libvirt_conn import open_connection
 from vpd.core.errors import VpdError
 from vpd.hostprep.ports import port_range_text
 from vpd.lab import control, hostproc
-from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.guest_channel import GuestChannel
 from vpd.migration.validate import guest_probe
 from vpd.vm.console import ConsoleStream
 

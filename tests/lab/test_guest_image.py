@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vpd.lab.guest_channel import ConsoleReader, GuestChannel, parse_dirty_status
-from vpd.lab.guest_image import GuestImage, build_guest_image
+from vpd.vm.guest_channel import ConsoleReader, GuestChannel, parse_dirty_status
+from vpd.vm.guest_image import GuestImage, build_guest_image
 
 pytestmark = pytest.mark.lab
 

@@ -140,7 +140,7 @@ def vm_create(ctx, name, host_name, spec_file, memory_mib, vcpus, disks, import_
     kernel = initrd = None
     cmdline = ""
     if request.lab_guest:
-        from ..lab.guest_image import build_guest_image
+        from ..vm.guest_image import build_guest_image
 
         image = build_guest_image(paths.cache_dir() / "guest")
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline

@@ -30,7 +30,7 @@ def kvm_boots_here(timeout: float = 8.0) -> bool:
     """Boot the lab guest under KVM on this machine; True if it prints its boot marker."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    from ..lab.guest_image import build_guest_image
+    from .guest_image import build_guest_image
 
     qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     key = f"{qemu_version}|{os.uname().release}"

@@ -38,7 +38,7 @@ def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0
     if not wait_boot:
         dom.create()
         return {"started": True}
-    from ..lab.guest_channel import ConsoleReader
+    from .guest_channel import ConsoleReader
 
     began = time.monotonic()
     dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
