@@ -391,7 +391,7 @@ def _import(conn, host, package: Package, name, pool_name, networks, began):
             for _ in plan.nics:
                 macs.append(new_mac(taken))
                 taken.add(macs[-1])
-            dtype = "test" if conn.getType() == "Test" else domain_type(conn.getCapabilities(), host.address)
+            dtype = "test" if conn.getType() == "Test" else domain_type(conn.getCapabilities(), host.lab)
             events.emit(OPERATION, f"defining {name}")
             domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                                   boot_paths.get("initrd"))
