@@ -10,6 +10,7 @@ from ..connect.hostfiles import HostFiles
 from ..core import journal
 from ..core.errors import VpdError
 from ..vm import lifecycle
+from ..vm.inventory import find_domain
 from . import context
 from .main import cli, handle_errors, json_option
 from .render import console, emit_json, progress, table
@@ -127,7 +128,7 @@ def restore(ctx, backup_path, host_name, new_name, pool, start, wait_boot, as_js
         restored = conns.call(host, lambda c: restore_backup(c, host, backup_path, new_name, pool))
         result = vars(restored)
         if start:
-            dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, restored.name))
+            dom = conns.call(host, lambda c: find_domain(c, host, restored.name))
             result.update(conns.call(host, lambda c: lifecycle.start_new(dom, wait_boot=wait_boot)))
         entry.result = result
     if as_json:

@@ -6,7 +6,7 @@ import click
 
 from .. import snapshot as snapshots
 from ..core import journal
-from ..vm import lifecycle
+from ..vm.inventory import find_domain
 from . import context
 from .main import cli, handle_errors, json_option
 from .render import console, emit_json, table
@@ -23,7 +23,7 @@ def _run(ctx, action: str, vm_name: str, host_name: str, fn, **args):
     host = inv.get(host_name)
     conns = context.connections(ctx)
     with journal.record(f"snapshot.{action}", target=f"{host.name}/{vm_name}", **args) as entry:
-        dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, vm_name))
+        dom = conns.call(host, lambda c: find_domain(c, host, vm_name))
         entry.result = conns.call(host, lambda c: fn(dom))
     return entry.result
 
@@ -62,7 +62,7 @@ def snapshot_list(ctx, vm_name, host_name, as_json) -> None:
     inv = context.inventory(ctx)
     host = inv.get(host_name)
     conns = context.connections(ctx)
-    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, vm_name))
+    dom = conns.call(host, lambda c: find_domain(c, host, vm_name))
     items = conns.call(host, lambda c: snapshots.list_snapshots(dom))
     current = next((s.name for s in items if s.current), None)
     if as_json:

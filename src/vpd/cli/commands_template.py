@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from ..core import journal
-from ..vm import lifecycle
+from ..vm.inventory import find_domain
 from ..vm.template import list_templates, seal, unseal
 from . import context
 from .main import cli, handle_errors, json_option
@@ -25,7 +25,7 @@ def _change(action: str, fn, doc: str) -> None:
         host = context.inventory(ctx).get(host_name)
         conns = context.connections(ctx)
         with journal.record(f"template.{action}", target=f"{host.name}/{name}") as entry:
-            result = conns.call(host, lambda c: fn(lifecycle.find_domain(c, host, name)))
+            result = conns.call(host, lambda c: fn(find_domain(c, host, name)))
             entry.result = result
         if as_json:
             emit_json({"host": host.name, "action": action, **result})

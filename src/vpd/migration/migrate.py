@@ -15,7 +15,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.checks import Check, failed
 from ..core.errors import UsageError, VpdError
-from ..vm.lifecycle import find_domain
+from ..vm.inventory import find_domain
 from ..xml.domain import Domain
 from . import cleanup, policy, preflight, validate
 from .run import run_job

@@ -25,10 +25,7 @@ from ..xml.checks import require_unicast_mac
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .console import give_own_serial_log
-from .inventory import domain_exists, volume_by_path
-
-VPD_NS_PREFIX = "https://vpd.example/ns/"
-"""vpd's own <metadata> elements (template marker...) live in namespaces under this URI."""
+from .inventory import VPD_NS_PREFIX, domain_exists, volume_by_path
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""`vpd vm list`: every VM of every host from one bulk-stats call per host."""
+"""Finding VMs: one by name on a host, whether it is a template, what uses a disk,
+and `vpd vm list` (every VM of every host from one bulk-stats call per host)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +9,8 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
-from ..core.errors import VpdError
+from ..core.errors import NotFound, VpdError
+from ..core.names import check_name
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "no state",
@@ -20,6 +22,10 @@ STATE_NAMES = {
     libvirt.VIR_DOMAIN_CRASHED: "crashed",
     libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
+# vpd's own <metadata> elements (the template mark...) live in namespaces under this
+# URI, so they travel with the definition.
+VPD_NS_PREFIX = "https://vpd.example/ns/"
+TEMPLATE_NS = VPD_NS_PREFIX + "template"
 
 
 def volume_by_path(conn: libvirt.virConnect, path: str) -> libvirt.virStorageVol | None:
@@ -58,6 +64,25 @@ def domain_exists(conn: libvirt.virConnect, name: str) -> bool:
         return True
     except libvirt.libvirtError:
         return False
+
+
+def find_domain(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
+    check_name(name, "VM name")
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError:
+        raise NotFound(f"no VM named {name!r} on {host.name}", hint="`vpd vm list --all` lists them") from None
+
+
+def is_template(dom: libvirt.virDomain) -> bool:
+    """Whether the VM carries vpd's template mark (vm/template.py sets and clears it)."""
+    try:
+        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TEMPLATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        return True
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return False
+        raise
 
 
 @dataclass

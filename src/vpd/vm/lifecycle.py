@@ -8,21 +8,14 @@ from lxml import etree
 
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
-from ..core.errors import NotFound, UsageError, VpdError
+from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
 from .clone import linked_dependents
 from .console import ConsoleStream, serial_log_file
-from .inventory import STATE_NAMES, volume_by_path
-from .template import is_template
-
-
-def find_domain(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
-    check_name(name, "VM name")
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no VM named {name!r} on {host.name}", hint="`vpd vm list --all` lists them") from None
+# find_domain stays importable here for cli/commands_vm.py, whose rewrite will
+# take it from .inventory.
+from .inventory import STATE_NAMES, find_domain, is_template, volume_by_path  # noqa: F401
 
 
 def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0) -> dict:

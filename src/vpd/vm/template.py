@@ -15,20 +15,10 @@ from lxml import etree
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.errors import UsageError, VpdError
-from .clone import VPD_NS_PREFIX, linked_dependents
+from .clone import linked_dependents
+from .inventory import TEMPLATE_NS, find_domain, is_template
 
-TEMPLATE_NS = VPD_NS_PREFIX + "template"
 _CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-
-
-def is_template(dom: libvirt.virDomain) -> bool:
-    try:
-        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TEMPLATE_NS, _CONFIG)
-        return True
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-            return False
-        raise
 
 
 def seal(dom: libvirt.virDomain) -> dict:
@@ -61,8 +51,6 @@ def unseal(dom: libvirt.virDomain) -> dict:
 
 
 def find_template(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
-    from .lifecycle import find_domain
-
     dom = find_domain(conn, host, name)
     if not is_template(dom):
         raise UsageError(f"{name} on {host.name} is not a template",
