@@ -170,3 +170,10 @@ def test_pdu_refuses_what_is_not_a_lab_host(monkeypatch):
     assert pdu.handle("reboot").startswith("error")
     assert pdu.handle("off ../../x y").startswith("error")
     assert pdu.handle("off hosta").startswith("error")  # no lab: nothing to power
+
+
+def test_missing_packages_are_never_installed_from_inside_a_lab_host():
+    # Lab hosts share the machine's /usr: the refusal comes before any command runs.
+    lab_host = Host(name="hosta", uri="qemu+tcp://198.18.0.11/system", address="198.18.0.11", lab=True)
+    with pytest.raises(VpdError, match="cluster packages missing"):
+        cl._install(lab_host, ["pcs"], "apt")

@@ -6,7 +6,6 @@ its own work when a step fails. Every command runs on a host through its runner
 the cluster, in pcs.py."""
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import time
@@ -29,7 +28,6 @@ RPM_PACKAGES = ["pacemaker", "pacemaker-cli", "corosync", "pcs", "resource-agent
 COROSYNC_CONF = "/etc/corosync/corosync.conf"
 SET_ASIDE = COROSYNC_CONF + ".vpd-orig"
 MAX_MEMBERS = 16
-LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 _CLUSTER_NAME_LINE = re.compile(r"^\s*cluster_name\s*:\s*(\S+)\s*$", re.MULTILINE)
 
 
@@ -90,7 +88,7 @@ def _missing_packages(host: Host) -> tuple[list[str], str]:
 
 
 def _install(host: Host, missing: list[str], manager: str) -> None:
-    if host.address and ipaddress.ip_address(host.address) in LAB_NETWORK:
+    if host.lab:
         # Lab hosts share the machine's /usr and dpkg database: never install from inside one.
         raise VpdError(f"{host.name}: cluster packages missing ({', '.join(missing)})",
                        hint="run scripts/setup.sh on the machine (it installs them for every lab host)")
