@@ -37,13 +37,13 @@ os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-ha-"))
 
 from bench.report import DEFAULT, write_section  # noqa: E402
 from vpd.cluster import create as cl  # noqa: E402
-from vpd.cluster import fencing, store  # noqa: E402
+from vpd.cluster import fencing, members, store  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import open_connection  # noqa: E402
 from vpd.core import paths  # noqa: E402
 from vpd.lab import control, hostproc, layout  # noqa: E402
-from vpd.lab.guest_channel import GuestChannel  # noqa: E402
 from vpd.vm.console import ConsoleStream  # noqa: E402
+from vpd.vm.guest_channel import GuestChannel  # noqa: E402
 
 VPD = [sys.executable, "-m", "vpd"]
 VM = "habench"
@@ -165,7 +165,7 @@ def one_run(inv, rec, nodes: int) -> dict:
     print(row, flush=True)
     # Power the dead host back and let it rejoin for the next run.
     control.host_up(victim)
-    cl.start_member(inv, victim)
+    members.start_member(inv, victim)
     return row
 
 

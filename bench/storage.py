@@ -115,8 +115,8 @@ def guest_run(vm: str, host_uri: str, fn):
     import libvirt
 
     from vpd.connect.libvirt_conn import ensure_event_loop
-    from vpd.lab.guest_channel import GuestChannel
     from vpd.vm.console import ConsoleStream
+    from vpd.vm.guest_channel import GuestChannel
 
     ensure_event_loop()
     conn = libvirt.open(host_uri)

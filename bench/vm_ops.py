@@ -26,8 +26,8 @@ from bench.report import write_section  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import Connections  # noqa: E402
 from vpd.core import paths  # noqa: E402
-from vpd.lab.guest_channel import GuestChannel  # noqa: E402
 from vpd.vm.console import ConsoleStream  # noqa: E402
+from vpd.vm.guest_channel import GuestChannel  # noqa: E402
 
 VPD = [sys.executable, "-m", "vpd"]
 DISK_MIB = 1024

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from vpd.cluster import create as cl
-from vpd.cluster import fencing, ha, status as st
+from vpd.cluster import fencing, ha, pcs, status as st
 from vpd.connect.inventory import Host, Inventory
 from vpd.core.errors import NotFound, UsageError, VpdError
 from vpd.core import paths
@@ -106,7 +106,7 @@ def test_resource_definition_allows_live_migration_and_forced_stop():
     argv = ha.resource_argv("vm1", "/s/.vpd-ha/vm1.xml", "tcp")
     assert argv[:4] == ["resource", "create", "vm1", "ocf:heartbeat:VirtualDomain"]
     for item in ("allow-migrate=true", "force_stop=true", "migrate_options=--unsafe",
-                 f"resource-stickiness={cl.STICKINESS}", "config=/s/.vpd-ha/vm1.xml"):
+                 f"resource-stickiness={pcs.STICKINESS}", "config=/s/.vpd-ha/vm1.xml"):
         assert item in argv
     with pytest.raises(UsageError):
         ha.resource_id("1vm")  # pacemaker ids start with a letter
@@ -170,3 +170,10 @@ def test_pdu_refuses_what_is_not_a_lab_host(monkeypatch):
     assert pdu.handle("reboot").startswith("error")
     assert pdu.handle("off ../../x y").startswith("error")
     assert pdu.handle("off hosta").startswith("error")  # no lab: nothing to power
+
+
+def test_missing_packages_are_never_installed_from_inside_a_lab_host():
+    # Lab hosts share the machine's /usr: the refusal comes before any command runs.
+    lab_host = Host(name="hosta", uri="qemu+tcp://198.18.0.11/system", address="198.18.0.11", lab=True)
+    with pytest.raises(VpdError, match="cluster packages missing"):
+        cl._install(lab_host, ["pcs"], "apt")

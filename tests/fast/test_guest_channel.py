@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from vpd.core.errors import VpdError
-from vpd.lab.guest_channel import (
+from vpd.vm.guest_channel import (
     CommandResult,
     ConsoleReader,
     CorruptReply,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from vpd.core.errors import VpdError
-from vpd.hostprep import PORTS, firewall, firewalld
+from vpd.hostprep import firewall, firewalld
+from vpd.hostprep.ports import PEER_PORTS as PORTS
 
 RULES_A = [
     'rule family="ipv4" source address="198.18.2.11" port port="22" protocol="tcp" accept',

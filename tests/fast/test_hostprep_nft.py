@@ -6,7 +6,8 @@ import json
 import pytest
 
 from vpd.core.errors import VpdError
-from vpd.hostprep import PORTS, nft
+from vpd.hostprep import nft
+from vpd.hostprep.ports import PEER_PORTS as PORTS
 
 # A lab host's firewall as `vpd lab up` leaves it (layout.firewall_ruleset).
 LAB = r'''{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "vpd_lab_host", "handle": 2}}, {"chain": {"family": "inet", "table": "vpd_lab_host", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}}, {"rule": {"family": "inet", "table": "vpd_lab_host", "chain": "input", "handle": 2, "expr": [{"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "eth0"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "vpd_lab_host", "chain": "input", "handle": 3, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "vpd_lab_host", "chain": "input", "handle": 4, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "invalid"}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "vpd_lab_host", "chain": "input", "handle": 6, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["icmp", "ipv6-icmp"]}}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "vpd_lab_host", "chain": "input", "handle": 8, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [22, 16509, 16514]}}}, {"accept": null}]}}]}'''  # noqa: E501 (captured verbatim)

@@ -59,3 +59,15 @@ def test_inventory_round_trips_through_toml(tmp_path):
     inv = Inventory(hosts=[Host(name="a", uri="qemu+tcp://198.18.0.11/system", address="198.18.0.11")])
     again = load(write(tmp_path, inv.to_toml()))
     assert again.hosts == inv.hosts
+
+
+def test_what_a_lab_states_round_trips_through_toml(tmp_path):
+    from vpd.connect.inventory import Inventory
+
+    inv = Inventory(hosts=[Host(name="a", uri="test:///default", link_mbit=100, lab=True),
+                           Host(name="b", uri="test:///default")])
+    text = inv.to_toml()
+    assert "lab = true" in text and "link_mbit = 100" in text
+    again = load(write(tmp_path, text))
+    assert again.hosts == inv.hosts
+    assert (again.get("b").link_mbit, again.get("b").lab) == (None, False)

@@ -44,3 +44,18 @@ def test_firewall_starts_closed_but_ssh_and_libvirt():
     assert "policy drop" in rules
     assert "22, 16509, 16514" in rules
     assert "49152" not in rules
+
+
+@pytest.mark.parametrize("rate_bps, mbit", [(1_000_000_000, 1000), (100_000_000, 100), (8000, 1),
+                                            (None, layout.UNSHAPED_LINK_MBIT)])
+def test_the_inventory_states_the_link_rate_and_the_lab_flag(tmp_path, rate_bps, mbit):
+    from vpd.connect.inventory import load
+
+    hosts = layout.lab_hosts(tmp_path, 2)
+    path = tmp_path / "inventory.toml"
+    path.write_text(layout.inventory_toml(hosts, tmp_path / "key", tmp_path / "known_hosts", rate_bps))
+    inv = load(path)
+    assert [h.name for h in inv.hosts] == ["hosta", "hostb"]
+    assert all(h.lab and h.link_mbit == mbit for h in inv.hosts)
+    assert inv.get("hostb").address == str(hosts[1].address)
+    assert inv.get("hosta").ssh_known_hosts == str(tmp_path / "known_hosts")

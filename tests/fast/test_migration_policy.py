@@ -119,3 +119,17 @@ def test_unknown_dirty_rate_keeps_the_users_choice():
 def test_an_idle_guest_measured_at_zero_converges():
     plan = policy.start_plan(0, 119, requested=False)
     assert not plan.auto_converge and "converges" in plan.reason
+
+
+def test_the_link_comes_from_the_options_else_the_inventory_else_1_gbit():
+    from vpd.connect.inventory import Host
+    from vpd.migration.migrate import MigrateOptions, _link_mib_s
+
+    plain = Host(name="a", uri="test:///default")
+    fast = Host(name="b", uri="test:///default", link_mbit=10_000, lab=True)
+    slow = Host(name="c", uri="test:///default", link_mbit=100, lab=True)
+    mib_s = lambda mbit: mbit * 1_000_000 / 8 / 2**20  # noqa: E731
+    assert _link_mib_s(plain, plain, MigrateOptions()) == mib_s(1000)
+    assert _link_mib_s(plain, fast, MigrateOptions()) == mib_s(10_000)
+    assert _link_mib_s(fast, slow, MigrateOptions()) == mib_s(100)  # the slower link bounds the stream
+    assert _link_mib_s(fast, slow, MigrateOptions(link_mib_s=42.0)) == 42.0

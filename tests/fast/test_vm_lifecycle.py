@@ -12,6 +12,7 @@ from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError, VpdError
 from vpd.vm import lifecycle, template
 from vpd.vm.clone import clone_vm
+from vpd.vm.inventory import find_domain, is_template
 from vpd.xml.domain import lab_guest_domain
 from vpd.xml.pool import dir_pool
 from vpd.xml.volume import volume
@@ -147,7 +148,7 @@ def test_template_cannot_start_and_clones_are_plain_vms(conn):
     dom = conn.lookupByName("vm1")
     dom.setAutostart(1)
     assert template.seal(dom) == {"template": "vm1", "autostart_disabled": True}
-    assert template.is_template(dom) and not dom.autostart()
+    assert is_template(dom) and not dom.autostart()
     with pytest.raises(UsageError, match="is a template"):
         lifecycle.start(dom)
     with pytest.raises(UsageError, match="template"):
@@ -156,13 +157,13 @@ def test_template_cannot_start_and_clones_are_plain_vms(conn):
         template.seal(dom)
     clone_vm(conn, HOST, "vm1", "full")
     clone_vm(conn, HOST, "vm1", "thin", linked=True)
-    assert not template.is_template(conn.lookupByName("full"))
+    assert not is_template(conn.lookupByName("full"))
     lifecycle.start(conn.lookupByName("full"))
     infos = template._templates(HOST, conn)
     assert [(t.name, t.disks, t.linked_clones) for t in infos] == [("vm1", ["/images/vm1.qcow2"],
                                                                     ["/images/thin.qcow2"])]
     assert template.unseal(dom) == {"vm": "vm1", "linked_clones": ["/images/thin.qcow2"]}
-    assert not template.is_template(dom)
+    assert not is_template(dom)
     # Unsealed, but its disk is still the base of "thin": starting stays refused.
     with pytest.raises(UsageError, match="linked clones"):
         lifecycle.start(dom)
@@ -173,7 +174,7 @@ def test_running_vm_cannot_become_a_template(conn):
     dom.create()
     with pytest.raises(UsageError, match="running"):
         template.seal(dom)
-    assert not template.is_template(dom)
+    assert not is_template(dom)
     with pytest.raises(UsageError, match="not a template"):
         template.unseal(dom)
 
@@ -230,3 +231,13 @@ def test_cli_bad_input_exits_2(test_inventory, args):
 def test_cli_template_list(test_inventory):
     out = json.loads(run_vpd("template", "list", "--json", inventory=test_inventory, check_rc=0).stdout)
     assert out == {"templates": [], "errors": {}}
+
+
+def test_find_domain_finds_by_name_and_names_the_host_when_absent(conn):
+    from vpd.core.errors import NotFound
+
+    assert find_domain(conn, HOST, "vm1").name() == "vm1"
+    with pytest.raises(NotFound, match=f"no VM named 'ghost' on {HOST.name}"):
+        find_domain(conn, HOST, "ghost")
+    with pytest.raises(UsageError):
+        find_domain(conn, HOST, "not a name")

@@ -12,7 +12,7 @@ from vpd.connect import inventory as inv
 from vpd.connect.libvirt_conn import open_connection
 from vpd.core.errors import VpdError
 from vpd.lab import control, hostproc
-from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
 
 # A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).

@@ -14,8 +14,9 @@ import libvirt
 from vpd.connect import inventory as inv
 from vpd.connect.libvirt_conn import open_connection
 from vpd.core.errors import VpdError
+from vpd.hostprep.ports import port_range_text
 from vpd.lab import control, hostproc
-from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.guest_channel import GuestChannel
 from vpd.migration.validate import guest_probe
 from vpd.vm.console import ConsoleStream
 
@@ -52,7 +53,7 @@ def migration_ports_open(src: str = "hosta", dst: str = "hostb") -> Iterator[Non
     so a rule someone else added stays)."""
     address = control.load_state().host(src).address
     added = hostproc.run_in_host(holder(dst), ["nft", "-e", "-a", "insert", "rule", "inet", "vpd_lab_host", "input",
-                                               "ip", "saddr", address, "tcp", "dport", "49152-49216", "accept"])
+                                               "ip", "saddr", address, "tcp", "dport", port_range_text(), "accept"])
     handle = added.stdout.split("# handle ")[1].split()[0]
     try:
         yield

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vpd.lab.guest_channel import ConsoleReader, GuestChannel, parse_dirty_status
-from vpd.lab.guest_image import GuestImage, build_guest_image
+from vpd.vm.guest_channel import ConsoleReader, GuestChannel, parse_dirty_status
+from vpd.vm.guest_image import GuestImage, build_guest_image
 
 pytestmark = pytest.mark.lab
 
@@ -198,7 +198,7 @@ def test_dirtier_finds_no_errors(image, tmp_path, size_mib, rate_mib_s, generati
 
 def test_dirtier_reports_a_corrupted_page(tmp_path):
     """Run on the host, where a test can change the dirtier's memory behind its back."""
-    source = importlib.resources.files("vpd.lab") / "guest" / "dirtier.c"
+    source = importlib.resources.files("vpd.vm") / "guest" / "dirtier.c"
     (tmp_path / "dirtier.c").write_bytes(source.read_bytes())
     subprocess.run(["gcc", "-O2", "-o", str(tmp_path / "dirtier"), str(tmp_path / "dirtier.c")], check=True)
     status_file = tmp_path / "status"

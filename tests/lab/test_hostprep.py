@@ -12,7 +12,8 @@ import pytest
 from vpd.connect import inventory as inv
 from vpd.connect.inventory import Host
 from vpd.core import journal, paths
-from vpd.hostprep import MIGRATION_RANGE, state
+from vpd.hostprep import state
+from vpd.hostprep.ports import MIGRATION_PORTS
 from vpd.hostprep.firewall import FILTERED, REFUSED, UNREACHABLE, port_probe, probe_ports
 from vpd.hostprep.fqdn import host_fqdn, resolution_checks
 from vpd.hostprep.prepare import prepare, unprepare
@@ -22,7 +23,7 @@ from .conftest import vpd, vpd_json
 
 pytestmark = pytest.mark.lab
 
-PORT = MIGRATION_RANGE[0]
+PORT = MIGRATION_PORTS[0]
 QUICK = 0.5  # s: plenty on the lab bridge, and a dropped SYN costs only this
 # The machine itself, on the lab bridge at 198.18.N.1: never a peer, so it stays shut out.
 OUTSIDER = Host(name="outsider", uri="qemu:///system")

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from vpd.lab import control, hostproc, layout
-from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
 
 from .conftest import vpd, vpd_json

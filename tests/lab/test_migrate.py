@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from vpd.hostprep.ports import port_range_text
 from vpd.lab import control
 
 from .conftest import vpd, vpd_json
@@ -46,7 +47,7 @@ def test_dry_run_changes_nothing(guest):
 
     # open the range by hand here; `vpd host prepare` has its own tests
     hostproc.run_in_host(hb.holder_pid, ["nft", "insert", "rule", "inet", "vpd_lab_host", "input",
-                                         "ip", "saddr", state.hosts[0].address, "tcp", "dport", "49152-49216", "accept"])
+                                         "ip", "saddr", state.hosts[0].address, "tcp", "dport", port_range_text(), "accept"])
     report = vpd_json("migrate", guest, "--to", "hostb", "--dry-run")
     assert report["dry_run"] and all(c["ok"] for c in report["preflight"] if c["blocking"])
     assert "UNSAFE" in report["flags"]  # only because the token proof showed the storage is shared

@@ -14,7 +14,7 @@ import pytest
 
 from vpd.core import paths
 from vpd.lab import control, hostproc
-from vpd.lab.guest_channel import GuestChannel
+from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
 
 from .conftest import vpd, vpd_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..cluster import create as cl
-from ..cluster import fencing, ha, store
+from ..cluster import fencing, ha, members, pcs, store
 from ..core import journal
 from ..core.errors import UsageError
 from . import context
@@ -76,7 +76,7 @@ def cluster_create(ctx, name, hosts_text, fence_agent, fence_params, no_fencing,
 def cluster_status(ctx, name, as_json) -> None:
     """Members (online/standby/unclean), quorum, DC, resources, failed actions, fencing history."""
     rec = store.only_or_named(name)
-    s = cl.query(rec, context.inventory(ctx)).to_dict()
+    s = pcs.query(rec, context.inventory(ctx)).to_dict()
     s["hosts"] = rec.hosts
     s["fencing_device"] = rec.fencing
     if as_json:
@@ -110,7 +110,7 @@ def cluster_destroy(ctx, name, as_json) -> None:
     down and put the hosts back as create found them."""
     store.load(name)  # unknown name: exit 2 before anything
     with journal.record("cluster.destroy", target=name) as entry:
-        out = cl.destroy(context.inventory(ctx), name)
+        out = members.destroy(context.inventory(ctx), name)
         entry.result = out
     if as_json:
         emit_json(out)
@@ -122,7 +122,7 @@ def cluster_destroy(ctx, name, as_json) -> None:
 
 def _standby(ctx, host: str, on: bool, as_json: bool) -> None:
     with journal.record("cluster.standby" if on else "cluster.unstandby", target=host) as entry:
-        out = cl.standby(context.inventory(ctx), host, on)
+        out = members.standby(context.inventory(ctx), host, on)
         entry.result = out
     if as_json:
         emit_json(out)
@@ -158,7 +158,7 @@ def cluster_unstandby(ctx, host, as_json) -> None:
 def cluster_start(ctx, host, as_json) -> None:
     """Start the cluster services on a member that was fenced or powered off."""
     with journal.record("cluster.start", target=host) as entry:
-        out = cl.start_member(context.inventory(ctx), host)
+        out = members.start_member(context.inventory(ctx), host)
         entry.result = out
     if as_json:
         emit_json(out)

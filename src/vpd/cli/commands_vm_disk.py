@@ -10,7 +10,7 @@ from ..core import journal
 from ..core.errors import UsageError
 from ..storage import disks
 from ..storage.volumes import parse_vol_ref
-from ..vm import lifecycle
+from ..vm.inventory import find_domain
 from . import context
 from .commands_vm import vm
 from .main import handle_errors, json_option
@@ -47,7 +47,7 @@ def disk_attach(ctx, vm_name, host_name, vol_ref, device, target, bus, readonly,
     with journal.record("vm.disk.attach", target=f"{host.name}/{vm_name}", vol=vol_ref, device=device,
                         disk_target=target, bus=bus, live=live, config=config) as entry:
         def attach(c):
-            dom = lifecycle.find_domain(c, host, vm_name)
+            dom = find_domain(c, host, vm_name)
             spec = (disks.volume_disk(host, c, ref[0], ref[1], target, bus, readonly) if ref
                     else disks.device_disk(host, device, target, bus, readonly))
             return disks.attach(host, dom, spec, live=live, config=config)
@@ -77,7 +77,7 @@ def disk_detach(ctx, vm_name, host_name, target, live, config, as_json) -> None:
     conns = context.connections(ctx)
     with journal.record("vm.disk.detach", target=f"{host.name}/{vm_name}", disk_target=target, live=live,
                         config=config) as entry:
-        entry.result = conns.call(host, lambda c: disks.detach(host, lifecycle.find_domain(c, host, vm_name), target,
+        entry.result = conns.call(host, lambda c: disks.detach(host, find_domain(c, host, vm_name), target,
                                                                live=live, config=config))
     r = entry.result
     if as_json:
@@ -97,7 +97,7 @@ def disk_list(ctx, vm_name, host_name, inactive, as_json) -> None:
     """The VM's disks: type, device, target, bus, source, format (domblklist --details)."""
     host = context.inventory(ctx).get(host_name)
     conns = context.connections(ctx)
-    found = conns.call(host, lambda c: disks.list_disks(lifecycle.find_domain(c, host, vm_name), inactive))
+    found = conns.call(host, lambda c: disks.list_disks(find_domain(c, host, vm_name), inactive))
     if as_json:
         emit_json({"host": host.name, "vm": vm_name, "disks": [d.to_dict() for d in found]})
         return

@@ -7,7 +7,7 @@ import click
 from ..core import journal
 from ..network import ifaces
 from ..network.hostnet import host_network
-from ..vm import lifecycle
+from ..vm.inventory import find_domain
 from . import context
 from .commands_vm import vm
 from .main import handle_errors, json_option
@@ -60,7 +60,7 @@ def iface_attach(ctx, name, host_name, network, bridge, model, mac, live, config
     req = ifaces.AttachRequest(network=network, bridge=bridge, model=model, mac=mac, live=live, config=config)
     host = context.inventory(ctx).get(host_name)
     conns = context.connections(ctx)
-    dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
+    dom = conns.call(host, lambda c: find_domain(c, host, name))
     taken = _macs_elsewhere(ctx, host, name)
     hostnet = host_network(host) if bridge else None
     with journal.record("vm.iface.attach", target=f"{host.name}/{name}", network=network, bridge=bridge,
@@ -95,7 +95,7 @@ def iface_detach(ctx, name, host_name, mac, network, bridge, live, config, as_js
     conns = context.connections(ctx)
     with journal.record("vm.iface.detach", target=f"{host.name}/{name}", mac=mac, network=network, bridge=bridge,
                         live=live, config=config) as entry:
-        dom = conns.call(host, lambda c: lifecycle.find_domain(c, host, name))
+        dom = conns.call(host, lambda c: find_domain(c, host, name))
         result = conns.call(host, lambda c: ifaces.detach(dom, host, mac=mac, network=network, bridge=bridge,
                                                           live=live, config=config))
         entry.result = result
@@ -116,7 +116,7 @@ def iface_list(ctx, name, host_name, as_json) -> None:
     """The VM's NICs with their addresses (from DHCP leases, else the host's ARP table)."""
     host = context.inventory(ctx).get(host_name)
     conns = context.connections(ctx)
-    rows = conns.call(host, lambda c: ifaces.list_interfaces(lifecycle.find_domain(c, host, name), host))
+    rows = conns.call(host, lambda c: ifaces.list_interfaces(find_domain(c, host, name), host))
     if as_json:
         emit_json({"vm": name, "host": host.name, "interfaces": rows})
         return

@@ -1,26 +1,26 @@
-"""`vpd cluster create|destroy|standby|unstandby|start`: a Pacemaker + Corosync
-cluster built through pcs on the inventory's hosts, as the course's Práctica 7
-assembles it by hand. vpd never re-implements membership, quorum or fencing: it
+"""`vpd cluster create`: a Pacemaker + Corosync cluster built through pcs on
+the inventory's hosts, as the course's Práctica 7 assembles it by hand. vpd never re-implements membership, quorum or fencing: it
 checks first, drives pcs, waits until the cluster says it is whole, and undoes
 its own work when a step fails. Every command runs on a host through its runner
-(argv, never a shell string)."""
+(argv, never a shell string). What follows create is in members.py; talking to
+the cluster, in pcs.py."""
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import time
-import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..connect.inventory import Host, Inventory
-from ..connect.ssh import NOT_FOUND, CommandResult, runner_for
+from ..connect.ssh import NOT_FOUND, runner_for
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
-from . import fencing, firewall, status as st, store
+from . import fencing, firewall, pcs
+from . import status as st
+from . import store
 from .fencing import FenceSpec
 
 PACKAGES = ["pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents"]
@@ -28,14 +28,7 @@ RPM_PACKAGES = ["pacemaker", "pacemaker-cli", "corosync", "pcs", "resource-agent
 COROSYNC_CONF = "/etc/corosync/corosync.conf"
 SET_ASIDE = COROSYNC_CONF + ".vpd-orig"
 MAX_MEMBERS = 16
-STICKINESS = 100  # pcs sets none: without it a VM moves back when its old host rejoins
-LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 _CLUSTER_NAME_LINE = re.compile(r"^\s*cluster_name\s*:\s*(\S+)\s*$", re.MULTILINE)
-
-
-def pcs(host: Host, *args: str, input: str | None = None, timeout: float = 120.0,
-        check: bool = True) -> CommandResult:
-    return runner_for(host, timeout).run(["pcs", *args], input=input, check=check, timeout=timeout)
 
 
 # --- validation (pure where it can be) ----------------------------------------------
@@ -95,7 +88,7 @@ def _missing_packages(host: Host) -> tuple[list[str], str]:
 
 
 def _install(host: Host, missing: list[str], manager: str) -> None:
-    if host.address and ipaddress.ip_address(host.address) in LAB_NETWORK:
+    if host.lab:
         # Lab hosts share the machine's /usr and dpkg database: never install from inside one.
         raise VpdError(f"{host.name}: cluster packages missing ({', '.join(missing)})",
                        hint="run scripts/setup.sh on the machine (it installs them for every lab host)")
@@ -167,33 +160,33 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         first = hosts[0]
         node_args = [a for h in hosts for a in (h.name, f"addr={h.address}")]
         events.emit(op, "authenticating the hosts (pcs host auth)", 4, total)
-        pcs(first, "host", "auth", *node_args, input=f"hacluster\n{password}\n")
+        pcs.run(first, "host", "auth", *node_args, input=f"hacluster\n{password}\n")
         del password
         events.emit(op, "setting up and starting the cluster (knet, crypto on)", 5, total)
         # pcs writes two_node: 1 for two members itself, and knet with aes256/sha256.
-        pcs(first, "cluster", "setup", name, *node_args, timeout=timeout)
+        pcs.run(first, "cluster", "setup", name, *node_args, timeout=timeout)
         each(hosts, seed_cib)
         # pcs's own --wait polls slowly (~10 s late here): vpd waits below instead.
-        pcs(first, "cluster", "start", "--all", timeout=timeout)
+        pcs.run(first, "cluster", "start", "--all", timeout=timeout)
         report.steps.append("pcs cluster setup; pcs cluster start --all")
         events.emit(op, "waiting for every member online and quorum", 6, total)
-        wait_for(rec, inv, lambda s: st.all_online(s, rec.hosts), timeout, "every member online and quorate")
+        pcs.wait_for(rec, inv, lambda s: st.all_online(s, rec.hosts), timeout, "every member online and quorate")
         events.emit(op, "fencing and defaults", 7, total)
-        pcs(first, "resource", "defaults", "update", f"resource-stickiness={STICKINESS}")
+        pcs.run(first, "resource", "defaults", "update", f"resource-stickiness={pcs.STICKINESS}")
         if fence:
             params = fencing.device_params(fence, rec.hosts)
-            pcs(first, "stonith", "create", fencing.device_id(name), fence.agent,
+            pcs.run(first, "stonith", "create", fencing.device_id(name), fence.agent,
                 *(f"{k}={v}" for k, v in params.items()))
-            pcs(first, "property", "set", "stonith-enabled=true")
-            wait_for(rec, inv, lambda s: bool(st.running_on(s, fencing.device_id(name))), 60,
+            pcs.run(first, "property", "set", "stonith-enabled=true")
+            pcs.wait_for(rec, inv, lambda s: bool(st.running_on(s, fencing.device_id(name))), 60,
                      "the fence device started")
         else:
-            pcs(first, "property", "set", "stonith-enabled=false")
+            pcs.run(first, "property", "set", "stonith-enabled=false")
         store.save(rec)
-        final = query(rec, inv)
+        final = pcs.query(rec, inv)
         report.status = final.to_dict()
     except BaseException:
-        _undo(rec, inv, hosts)
+        teardown(rec, inv, hosts)
         raise
     report.seconds = round(time.monotonic() - started, 2)
     return report
@@ -239,8 +232,9 @@ def each(hosts: list[Host], fn: Callable[[Host], object]) -> list:
     return results
 
 
-def _undo(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None = None) -> list[str]:
-    """Tear down what create made, host by host; best effort, every step tried."""
+def teardown(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None = None) -> list[str]:
+    """Tear down what create made, host by host (create on failure, destroy always);
+    best effort, every step tried."""
     problems = []
     hosts = hosts or [inv.get(n) for n in rec.hosts]
     for h in hosts:
@@ -265,136 +259,3 @@ def _undo(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None = N
             except (VpdError, OSError) as exc:
                 problems.append(f"{h.name}: {what}: {exc}")
     return problems
-
-
-# --- reading the cluster ------------------------------------------------------------
-
-def _ask(host: Host, cluster: str) -> st.ClusterStatus:
-    out = runner_for(host, 30).run(st.CRM_MON, check=False, timeout=30)
-    if out.ok and "<pacemaker-result" in out.stdout:
-        parsed = st.parse(out.stdout, cluster, asked=host.name)
-        if parsed.members:
-            return parsed
-    raise VpdError((out.stderr or out.stdout).strip()[:200] or f"crm_mon exit {out.returncode}")
-
-
-def query(rec: store.ClusterRecord, inv: Inventory, timeout: float = 40.0) -> st.ClusterStatus:
-    """The cluster as the first member to answer sees it. All are asked at once (daemon
-    threads): a member that is down costs an SSH connect timeout, which must neither
-    add up nor hold the command's exit."""
-    hosts = [inv.get(n) for n in rec.hosts]
-    answers: queue.Queue = queue.Queue()
-
-    def ask(host: Host) -> None:
-        try:
-            answers.put((host.name, _ask(host, rec.name)))
-        except VpdError as exc:
-            answers.put((host.name, exc))
-
-    for h in hosts:
-        threading.Thread(target=ask, args=(h,), daemon=True).start()
-    errors = []
-    deadline = time.monotonic() + timeout
-    for _ in hosts:
-        try:
-            name, answer = answers.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if isinstance(answer, st.ClusterStatus):
-            return answer
-        errors.append(f"{name}: {answer.message}")
-    raise VpdError(f"no member of cluster {rec.name} answers: " + ("; ".join(sorted(errors)) or "timed out"),
-                   hint="are the hosts up? `vpd cluster start HOST` after a host came back")
-
-
-def wait_for(rec: store.ClusterRecord, inv: Inventory, predicate: Callable[[st.ClusterStatus], bool],
-             timeout: float, what: str, interval: float = 1.0) -> st.ClusterStatus:
-    deadline = time.monotonic() + timeout
-    last: st.ClusterStatus | None = None
-    while True:
-        try:
-            last = query(rec, inv)
-            if predicate(last):
-                return last
-        except VpdError:
-            pass
-        if time.monotonic() > deadline:
-            seen = ", ".join(f"{m.name} {m.state}" for m in last.members) if last else "no answer"
-            raise VpdError(f"cluster {rec.name}: not {what} within {timeout:g} s ({seen})")
-        time.sleep(interval)
-
-
-def online_member(rec: store.ClusterRecord, inv: Inventory) -> tuple[Host, st.ClusterStatus]:
-    """A member to run pcs on: the one that answered, online in the cluster."""
-    s = query(rec, inv)
-    return inv.get(s.asked), s
-
-
-# --- the other lifecycle commands ---------------------------------------------------
-
-def destroy(inv: Inventory, name: str, timeout: float = 180.0) -> dict:
-    """Disable every resource, wait until they stopped, then tear the cluster down
-    and put each host back as create found it. VMs made highly available are
-    defined again (stopped) on the host where they ran."""
-    from . import ha
-
-    rec = store.load(name)
-    given_back: list[str] = []
-    try:
-        host, s = online_member(rec, inv)
-    except VpdError:
-        host, s = None, None  # no member answers: nothing runs to disable
-    if host and s:
-        given_back = ha.release_all(rec, inv, host, s, timeout)
-    problems = _undo(rec, inv)
-    store.remove(name)
-    return {"cluster": name, "hosts": rec.hosts, "vms_given_back": given_back, "problems": problems}
-
-
-def _member(rec: store.ClusterRecord, inv: Inventory, host_name: str) -> Host:
-    check_name(host_name, "host name")
-    if host_name not in rec.hosts:
-        raise UsageError(f"{host_name} is not a member of cluster {rec.name}", hint="members: " + ", ".join(rec.hosts))
-    return inv.get(host_name)
-
-
-def standby(inv: Inventory, host_name: str, on: bool, timeout: float = 180.0) -> dict:
-    """Drain a member (its resources live-migrate away) or take it back."""
-    cluster = store.cluster_of(check_name(host_name, "host name"))
-    if not cluster:
-        raise UsageError(f"{host_name} is in no cluster vpd made")
-    rec = store.load(cluster)
-    _member(rec, inv, host_name)
-    member, _ = online_member(rec, inv)
-    pcs(member, "node", "standby" if on else "unstandby", host_name)
-
-    def drained(s: st.ClusterStatus) -> bool:
-        m = s.member(host_name)
-        ok = m is not None and m.standby == on
-        if on:
-            ok = ok and not any(host_name in r.running_on for r in s.resources if not r.agent.startswith("stonith:"))
-        return ok
-
-    final = wait_for(rec, inv, drained, timeout, "drained" if on else "back from standby")
-    return {"cluster": rec.name, "host": host_name, "standby": on,
-            "resources": {r.id: r.running_on for r in final.resources}}
-
-
-def start_member(inv: Inventory, host_name: str, timeout: float = 120.0) -> dict:
-    """Start the cluster services on a member again (after a fence or a power cut):
-    fenced lab hosts stay out until asked, as after a two-node fence they must."""
-    cluster = store.cluster_of(check_name(host_name, "host name"))
-    if not cluster:
-        raise UsageError(f"{host_name} is in no cluster vpd made")
-    rec = store.load(cluster)
-    host = _member(rec, inv, host_name)
-    # A reboot drops firewall rules that were never saved (plain nft): admit the members again.
-    reopened = firewall.open_ports(host, [inv.get(n) for n in rec.hosts if n != host_name])
-    if reopened:
-        restore = rec.restore.setdefault(host_name, store.HostRestore())
-        restore.firewall += [r for r in reopened if r not in restore.firewall]
-        store.save(rec)
-    runner_for(host, 90).run(["systemctl", "start", "pcsd"], timeout=90)
-    pcs(host, "cluster", "start", timeout=timeout)
-    wait_for(rec, inv, lambda s: (m := s.member(host_name)) is not None and m.online, timeout, f"{host_name} online")
-    return {"cluster": rec.name, "host": host_name, "online": True}

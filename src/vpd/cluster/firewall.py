@@ -1,10 +1,10 @@
 """Opening the cluster's ports on a member to the other members only: pcsd
 (2224/tcp), corosync's knet (5405/udp), and what Pacemaker's live migrations
-of VirtualDomain resources need (libvirt 16509/tcp, QEMU's migration range
-49152-49215/tcp). The same backends as `vpd host
-prepare` (firewalld rich rules with a source address, or nft rules inserted at
-the top of each input chain that drops), under tags of their own so that
-`host unprepare` and `cluster destroy` never remove each other's rules."""
+of VirtualDomain resources need (libvirt 16509/tcp and the migration range of
+hostprep/ports.py). The same backends as `vpd host prepare` (firewalld rich
+rules with a source address, or nft rules inserted at the top of each input
+chain that drops), under tags of their own so that `host unprepare` and
+`cluster destroy` never remove each other's rules."""
 from __future__ import annotations
 
 from ..connect.inventory import Host
@@ -12,12 +12,13 @@ from ..connect.ssh import NOT_FOUND
 from ..core.errors import VpdError
 from ..hostprep import firewall as hostfw
 from ..hostprep import firewalld, nft
+from ..hostprep.ports import LIBVIRT_PORTS
+from ..hostprep.ports import MIGRATION_PORTS as MIGRATION_RANGE
 from ..hostprep.remote import run
-from ..lab.layout import MIGRATION_PORTS as MIGRATION_RANGE
 
 PCSD_PORTS = ((2224, 2224),)
 COROSYNC_PORTS = ((5405, 5405),)
-MIGRATION_PORTS = ((16509, 16509), MIGRATION_RANGE)
+MIGRATION_PORTS = ((LIBVIRT_PORTS[0], LIBVIRT_PORTS[0]), MIGRATION_RANGE)
 PORTS_BY_PROTO = {"tcp": PCSD_PORTS + MIGRATION_PORTS, "udp": COROSYNC_PORTS}
 TAGS = {"tcp": "vpd-cluster-tcp", "udp": "vpd-cluster-udp"}
 

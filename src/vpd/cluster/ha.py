@@ -21,7 +21,7 @@ from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..migration.preflight import shared_storage_check
 from ..xml.domain import Domain
-from . import create as cl
+from . import pcs
 from . import status as st
 from . import store
 
@@ -74,7 +74,7 @@ def migration_transport(uri: str) -> str:
     return "tcp" if uri.startswith("qemu+tcp") else "ssh"
 
 
-def resource_argv(rid: str, config: str, transport: str, stickiness: int = cl.STICKINESS) -> list[str]:
+def resource_argv(rid: str, config: str, transport: str, stickiness: int = pcs.STICKINESS) -> list[str]:
     """`pcs resource create` for a VM: live migration allowed; a forced stop when a
     graceful one times out (busybox guests without acpid ignore ACPI for ~85 s);
     --unsafe because libvirt trusts only cluster filesystems as shared, while vpd
@@ -134,7 +134,7 @@ def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: f
     rid = resource_id(vm)
     rec = store.load(check_name(cluster, "cluster name"))
     members = [inv.get(h) for h in rec.hosts]
-    member, s = cl.online_member(rec, inv)
+    member, s = pcs.online_member(rec, inv)
     if s.resource(rid) is not None:
         raise UsageError(f"{vm} is already highly available in cluster {rec.name}")
     found = _definitions(conns, members, vm)
@@ -167,11 +167,11 @@ def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: f
     run.run(["tee", config], input=xml)
     dom.undefine()  # a running guest keeps running, now transient: pacemaker finds it where it is
     try:
-        cl.pcs(member, *resource_argv(rid, config, migration_transport(home.uri)))
-        final = cl.wait_for(rec, inv, lambda x: bool(st.running_on(x, rid)), timeout, f"{vm} running")
+        pcs.run(member, *resource_argv(rid, config, migration_transport(home.uri)))
+        final = pcs.wait_for(rec, inv, lambda x: bool(st.running_on(x, rid)), timeout, f"{vm} running")
     except BaseException:
         try:
-            cl.pcs(member, "resource", "delete", rid, "--force", check=False)
+            pcs.run(member, "resource", "delete", rid, "--force", check=False)
         finally:
             conns.get(home).defineXML(xml)
             run.run(["rm", "-f", config], check=False)
@@ -182,7 +182,7 @@ def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: f
 def _cluster_with(inv: Inventory, rid: str) -> tuple[store.ClusterRecord, Host, st.ClusterStatus]:
     for rec in store.all_records():
         try:
-            member, s = cl.online_member(rec, inv)
+            member, s = pcs.online_member(rec, inv)
         except VpdError:
             continue
         if s.resource(rid) is not None:
@@ -191,7 +191,7 @@ def _cluster_with(inv: Inventory, rid: str) -> tuple[store.ClusterRecord, Host, 
 
 
 def _config_of(member: Host, rid: str) -> str:
-    out = cl.pcs(member, "resource", "config", rid).stdout
+    out = pcs.run(member, "resource", "config", rid).stdout
     found = re.search(r"\bconfig=(\S+)", out)
     if not found:
         raise VpdError(f"cannot find {rid}'s config= in `pcs resource config`")
@@ -213,13 +213,13 @@ def _release(rec: store.ClusterRecord, inv: Inventory, conns: Connections | None
         # A deleted resource whose history remains is an orphan, and pacemaker stops
         # orphans (unmanaged or not). In maintenance mode nothing is stopped; the
         # refresh then forgets the history before pacemaker manages again.
-        cl.pcs(member, "property", "set", "maintenance-mode=true")
+        pcs.run(member, "property", "set", "maintenance-mode=true")
         try:
-            cl.pcs(member, "resource", "delete", rid, "--force")
-            cl.pcs(member, "resource", "refresh", "--force")
-            cl.wait_for(rec, inv, lambda x: x.resource(rid) is None, 60, f"{rid} forgotten")
+            pcs.run(member, "resource", "delete", rid, "--force")
+            pcs.run(member, "resource", "refresh", "--force")
+            pcs.wait_for(rec, inv, lambda x: x.resource(rid) is None, 60, f"{rid} forgotten")
         finally:
-            cl.pcs(member, "property", "set", "maintenance-mode=false")
+            pcs.run(member, "property", "set", "maintenance-mode=false")
     runner_for(host).run(["rm", "-f", config], check=False)  # libvirt holds the definition again
     return host.name
 
@@ -230,7 +230,7 @@ def disable(inv: Inventory, conns: Connections, vm: str) -> HaReport:
     rec, member, s = _cluster_with(inv, rid)
     where = st.running_on(s, rid)
     host = _release(rec, inv, conns, member, rid, where, keep_running=True)
-    final = cl.query(rec, inv)
+    final = pcs.query(rec, inv)
     if final.resource(rid) is not None:
         raise VpdError(f"{rid} is still a cluster resource")
     return HaReport(vm, rec.name, [host] if where else [], None, None, round(time.monotonic() - started, 2))
@@ -248,13 +248,13 @@ def move(inv: Inventory, vm: str, target: str, timeout: float = 180.0) -> HaRepo
         raise UsageError(problem)
     if st.settled_on(s, rid, target):
         return HaReport(vm, rec.name, [target], None, None, 0.0)
-    cl.pcs(member, "resource", "move", rid, target)
+    pcs.run(member, "resource", "move", rid, target)
     try:
-        final = cl.wait_for(rec, inv, lambda x: st.settled_on(x, rid, target), timeout, f"{vm} running on {target}",
+        final = pcs.wait_for(rec, inv, lambda x: st.settled_on(x, rid, target), timeout, f"{vm} running on {target}",
                             interval=0.5)
     finally:
         # pcs 0.11's move leaves a location constraint behind unless cleared.
-        cl.pcs(member, "resource", "clear", rid, check=False)
+        pcs.run(member, "resource", "clear", rid, check=False)
     return HaReport(vm, rec.name, st.running_on(final, rid), None, None, round(time.monotonic() - started, 2))
 
 
@@ -267,8 +267,8 @@ def release_all(rec: store.ClusterRecord, inv: Inventory, member: Host, s: st.Cl
     for r in s.resources:
         if not r.disabled:
             kind = "stonith" if r.agent.startswith("stonith:") else "resource"
-            cl.pcs(member, kind, "disable", r.id, check=False)
-    cl.wait_for(rec, inv, lambda x: not any(r.running_on for r in x.resources if not r.agent.startswith("stonith:")),
+            pcs.run(member, kind, "disable", r.id, check=False)
+    pcs.wait_for(rec, inv, lambda x: not any(r.running_on for r in x.resources if not r.agent.startswith("stonith:")),
                 timeout, "every resource stopped")
     for rid, where in vms.items():
         given_back.append(f"{rid}@{_release(rec, inv, None, member, rid, where, keep_running=False)}")

@@ -44,6 +44,12 @@ class Host(BaseModel):
     ssh_known_hosts: str | None = None
     ssh_port: int = 22
     incus: str | None = None  # where its incusd listens: unix:/path/unix.socket or https://HOST[:PORT]
+    # What a lab writes about its hosts (lab/layout.inventory_toml), so the product
+    # need not read the lab's own state: the link's rate in Mbit/s (the migration
+    # policy's bandwidth, when known) and that the host is a lab host (whose nested
+    # KVM vm/accel does not trust without a test boot).
+    link_mbit: int | None = None
+    lab: bool = False
 
     @field_validator("name")
     @classmethod
@@ -161,6 +167,8 @@ class Inventory(BaseModel):
 
 
 def _toml_str(value) -> str:
+    if isinstance(value, bool):  # before int: bool is an int, and TOML spells it lower-case
+        return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')

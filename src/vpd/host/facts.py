@@ -72,7 +72,7 @@ def read_facts(conns: Connections, host: Host) -> HostFacts:
             memory_free_mib=conn.getFreeMemory() // (1024 * 1024),
             vms_total=len(domains),
             vms_running=sum(1 for d in domains if d.isActive()),
-            accel="kvm" if domain_type(conn.getCapabilities(), host.address) == "kvm" else "tcg",
+            accel="kvm" if domain_type(conn.getCapabilities(), host.lab) == "kvm" else "tcg",
         )
         return facts
     except VpdError as exc:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from ..connect.inventory import Host
 from ..connect.ssh import NOT_FOUND
 from ..core.errors import VpdError
-from . import PORTS, firewalld, nft
+from . import firewalld, nft
+from .ports import PEER_PORTS, port_range_text
 from .remote import Command, address_of, run
 from .report import Change
 
@@ -19,7 +20,7 @@ NFTABLES, FIREWALLD, NONE = "nftables", "firewalld", "none"
 
 
 def _ports_text() -> str:
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in PORTS) + "/tcp"
+    return ", ".join(port_range_text(p) for p in PEER_PORTS) + "/tcp"
 
 
 @dataclass
@@ -54,7 +55,7 @@ def _plan_nft(host: Host, peers: list[Host], ruleset: nft.Ruleset) -> FirewallPl
     changes = [
         Change(host, "nft-rule", f"admit {name} ({address}) to {_ports_text()} in {chain}", [Command(tuple(argv))],
                {"kind": "nft-rule", "on": host.name, "chain": str(chain), "comment": nft.comment_for(name, address)})
-        for chain, name, address, argv in nft.plan(ruleset, [(p.name, address_of(p)) for p in peers], PORTS)
+        for chain, name, address, argv in nft.plan(ruleset, [(p.name, address_of(p)) for p in peers], PEER_PORTS)
     ]
     return FirewallPlan(NFTABLES, changes,
                         ["nftables: input chains that drop by default: " + "; ".join(map(str, closed))])
@@ -84,7 +85,7 @@ def _plan_firewalld(host: Host, peers: list[Host]) -> FirewallPlan:
     # Runtime and permanent both, instead of permanent + --reload: a reload would
     # also drop every runtime-only rule that someone else added.
     for zone, zone_peers in by_zone.items():
-        wanted = [r for p in zone_peers for r in firewalld.rich_rules(address_of(p), PORTS)]
+        wanted = [r for p in zone_peers for r in firewalld.rich_rules(address_of(p), PEER_PORTS)]
         for permanent in (False, True):
             listing = ["firewall-cmd", *(["--permanent"] if permanent else []), f"--zone={zone}", "--list-rich-rules"]
             have = firewalld.listed(run(host, listing).stdout)

@@ -10,13 +10,14 @@ from typing import Any
 from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
-from . import LIBVIRT_PORTS, MIGRATION_RANGE, SSH_PORT, firewall, firewalld, fqdn, state
+from . import firewall, firewalld, fqdn, state
+from .ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 from .remote import address_of, run_command
 from .report import Change, HostPrepReport
 
 # What a migration needs to get through: SSH, libvirt (tcp, tls) and the first
 # migration port, which libvirt hands out first.
-REACH_PORTS = [SSH_PORT, *LIBVIRT_PORTS, MIGRATION_RANGE[0]]
+REACH_PORTS = [SSH_PORT, *LIBVIRT_PORTS, MIGRATION_PORTS[0]]
 
 # Opens the journal entry around one host's changes: record(operation, host, **args) -> a
 # context manager whose value has a settable `result`.

@@ -266,7 +266,7 @@ def _start_daemons(host: LabHost, pid: int, firewall: str) -> None:
 
 
 def _inventory_host(h: LabHost) -> Host:
-    return Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address, fqdn=h.fqdn)
+    return Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address, fqdn=h.fqdn, lab=True)
 
 
 def _wait_for_libvirt(host: LabHost, timeout: float = 60.0) -> libvirt.virConnect:
@@ -384,7 +384,7 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
                 _boot_host(h, pids[h.name], firewall)
             events.emit(op, "writing the inventory", 5, total)
             (root / "inventory.toml").write_text(
-                layout.inventory_toml(hosts, admin_key, root / "known_hosts"))
+                layout.inventory_toml(hosts, admin_key, root / "known_hosts", link_rate_bps))
             return state
         except BaseException:
             _teardown(load_state())

@@ -9,7 +9,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..connect.inventory import Host, Inventory
 from ..core.errors import UsageError
+from ..hostprep.ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 
 DOMAIN = "vpd.lab"
 FIRST_HOST_OCTET = 11
@@ -17,9 +19,6 @@ MAX_HOSTS = 8
 SHARED_POOL = "CONT_VOL_COMP"
 # The seed's path for the shared pool; the same path on every host.
 SHARED_MOUNT = "/var/lib/libvirt/images/COMPARTIDO"
-LIBVIRT_PORTS = (16509, 16514)
-SSH_PORT = 22
-MIGRATION_PORTS = (49152, 49215)
 # Machine paths each lab host keeps private: an overlay per host on the machine's
 # own tree, so a host's writes (the hacluster password in /etc/shadow, corosync
 # and pacemaker state, a per-host systemctl) never reach the machine or another
@@ -29,6 +28,9 @@ PRIVATE_OVERLAYS = ("/etc", "/usr", "/var/lib/corosync", "/var/lib/pacemaker", "
 # Where a lab host reaches the lab's power switch (vpd.lab.pdu) for fencing.
 PDU_MOUNT = "/run/vpd-lab"
 PDU_SOCKET_NAME = "pdu.sock"
+# A link without shaping is a veth pair, bound by the CPU rather than a wire; the
+# migration policy is told 10 Gbit/s for it.
+UNSHAPED_LINK_MBIT = 10_000
 
 
 def lab_net() -> int:
@@ -202,18 +204,19 @@ table inet vpd_lab_host {{
 """
 
 
-def inventory_toml(hosts: list[LabHost], identity: Path, known_hosts: Path) -> str:
-    out = ["# written by `vpd lab up`; removed by `vpd lab down`"]
-    for h in hosts:
-        out += [
-            "[[hosts]]",
-            f'name = "{h.name}"',
-            f'uri = "qemu+tcp://{h.address}/system"',
-            f'address = "{h.address}"',
-            f'ssh_identity = "{identity}"',
-            f'ssh_known_hosts = "{known_hosts}"',
-            # Its incusd's socket as the machine sees it (lab/incus.py); unused without Incus.
-            f'incus = "unix:{h.dir / "incus" / "unix.socket"}"',
-            "",
-        ]
-    return "\n".join(out)
+def link_mbit(rate_bps: int | None) -> int:
+    """The link rate the inventory states: the shaping in Mbit/s (at least 1), or
+    UNSHAPED_LINK_MBIT for a link without shaping."""
+    return max(1, round(rate_bps / 1_000_000)) if rate_bps else UNSHAPED_LINK_MBIT
+
+
+def inventory_toml(hosts: list[LabHost], identity: Path, known_hosts: Path, link_rate_bps: int | None) -> str:
+    """The lab's inventory: what the product needs to know of the lab (the link's
+    rate, that these are lab hosts) travels here, never through the lab's state."""
+    inventory = Inventory(hosts=[
+        Host(name=h.name, uri=f"qemu+tcp://{h.address}/system", address=h.address, ssh_identity=str(identity),
+             ssh_known_hosts=str(known_hosts), fqdn=h.fqdn, link_mbit=link_mbit(link_rate_bps), lab=True,
+             # Its incusd's socket as the machine sees it (lab/incus.py); unused without Incus.
+             incus=f"unix:{h.dir / 'incus' / 'unix.socket'}")
+        for h in hosts])
+    return "# written by `vpd lab up`; removed by `vpd lab down`\n" + inventory.to_toml()

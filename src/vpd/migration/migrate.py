@@ -15,7 +15,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.checks import Check, failed
 from ..core.errors import UsageError, VpdError
-from ..vm.lifecycle import find_domain
+from ..vm.inventory import find_domain
 from ..xml.domain import Domain
 from . import cleanup, policy, preflight, validate
 from .run import run_job
@@ -35,7 +35,7 @@ class MigrateOptions:
     timeout_s: float | None = None
     timeout_action: str = "abort"
     stall_s: float = 30.0
-    link_mib_s: float | None = None  # None: the lab's shaping, else 1 Gbit/s
+    link_mib_s: float | None = None  # None: the hosts' link_mbit, else 1 Gbit/s
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -84,17 +84,18 @@ JOB_STATS_KEPT = ("time_elapsed", "downtime", "setup_time", "memory_processed", 
                   "memory_iteration", "memory_dirty_rate", "auto_converge_throttle", "disk_processed")
 
 
+# The link assumed when neither the options nor the inventory state one.
+DEFAULT_LINK_MBIT = 1000
+
+
 def _link_mib_s(src: Host, dst: Host, opts: "MigrateOptions") -> float:
-    """The link the migration stream crosses: given, or the lab's shaping, else 1 Gbit/s."""
+    """The link the migration stream crosses: given, else the slower of the two
+    hosts' links the inventory states (a lab states its shaping), else 1 Gbit/s."""
     if opts.link_mib_s:
         return opts.link_mib_s
-    from ..lab import control
-
-    state = control.load_state()
-    lab_addresses = {h.address for h in state.hosts} if state else set()
-    if dst.address in lab_addresses:
-        return (state.link_rate_bps or 10_000_000_000) / 8 / 2**20
-    return 1_000_000_000 / 8 / 2**20
+    stated = [h.link_mbit for h in (src, dst) if h.link_mbit]
+    mbit = min(stated) if stated else DEFAULT_LINK_MBIT
+    return mbit * 1_000_000 / 8 / 2**20
 
 
 def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) -> tuple[int, list[str]]:

@@ -13,7 +13,7 @@ from ..connect.inventory import Host
 from ..connect.ssh import runner_for
 from ..core.checks import Check
 from ..host.facts import MIN_LIBVIRT, MIN_QEMU, version_text, version_tuple
-from ..lab.layout import MIGRATION_PORTS
+from ..hostprep.ports import MIGRATION_PORTS, port_range_text
 from ..xml.domain import Domain
 
 
@@ -124,7 +124,7 @@ def port_check(src: Host, dst: Host, timeout: float = 2.0) -> Check:
     target = dst.address or dst.hostname
     state = probe_ports(src, target, [port], timeout)[port]
     return _check(f"migration ports {src.name}->{dst.name}", reachable(state), f"{target}:{port} {state}",
-                  f"open 49152-49216/tcp on {dst.name} to {src.name}: vpd host prepare {src.name} {dst.name}")
+                  f"open {port_range_text(MIGRATION_PORTS)}/tcp on {dst.name} to {src.name}: vpd host prepare {src.name} {dst.name}")
 
 
 def resolution_checks(src: Host, dst: Host) -> list[Check]:

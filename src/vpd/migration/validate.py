@@ -19,7 +19,7 @@ def guest_probe(dom: libvirt.virDomain) -> dict | None:
     """Boot id, uptime and a checksum of the first MiB of its disk, asked of the guest itself."""
     if not _has_channel(dom):
         return None
-    from ..lab.guest_channel import GuestChannel
+    from ..vm.guest_channel import GuestChannel
     from ..vm.console import ConsoleStream
 
     with ConsoleStream(dom, "serial1") as stream:

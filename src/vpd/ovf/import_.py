@@ -428,7 +428,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
             macs.append(new_mac(taken))
             taken.add(macs[-1])
         dtype = cast(DomainType, "test" if conn.getType() == "Test"  # domain_type: "kvm" or "qemu"
-                     else domain_type(conn.getCapabilities(), host.address))
+                     else domain_type(conn.getCapabilities(), host.lab))
         events.emit(OPERATION, f"defining {name}")
         domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                               boot_paths.get("initrd"))

@@ -1,11 +1,11 @@
 """KVM or TCG? KVM only where it is offered *and* a guest has been seen to boot with it.
 
 Nested KVM can be offered yet hang right after the kernel's setup code
-(lab-notes), so on the lab's machine vpd boots the lab guest once under KVM and
-caches the verdict; real hosts that offer KVM are trusted."""
+(lab-notes), so for a lab host (the inventory's `lab = true`: it runs on this
+machine) vpd boots the lab guest once under KVM here and caches the verdict;
+real hosts that offer KVM are trusted."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import select
@@ -30,7 +30,7 @@ def kvm_boots_here(timeout: float = 8.0) -> bool:
     """Boot the lab guest under KVM on this machine; True if it prints its boot marker."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    from ..lab.guest_image import build_guest_image
+    from .guest_image import build_guest_image
 
     qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     key = f"{qemu_version}|{os.uname().release}"
@@ -67,21 +67,11 @@ def kvm_boots_here(timeout: float = 8.0) -> bool:
     return works
 
 
-# Every lab network lives here (vpd.lab.layout.subnet).
-LAB_RANGE = ipaddress.ip_network("198.18.0.0/16")
-
-
-def _is_lab_address(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address) in LAB_RANGE
-    except ValueError:
-        return False
-
-
-def domain_type(caps_xml: str, host_address: str | None) -> str:
-    """'kvm' or 'qemu' (TCG) for a new guest on the host with these capabilities."""
+def domain_type(caps_xml: str, lab_host: bool) -> str:
+    """'kvm' or 'qemu' (TCG) for a new guest on the host with these capabilities;
+    lab_host is the inventory's `lab` flag (a lab host runs on this machine)."""
     if guest_accelerator(caps_xml) != "kvm":
         return "qemu"
-    if _is_lab_address(host_address) and not kvm_boots_here():
+    if lab_host and not kvm_boots_here():
         return "qemu"
     return "kvm"

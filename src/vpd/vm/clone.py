@@ -21,8 +21,8 @@ from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.checks import require_unicast_mac
-# VPD_NS_PREFIX and new_mac moved to xml.edit; imported from here by template, create, restore, OVF import.
-from ..xml.edit import VPD_NS_PREFIX, DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
+# new_mac lives in xml.edit; create, restore and OVF import still import it from here.
+from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .console import serial_log_path

@@ -199,7 +199,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
     for n in spec.nics:
         if n.mac and n.mac.lower() in taken:
             raise UsageError(f"MAC {n.mac} is already in use on {host.name}")
-    dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.address)
+    dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.lab)
     with Undo() as undo:
         disks, paths, per_bus = [], [], {}
         for i, p in enumerate(planned):

@@ -1,4 +1,5 @@
-"""`vpd vm list`: every VM of every host from one bulk-stats call per host."""
+"""Finding VMs: one by name on a host, whether it is a template, what uses a disk,
+and `vpd vm list` (every VM of every host from one bulk-stats call per host)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,8 @@ import libvirt
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.errors import VpdError
+from ..core.names import check_name
+from ..xml.edit import TEMPLATE_NS
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "no state",
@@ -58,6 +61,26 @@ def domain_exists(conn: libvirt.virConnect, name: str) -> bool:
         return True
     except libvirt.libvirtError:
         return False
+
+
+def find_domain(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
+    """The VM `name` on `host` (NotFound only when libvirt says there is none)."""
+    from ..connect.libvirt_conn import lookup
+
+    check_name(name, "VM name")
+    return lookup(host, lambda: conn.lookupByName(name), f"no VM named {name!r} on {host.name}",
+                  hint="`vpd vm list --all` lists them")
+
+
+def is_template(dom: libvirt.virDomain) -> bool:
+    """Whether the VM carries vpd's template mark (vm/template.py sets and clears it)."""
+    try:
+        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TEMPLATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        return True
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return False
+        raise
 
 
 @dataclass

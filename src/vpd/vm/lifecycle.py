@@ -7,22 +7,13 @@ import libvirt
 
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
-from ..core.errors import NotFound, UsageError, VpdError
+from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
 from ..xml.edit import DomainEditor
 from .clone import linked_dependents
 from .console import ConsoleStream
-from .inventory import STATE_NAMES, volume_by_path
-from .template import is_template
-
-
-def find_domain(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virDomain:
-    check_name(name, "VM name")
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no VM named {name!r} on {host.name}", hint="`vpd vm list --all` lists them") from None
+from .inventory import STATE_NAMES, is_template, volume_by_path
 
 
 def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0) -> dict:
@@ -38,7 +29,7 @@ def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0
     if not wait_boot:
         dom.create()
         return {"started": True}
-    from ..lab.guest_channel import ConsoleReader
+    from .guest_channel import ConsoleReader
 
     began = time.monotonic()
     dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)

@@ -121,7 +121,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     kernel = initrd = None
     cmdline = ""
     if request.lab_guest:
-        from ..lab.guest_image import build_guest_image
+        from .guest_image import build_guest_image
 
         image = build_guest_image(paths.cache_dir() / "guest")
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline

@@ -16,18 +16,9 @@ from ..connect.libvirt_conn import Connections
 from ..core.errors import UsageError, VpdError
 from ..xml.edit import TEMPLATE_MARKER, TEMPLATE_NS, disk_files
 from .clone import linked_dependents
+from .inventory import is_template
 
 _CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-
-
-def is_template(dom: libvirt.virDomain) -> bool:
-    try:
-        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TEMPLATE_NS, _CONFIG)
-        return True
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-            return False
-        raise
 
 
 def seal(dom: libvirt.virDomain) -> dict:

@@ -1,5 +1,8 @@
-"""The lab's tiny guest: the host's own cloud kernel booted straight into a
-busybox initramfs (see guest/init for what the guest does).
+"""The lab guest, vpd's tiny demo guest (`vpd vm create --lab-guest`): the
+host's own cloud kernel booted straight into a busybox initramfs (see
+guest/init for what the guest does). It is a product feature, not only the
+lab's: the lab's tests and benchmarks boot it, and vm/accel boots it once to
+learn whether KVM works on this machine.
 
 The initramfs is built once into a cache directory and rebuilt only when one
 of its inputs changes; a cache hit costs a few hashes, not a build.

@@ -1,5 +1,6 @@
-"""Host side of the lab guest's serial lines: its console (ttyS0) and its
-command channel (ttyS1). See guest/init for the guest side.
+"""Host side of the lab guest's serial lines: its console (ttyS0, with the boot
+marker that `vm start --wait-boot` waits for) and its command channel (ttyS1,
+which migration validation asks). See guest/init for the guest side.
 
 Command channel wire format, one request per line (host -> guest):
 
