@@ -20,7 +20,7 @@ from pathlib import Path
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections
+from ..connect.libvirt_conn import Connections, lookup
 from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name, parse_size
@@ -60,11 +60,16 @@ def find_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.
     if not pool.isActive():
         raise UsageError(f"pool {pool.name()} on {host.name} is not running",
                          hint=f"`vpd pool start {pool.name()} --host {host.name}`")
+    return lookup(host, lambda: pool.storageVolLookupByName(name),
+                  f"no volume {name!r} in pool {pool.name()} on {host.name}", hint=f"`vpd vol list {pool.name()} --host {host.name}`")
+
+
+def existing_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    """The volume `name` of a running pool, or None when there is none (other libvirt errors are failures)."""
     try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no volume {name!r} in pool {pool.name()} on {host.name}",
-                       hint=f"`vpd vol list {pool.name()} --host {host.name}`") from None
+        return lookup(host, lambda: pool.storageVolLookupByName(name), "")
+    except NotFound:
+        return None
 
 
 @dataclass
@@ -209,10 +214,7 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
             raise UsageError(f"an overlay cannot be smaller than its backing volume ({base.capacity} bytes)")
     if capacity is None:
         raise UsageError("--size is needed (without --backing)")
-    try:
-        existing = pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
-        existing = None
+    existing = existing_volume(host, pool, name)
     if existing is not None:
         return _same_or_clash(host, pool_name, describe(host, pool_name, existing), capacity, fmt, backing_path)
     _, pool_capacity, _, available = pool.info()
@@ -234,10 +236,7 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
     dest_pool = find_pool(conn, host, target_pool) if target_pool else pool
     _require_volume_pool(host, dest_pool)
     fmt = src_info.format if src_info.format in FORMATS else "raw"
-    try:
-        existing = dest_pool.storageVolLookupByName(new_name)
-    except libvirt.libvirtError:
-        existing = None
+    existing = existing_volume(host, dest_pool, new_name)
     if existing is not None:
         return _same_or_clash(host, dest_pool.name(), describe(host, dest_pool.name(), existing),
                               src_info.capacity, fmt, None)
