@@ -20,6 +20,7 @@ import re
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from ..connect.inventory import Host, Inventory
 from ..connect.ssh import NOT_FOUND, Runner, runner_for
@@ -337,9 +338,10 @@ def find_target(backend: Tgt | Lio, iqn: str) -> TargetInfo | None:
 
 
 def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[Initiator], chap_user: str | None,
-                  password: str | None, undo: Undo | None = None) -> dict:
+                  password: str | None, undo: Undo | None = None, plan: Callable[[], None] | None = None) -> dict:
     """Export `path` (a file or block device on `host`) as LUN `lun` of target `iqn`. A failure
-    half-way removes what was made: through `undo` (an Operation's) when given, else here."""
+    half-way removes what was made: through `undo` (an Operation's) when given, else here.
+    `plan` is called once the target is known to be new, just before it is made."""
     iqn = check_iqn(iqn, "target IQN")
     if chap_user:
         check_chap_user(chap_user)
@@ -366,6 +368,8 @@ def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[In
     in_use = [t.iqn for t in backend.targets() if path in t.luns.values()]
     if in_use:
         raise UsageError(f"{path} is already exported by {', '.join(in_use)}")
+    if plan is not None:
+        plan()
     started = backend.ensure_running()
     own = undo is None
     undo = Undo() if own else undo

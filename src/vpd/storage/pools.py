@@ -13,6 +13,7 @@ import re
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import libvirt
 
@@ -335,12 +336,14 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
 
 
 def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, password: str | None = None,
-                start: bool = True, autostart: bool = False, undo: Undo | None = None) -> dict:
+                start: bool = True, autostart: bool = False, undo: Undo | None = None,
+                plan: Callable[[], None] | None = None) -> dict:
     """Define, build, start and (optionally) autostart a pool; undo every step done if one fails.
 
     Same name and same settings: nothing to do. Same name, other settings: UsageError.
     With `undo` (an Operation's), the steps are pushed there and run (and journaled) by its
-    owner; without, they run here before the error goes on."""
+    owner; without, they run here before the error goes on. `plan` is called once the pool is
+    known to be new, just before anything is made (an Operation journals the pool there)."""
     wanted = pool_xml(spec)
     if spec.chap_user and password is None:
         raise UsageError("--chap needs the secret: --chap-secret-file FILE or $VPD_CHAP_SECRET")
@@ -356,6 +359,8 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
     _check_devices(host, spec)
     _check_portal(host, wanted)
 
+    if plan is not None:
+        plan()
     own = undo is None
     undo = Undo() if own else undo
     steps: list[str] = []

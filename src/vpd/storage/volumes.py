@@ -16,6 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import libvirt
 
@@ -195,7 +196,9 @@ def _same_or_clash(host: Host, pool_name: str, existing: VolumeInfo, capacity: i
 
 
 def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, size: str | int | None,
-                  fmt: str = "qcow2", backing: str | None = None) -> dict:
+                  fmt: str = "qcow2", backing: str | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Create a volume; the same one again is a no-op. `plan` is called once the volume is known
+    to be new, just before it is made (an Operation journals it there)."""
     check_name(name, "volume name")
     if fmt not in FORMATS:
         raise UsageError(f"unknown volume format {fmt!r}", hint="use raw or qcow2")
@@ -223,12 +226,15 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
                          f"the volume would take {capacity}",
                          hint="use a smaller --size or another pool")
     xml = volume(name, capacity, fmt, backing_path, backing_fmt=backing_fmt or "qcow2")
+    if plan is not None:
+        plan()
     vol = pool.createXML(xml.to_xml_string(), 0)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True}
 
 
 def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: str, new_name: str,
-                 target_pool: str | None = None) -> dict:
+                 target_pool: str | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Full copy of a volume (same pool or `target_pool`); `plan` as for create_volume."""
     check_name(new_name, "volume name")
     pool = find_pool(conn, host, pool_name)
     src = find_volume(host, pool, source)
@@ -245,6 +251,8 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
         raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; the copy needs about {src_info.allocation}")
     events.emit("vol.clone", f"copying {source} to {new_name}")
     xml = volume(new_name, src_info.capacity, fmt)
+    if plan is not None:
+        plan()
     vol = dest_pool.createXMLFrom(xml.to_xml_string(), src, 0)
     return {**describe(host, dest_pool.name(), vol).to_dict(), "changed": True, "source": source}
 
