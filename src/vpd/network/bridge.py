@@ -12,6 +12,7 @@ import ipaddress
 import shlex
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import open_connection
@@ -283,13 +284,18 @@ def apply(host: Host, runner: Runner, plan: Plan, confirm_s: float = DEFAULT_CON
 
 
 def create(host: Host, bridge: str, iface: str, *, force_management: bool = False,
-           confirm_s: float = DEFAULT_CONFIRM_S, runner: Runner | None = None) -> dict:
+           confirm_s: float = DEFAULT_CONFIRM_S, runner: Runner | None = None,
+           plan: Callable[[], None] | None = None) -> dict:
+    """Make `bridge` with `iface` as its port (commit-confirmed); the same bridge again is a no-op.
+    `plan` is called once the bridge is known to be new, just before the host is changed."""
     require_ifname(bridge, "bridge name")
     require_ifname(iface, "interface")
     runner = runner or runner_for(host, timeout=30)
     hostnet = read_host_network(runner)
     if check_create(hostnet, host, bridge, iface, force_management):
         return {"host": host.name, "bridge": bridge, "iface": iface, "changed": False, "backend": None}
+    if plan is not None:
+        plan()
     management = is_management(hostnet, host, iface)
     if networkmanager_runs(runner):
         old, ipv4 = _nm_ipv4(runner, iface)

@@ -10,7 +10,7 @@ import ipaddress
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import get_args
+from typing import Callable, get_args
 
 import libvirt
 
@@ -226,11 +226,12 @@ def users(conn: libvirt.virConnect, name: str, running_only: bool = True) -> lis
 
 def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bool = True,
            autostart: bool = False, hostnet: HostNetwork | None = None, probe_host: bool = True,
-           undo: Undo | None = None) -> dict:
+           undo: Undo | None = None, plan: Callable[[], None] | None = None) -> dict:
     """Define (and start) a network; an existing one with the same settings is left as is.
 
     A failure after the definition removes it again: through `undo` (an Operation's, which runs
-    and journals it) when given, else here before the error goes on."""
+    and journals it) when given, else here before the error goes on. `plan` is called once the
+    network is known to be new, just before it is defined (an Operation journals it there)."""
     if probe_host and hostnet is None:
         hostnet = host_network(host)
     existing = existing_network(conn, host, spec.name)
@@ -253,6 +254,8 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
             notes.append("autostart set")
         return {"created": False, "changed": bool(notes), "notes": notes, **describe(host, existing).to_dict()}
     check_fits_host(spec, host, conn, hostnet)
+    if plan is not None:
+        plan()
     own = undo is None
     undo = Undo() if own else undo
     with undo if own else nullcontext():
