@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import open_connection

@@ -7,22 +7,23 @@ overlap with the host's own addresses and routes or with the host's other libvir
 from __future__ import annotations
 
 import ipaddress
-from contextlib import nullcontext
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable, get_args
+from typing import get_args
 
 import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, lookup
+from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
 from ..xml.checks import require_choice, require_ifname
 from ..xml.domain import Domain
 from ..xml.network import Network, VpdNetworkMode, virtual_network
-from ..connect.ssh import runner_for
 from .hostnet import HostNetwork, has_host_behind, host_network, read_link
 
 MODES = get_args(VpdNetworkMode)
@@ -256,11 +257,10 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
     check_fits_host(spec, host, conn, hostnet)
     if plan is not None:
         plan()
-    own = undo is None
-    undo = Undo() if own else undo
-    with undo if own else nullcontext():
+    steps_undo = undo if undo is not None else Undo()
+    with steps_undo if undo is None else nullcontext():
         net = conn.networkDefineXML(spec.to_xml().to_xml_string())
-        undo.push(lambda: _remove(net), f"stop and undefine network {spec.name}")
+        steps_undo.push(lambda: _remove(net), f"stop and undefine network {spec.name}")
         if start:
             try:
                 net.create()

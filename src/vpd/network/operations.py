@@ -4,6 +4,7 @@ an Operation (journal entry, lock on the object, undo) and returns a plain resul
 itself lives in networks and bridge."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..core.errors import NotFound, VpdError
@@ -34,7 +35,7 @@ def net_create(session: Session, name: str, host_ref: str, mode: str, *, subnet:
         result = session.call(host, lambda c: networks.create(
             c, host, spec, start=start, autostart=autostart, undo=op.undo,
             plan=lambda: op.plan("network", name, host.name, mode=mode)))
-        if result["created"] and mode == "routed":
+        if result["created"] and mode == "routed" and spec.gateway is not None:
             result["route_hint"] = f"ip route add {spec.gateway.network} via {host.address or host.hostname}"
         op.result = result
     return op.result
@@ -69,7 +70,7 @@ def net_leases(session: Session, name: str, host_ref: str | None = None) -> dict
     found, rows = [], []
     for host in hosts:
         try:
-            rows += session.call(host, lambda c: networks.leases(c, host, name))
+            rows += session.call(host, partial(networks.leases, host=host, name=name))
             found.append(host.name)
         except NotFound:
             continue

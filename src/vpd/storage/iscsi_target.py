@@ -18,9 +18,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from ..connect.inventory import Host, Inventory
 from ..connect.ssh import NOT_FOUND, Runner, runner_for
@@ -371,10 +371,9 @@ def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[In
     if plan is not None:
         plan()
     started = backend.ensure_running()
-    own = undo is None
-    undo = Undo() if own else undo
-    with undo if own else nullcontext():
-        undo.push(lambda: _remove_partial(host, backend, iqn, started, initiators),
+    steps_undo = undo if undo is not None else Undo()
+    with steps_undo if undo is None else nullcontext():
+        steps_undo.push(lambda: _remove_partial(host, backend, iqn, started, initiators),
                   f"remove target {iqn} and its firewall openings on {host.name}")
         backend.create(iqn, lun, path, wanted_acl, chap_user, password)
         firewall = open_firewall(host, initiators, iqn)

@@ -4,7 +4,8 @@ Operation (journal entry, lock on the object, undo, progress) and returns a plai
 The work itself lives in pools, volumes and iscsi_target."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..core.errors import UsageError
 from ..core.names import check_name
@@ -234,7 +235,7 @@ def target_create(session: Session, host_ref: str, iqn: str, allow: list[str] | 
             raise UsageError("--chap needs the secret: --chap-secret-file FILE or $VPD_CHAP_SECRET")
     host = session.host(host_ref)
     initiators = iscsi_target.parse_allow(list(allow), session.inventory)
-    path = _export_path(session, host, vol_ref) if vol_ref else require_absolute_path(file_path, "--file")
+    path = _export_path(session, host, vol_ref) if vol_ref else require_absolute_path(file_path or "", "--file")
     with Operation(session, "iscsi.target.create", target=f"{host.name}/{iqn}",
                    locks=[object_key("iscsi-target", host.name, iqn)], path=path, lun=lun,
                    allow=[i.iqn for i in initiators], chap_user=chap_user) as op:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from contextlib import nullcontext
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import libvirt
 
@@ -361,17 +361,16 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
 
     if plan is not None:
         plan()
-    own = undo is None
-    undo = Undo() if own else undo
+    steps_undo = undo if undo is not None else Undo()
     steps: list[str] = []
-    with undo if own else nullcontext():
+    with steps_undo if undo is None else nullcontext():
         if spec.chap_user:
             usage = secrets.pool_usage_id(spec.name)
             if secrets.store(conn, usage, password, f"vpd: CHAP secret of pool {spec.name}"):
-                undo.push(lambda: secrets.remove(conn, usage), f"remove the CHAP secret of pool {spec.name}")
+                steps_undo.push(lambda: secrets.remove(conn, usage), f"remove the CHAP secret of pool {spec.name}")
             steps.append("secret")
         pool = conn.storagePoolDefineXML(wanted.to_xml_string())
-        undo.push(pool.undefine, f"undefine pool {spec.name}")
+        steps_undo.push(pool.undefine, f"undefine pool {spec.name}")
         steps.append("define")
         if spec.type in ("dir", "fs", "netfs") or (spec.type == "logical" and spec.build):
             flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.build else 0
@@ -379,7 +378,7 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
             pool.build(flags)
             if spec.type == "logical" or not path_existed:
                 # pool.delete removes what build made: the directory (if empty) or the VG.
-                undo.push(lambda: pool.delete(0), f"remove what building pool {spec.name} made")
+                steps_undo.push(lambda: pool.delete(0), f"remove what building pool {spec.name} made")
             steps.append("build")
         if start:
             try:
@@ -388,14 +387,15 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
                 if spec.type in ("iscsi", "iscsi-direct"):
                     raise _login_error(spec.type, spec, exc.get_error_message()) from None
                 raise
-            undo.push(pool.destroy, f"stop pool {spec.name}")
+            steps_undo.push(pool.destroy, f"stop pool {spec.name}")
             steps.append("start")
         if autostart:
             pool.setAutostart(1)
             steps.append("autostart")
     info = describe(host, pool)
     return {"host": host.name, "pool": spec.name, "changed": True, "steps": steps,
-            "checks": [c.to_dict() for c in checks], **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
+            "checks": [c.to_dict() for c in checks],
+            **{k: v for k, v in info.to_dict().items() if k not in ("host", "name")}}
 
 
 def _path_exists(host: Host, path: str | None) -> bool:

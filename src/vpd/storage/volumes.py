@@ -13,10 +13,10 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import libvirt
 
@@ -62,7 +62,8 @@ def find_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.
         raise UsageError(f"pool {pool.name()} on {host.name} is not running",
                          hint=f"`vpd pool start {pool.name()} --host {host.name}`")
     return lookup(host, lambda: pool.storageVolLookupByName(name),
-                  f"no volume {name!r} in pool {pool.name()} on {host.name}", hint=f"`vpd vol list {pool.name()} --host {host.name}`")
+                  f"no volume {name!r} in pool {pool.name()} on {host.name}",
+                  hint=f"`vpd vol list {pool.name()} --host {host.name}`")
 
 
 def existing_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
