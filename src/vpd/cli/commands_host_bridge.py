@@ -1,14 +1,13 @@
-"""`vpd host bridge create|delete`: a host bridge for guests to join the host's LAN."""
+"""`vpd host bridge create|delete`: a host bridge for guests to join the host's LAN. Parse,
+call vpd.network.operations, render."""
 from __future__ import annotations
 
 import click
 
-from ..core import journal
 from ..network import bridge as bridges
-from . import context
+from ..network import operations as net_ops
+from .command import command, say
 from .commands_host import host
-from .main import handle_errors, json_option
-from .render import console, emit_json
 
 
 @host.group("bridge")
@@ -23,49 +22,36 @@ _confirm = click.option("--confirm-timeout", type=click.FloatRange(5, 300), defa
                                                 "unless vpd reached it again and confirmed.")
 
 
-@bridge.command("create")
+def _render_created(r: dict) -> None:
+    if r["changed"]:
+        say(f"bridge {r['bridge']} on {r['host']}: created with port {r['iface']} ({r['backend']})"
+            + (f", moved {', '.join(r['moved_addresses'])}" if r.get("moved_addresses") else "")
+            + "; host answered, change confirmed")
+    else:
+        say(f"bridge {r['bridge']} on {r['host']} already has port {r['iface']}: nothing to do")
+
+
+@command(bridge, "create", render=_render_created)
 @click.argument("name")
 @click.option("--iface", required=True, help="The host interface that becomes the bridge's port.")
-@click.option("--host", "host_name", required=True)
+@click.option("--host", "host_ref", required=True)
 @_force
 @_confirm
-@json_option
-@click.pass_context
-@handle_errors
-def bridge_create(ctx, name, iface, host_name, force_management, confirm_timeout, as_json) -> None:
+def bridge_create(session, name, iface, host_ref, force_management, confirm_timeout):
     """Make bridge NAME with IFACE as its port, moving IFACE's addresses and routes to it.
     The same bridge with the same port again is a no-op."""
-    h = context.inventory(ctx).get(host_name)
-    with journal.record("host.bridge.create", target=f"{h.name}/{name}", iface=iface,
-                        force_management=force_management) as entry:
-        result = bridges.create(h, name, iface, force_management=force_management, confirm_s=confirm_timeout)
-        entry.result = result
-    if as_json:
-        emit_json(result)
-    elif result["changed"]:
-        console.print(f"bridge {name} on {h.name}: created with port {iface} ({result['backend']})"
-                      + (f", moved {', '.join(result['moved_addresses'])}" if result.get("moved_addresses") else "")
-                      + "; host answered, change confirmed", highlight=False)
-    else:
-        console.print(f"bridge {name} on {h.name} already has port {iface}: nothing to do", highlight=False)
+    return net_ops.bridge_create(session, name, iface, host_ref, force_management=force_management,
+                                 confirm_s=confirm_timeout)
 
 
-@bridge.command("delete")
+@command(bridge, "delete", render=lambda r: say(
+    f"bridge {r['bridge']} on {r['host']}: removed"
+    + (f", {r['iface']} has its addresses back" if r.get("iface") else "")))
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
+@click.option("--host", "host_ref", required=True)
 @_force
 @_confirm
-@json_option
-@click.pass_context
-@handle_errors
-def bridge_delete(ctx, name, host_name, force_management, confirm_timeout, as_json) -> None:
+def bridge_delete(session, name, host_ref, force_management, confirm_timeout):
     """Remove bridge NAME, giving its addresses and routes back to its port."""
-    h = context.inventory(ctx).get(host_name)
-    with journal.record("host.bridge.delete", target=f"{h.name}/{name}", force_management=force_management) as entry:
-        result = bridges.delete(h, name, force_management=force_management, confirm_s=confirm_timeout)
-        entry.result = result
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(f"bridge {name} on {h.name}: removed" + (f", {result['iface']} has its addresses back"
-                                                               if result.get("iface") else ""), highlight=False)
+    return net_ops.bridge_delete(session, name, host_ref, force_management=force_management,
+                                 confirm_s=confirm_timeout)

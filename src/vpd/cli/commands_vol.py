@@ -1,14 +1,15 @@
-"""`vpd vol ...`: volumes in the pools of the inventory's hosts (Práctica 3)."""
+"""`vpd vol ...`: volumes in the pools of the inventory's hosts (Práctica 3). Parse, call
+vpd.storage.operations, render. No libvirt calls, no domain rules here."""
 from __future__ import annotations
 
 import click
 
-from ..core import journal
-from ..storage import volumes
-from . import context
+from ..storage import operations as storage_ops
+from ..storage.volumes import FORMATS
+from .command import command, say
 from .commands_pool import human
-from .main import cli, handle_errors, json_option
-from .render import console, emit_json, progress, table
+from .main import cli
+from .render import table
 
 
 @cli.group()
@@ -16,186 +17,125 @@ def vol() -> None:
     """Volumes: create, list, info, clone, resize, delete, upload, download."""
 
 
-def _run(ctx, action: str, pool_name: str, name: str, host_name: str, fn, **args) -> dict:
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-    with journal.record(f"vol.{action}", target=f"{host.name}/{pool_name}/{name}", **args) as entry:
-        entry.result = conns.call(host, lambda c: fn(host, c))
-    return entry.result
+_host = click.option("--host", "host_ref", required=True, help="The pool's host (inventory name, FQDN or address).")
 
 
-def _show(result: dict, verb: str, as_json: bool) -> None:
-    if as_json:
-        emit_json(result)
-    elif result.get("changed") is False:
-        console.print(f"volume {result['name']} already exists in {result['pool']} on {result['host']} "
-                      "with these settings: nothing to do", highlight=False)
-    else:
-        console.print(f"volume {result['name']} {verb} in {result['pool']} on {result['host']}: {result['format']}, "
-                      f"{human(result['capacity'])}, path {result['path']}", highlight=False)
+def _shown(verb: str):
+    def render(r: dict) -> None:
+        if r.get("changed") is False:
+            say(f"volume {r['name']} already exists in {r['pool']} on {r['host']} with these settings: nothing to do")
+        else:
+            say(f"volume {r['name']} {verb(r) if callable(verb) else verb} in {r['pool']} on {r['host']}: "
+                f"{r['format']}, {human(r['capacity'])}, path {r['path']}")
+
+    return render
 
 
-@vol.command("create")
+@command(vol, "create", render=_shown("created"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
+@_host
 @click.option("--size", help="e.g. 10G (default with --backing: the backing volume's size).")
-@click.option("--format", "fmt", type=click.Choice(volumes.FORMATS), default="qcow2", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="qcow2", show_default=True)
 @click.option("--backing", help="A volume of the same pool: the new one is its qcow2 overlay.")
-@json_option
-@click.pass_context
-@handle_errors
-def vol_create(ctx, pool_name, name, host_name, size, fmt, backing, as_json) -> None:
+def vol_create(session, pool_name, name, host_ref, size, fmt, backing):
     """Create a volume (vol-create-as)."""
-    r = _run(ctx, "create", pool_name, name, host_name,
-             lambda h, c: volumes.create_volume(h, c, pool_name, name, size, fmt, backing),
-             size=size, format=fmt, backing=backing)
-    _show(r, "created", as_json)
+    return storage_ops.vol_create(session, pool_name, name, host_ref, size, fmt, backing)
 
 
-@vol.command("list")
+def _render_list(r: dict) -> None:
+    table("Volumes", ["host", "pool", "name", "type", "format", "capacity", "allocation", "path"],
+          [[v["host"], v["pool"], v["name"], v["type"], v["format"], human(v["capacity"]), human(v["allocation"]),
+            v["path"]] for h in r["hosts"] for v in h["volumes"]])
+    for h in r["hosts"]:
+        if h["error"]:
+            say(f"{h['host']}: {h['error']}", "red")
+
+
+@command(vol, "list", render=_render_list, bars=False)
 @click.argument("pool_name", metavar="[POOL]", required=False)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
-@json_option
-@click.pass_context
-@handle_errors
-def vol_list(ctx, pool_name, names, as_json) -> None:
+def vol_list(session, pool_name, names):
     """Volumes of every running pool (or of POOL) on every host at once."""
-    per_host = volumes.list_volumes(context.connections(ctx), context.inventory(ctx).select(list(names)), pool_name)
-    if as_json:
-        emit_json({"hosts": [{"host": h.host, "error": h.error, "volumes": [v.to_dict() for v in h.volumes]}
-                             for h in per_host]})
-        return
-    table("Volumes", ["host", "pool", "name", "type", "format", "capacity", "allocation", "path"],
-          [[v.host, v.pool, v.name, v.type, v.format, human(v.capacity), human(v.allocation), v.path]
-           for h in per_host for v in h.volumes])
-    for h in per_host:
-        if h.error:
-            console.print(f"[red]{h.host}[/]: {h.error}", highlight=False)
+    return storage_ops.vol_list(session, pool_name, names)
 
 
-@vol.command("info")
-@click.argument("pool_name", metavar="POOL")
-@click.argument("name")
-@click.option("--host", "host_name", required=True)
-@json_option
-@click.pass_context
-@handle_errors
-def vol_info(ctx, pool_name, name, host_name, as_json) -> None:
-    """One volume: type, format, capacity, allocation, path, backing image, VMs using it."""
-    host = context.inventory(ctx).get(host_name)
-    conns = context.connections(ctx)
-
-    def info(c):
-        from ..storage.pools import find_pool
-
-        v = volumes.describe(host, pool_name, volumes.find_volume(host, find_pool(c, host, pool_name), name))
-        return {**v.to_dict(), "used_by": volumes.volume_users(c, pool_name, name, v.path)}
-
-    r = conns.call(host, info)
-    if as_json:
-        emit_json(r)
-        return
+def _render_info(r: dict) -> None:
     for key, value in r.items():
         if key in ("capacity", "allocation"):
             value = f"{human(value)} ({value} bytes)"
         if key == "used_by":
             value = ", ".join(value) or None
-        console.print(f"{key:>10}: {'-' if value is None else value}", highlight=False)
+        say(f"{key:>10}: {'-' if value is None else value}")
 
 
-@vol.command("clone")
+@command(vol, "info", render=_render_info, bars=False)
+@click.argument("pool_name", metavar="POOL")
+@click.argument("name")
+@_host
+def vol_info(session, pool_name, name, host_ref):
+    """One volume: type, format, capacity, allocation, path, backing image, VMs using it."""
+    return storage_ops.vol_info(session, pool_name, name, host_ref)
+
+
+@command(vol, "clone", render=_shown(lambda r: f"cloned from {r['source']}"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("source")
 @click.argument("new_name")
-@click.option("--host", "host_name", required=True)
+@_host
 @click.option("--to-pool", help="Put the copy in another pool of the same host.")
-@json_option
-@click.pass_context
-@handle_errors
-def vol_clone(ctx, pool_name, source, new_name, host_name, to_pool, as_json) -> None:
+def vol_clone(session, pool_name, source, new_name, host_ref, to_pool):
     """Full copy of a volume (vol-clone)."""
-    with progress(not as_json):
-        r = _run(ctx, "clone", pool_name, source, host_name,
-                 lambda h, c: volumes.clone_volume(h, c, pool_name, source, new_name, to_pool),
-                 new_name=new_name, to_pool=to_pool)
-    _show(r, f"cloned from {source}", as_json)
+    return storage_ops.vol_clone(session, pool_name, source, new_name, host_ref, to_pool)
 
 
-@vol.command("resize")
+def _render_resize(r: dict) -> None:
+    if not r["changed"]:
+        say(f"volume {r['name']} is already {human(r['capacity'])}: nothing to do")
+    else:
+        say(f"volume {r['name']}: {human(r['previous_capacity'])} -> {human(r['capacity'])}")
+
+
+@command(vol, "resize", render=_render_resize)
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
 @click.argument("size")
-@click.option("--host", "host_name", required=True)
+@_host
 @click.option("--shrink", is_flag=True, help="Allow a smaller size (data past it is lost).")
-@json_option
-@click.pass_context
-@handle_errors
-def vol_resize(ctx, pool_name, name, size, host_name, shrink, as_json) -> None:
+def vol_resize(session, pool_name, name, size, host_ref, shrink):
     """Set a volume's capacity to SIZE (e.g. 20G)."""
-    r = _run(ctx, "resize", pool_name, name, host_name,
-             lambda h, c: volumes.resize_volume(h, c, pool_name, name, size, shrink), size=size, shrink=shrink)
-    if as_json:
-        emit_json(r)
-    elif not r["changed"]:
-        console.print(f"volume {name} is already {human(r['capacity'])}: nothing to do", highlight=False)
-    else:
-        console.print(f"volume {name}: {human(r['previous_capacity'])} -> {human(r['capacity'])}", highlight=False)
+    return storage_ops.vol_resize(session, pool_name, name, size, host_ref, shrink)
 
 
-@vol.command("delete")
+@command(vol, "delete", render=lambda r: say(f"volume {r['volume']} deleted from {r['pool']} on {r['host']}"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
-@click.option("--host", "host_name", required=True)
-@json_option
-@click.pass_context
-@handle_errors
-def vol_delete(ctx, pool_name, name, host_name, as_json) -> None:
+@_host
+def vol_delete(session, pool_name, name, host_ref):
     """Delete a volume and its data (refused while a VM has it as a disk)."""
-    r = _run(ctx, "delete", pool_name, name, host_name, lambda h, c: volumes.delete_volume(h, c, pool_name, name))
-    if as_json:
-        emit_json(r)
-    else:
-        console.print(f"volume {name} deleted from {pool_name} on {r['host']}", highlight=False)
+    return storage_ops.vol_delete(session, pool_name, name, host_ref)
 
 
-@vol.command("upload")
+@command(vol, "upload", render=lambda r: say(
+    f"uploaded {r['file']} ({r['file_format']}) into {r['pool']}/{r['name']} ({r['format']})"
+    + (", converted" if r["converted"] else "") + f": {human(r['bytes_sent'])} sent"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--host", "host_name", required=True)
-@json_option
-@click.pass_context
-@handle_errors
-def vol_upload(ctx, pool_name, name, file, host_name, as_json) -> None:
+@_host
+def vol_upload(session, pool_name, name, file, host_ref):
     """Write a local image FILE into a volume, converted to the volume's format when needed."""
-    with progress(not as_json):
-        r = _run(ctx, "upload", pool_name, name, host_name,
-                 lambda h, c: volumes.upload(h, c, pool_name, name, file), file=file)
-    if as_json:
-        emit_json(r)
-    else:
-        console.print(f"uploaded {file} ({r['file_format']}) into {pool_name}/{name} ({r['format']})"
-                      + (", converted" if r["converted"] else "") + f": {human(r['bytes_sent'])} sent", highlight=False)
+    return storage_ops.vol_upload(session, pool_name, name, file, host_ref)
 
 
-@vol.command("download")
+@command(vol, "download", render=lambda r: say(
+    f"downloaded {r['pool']}/{r['name']} into {r['file']} ({r['file_format']}"
+    + (", converted" if r["converted"] else "") + f"): {human(r['bytes_received'])} received"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--host", "host_name", required=True)
-@click.option("--format", "fmt", type=click.Choice(volumes.FORMATS), help="Convert the local copy to this format.")
-@json_option
-@click.pass_context
-@handle_errors
-def vol_download(ctx, pool_name, name, file, host_name, fmt, as_json) -> None:
+@_host
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Convert the local copy to this format.")
+def vol_download(session, pool_name, name, file, host_ref, fmt):
     """Copy a volume into a local FILE (in the volume's format, or --format)."""
-    with progress(not as_json):
-        r = _run(ctx, "download", pool_name, name, host_name,
-                 lambda h, c: volumes.download(h, c, pool_name, name, file, fmt), file=file, format=fmt)
-    if as_json:
-        emit_json(r)
-    else:
-        console.print(f"downloaded {pool_name}/{name} into {file} ({r['file_format']}"
-                      + (", converted" if r["converted"] else "") + f"): {human(r['bytes_received'])} received",
-                      highlight=False)
+    return storage_ops.vol_download(session, pool_name, name, file, host_ref, fmt)

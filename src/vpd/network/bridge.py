@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..connect.inventory import Host
@@ -283,24 +284,29 @@ def apply(host: Host, runner: Runner, plan: Plan, confirm_s: float = DEFAULT_CON
 
 
 def create(host: Host, bridge: str, iface: str, *, force_management: bool = False,
-           confirm_s: float = DEFAULT_CONFIRM_S, runner: Runner | None = None) -> dict:
+           confirm_s: float = DEFAULT_CONFIRM_S, runner: Runner | None = None,
+           plan: Callable[[], None] | None = None) -> dict:
+    """Make `bridge` with `iface` as its port (commit-confirmed); the same bridge again is a no-op.
+    `plan` is called once the bridge is known to be new, just before the host is changed."""
     require_ifname(bridge, "bridge name")
     require_ifname(iface, "interface")
     runner = runner or runner_for(host, timeout=30)
     hostnet = read_host_network(runner)
     if check_create(hostnet, host, bridge, iface, force_management):
         return {"host": host.name, "bridge": bridge, "iface": iface, "changed": False, "backend": None}
+    if plan is not None:
+        plan()
     management = is_management(hostnet, host, iface)
     if networkmanager_runs(runner):
         old, ipv4 = _nm_ipv4(runner, iface)
-        plan = plan_networkmanager(bridge, iface, old, ipv4)
+        change = plan_networkmanager(bridge, iface, old, ipv4)
     else:
-        plan = plan_iproute2(hostnet, bridge, iface)
-    plan.management = management
-    report = apply(host, runner, plan, confirm_s)
-    _validate(runner, host, bridge, iface, plan)
-    return {"host": host.name, "bridge": bridge, "iface": iface, "changed": True, "backend": plan.backend,
-            "moved_addresses": plan.moves, "management": management, **report}
+        change = plan_iproute2(hostnet, bridge, iface)
+    change.management = management
+    report = apply(host, runner, change, confirm_s)
+    _validate(runner, host, bridge, iface, change)
+    return {"host": host.name, "bridge": bridge, "iface": iface, "changed": True, "backend": change.backend,
+            "moved_addresses": change.moves, "management": management, **report}
 
 
 def _validate(runner: Runner, host: Host, bridge: str, iface: str, plan: Plan) -> None:

@@ -7,17 +7,20 @@ overlap with the host's own addresses and routes or with the host's other libvir
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import cast, get_args
 
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections
+from ..connect.libvirt_conn import Connections, lookup
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..xml.checks import require_choice, require_ifname
 from ..xml.domain import Domain
 from ..xml.network import Network, VpdNetworkMode, virtual_network
@@ -161,17 +164,17 @@ def describe(host: Host, net: libvirt.virNetwork) -> NetworkInfo:
 
 
 def find_network(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virNetwork:
+    """The network `name` (NotFound, exit 2, when libvirt has none; a dropped connection is a failure)."""
     check_name(name, "network name")
-    try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no network named {name!r} on {host.name}", hint="`vpd net list` lists them") from None
+    return lookup(host, lambda: conn.networkLookupByName(name), f"no network named {name!r} on {host.name}",
+                  hint="`vpd net list` lists them")
 
 
-def _exists(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+def existing_network(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virNetwork | None:
+    """The network `name`, or None when there is none (other libvirt errors are failures)."""
     try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError:
+        return find_network(conn, host, name)
+    except NotFound:
         return None
 
 
@@ -226,11 +229,16 @@ def users(conn: libvirt.virConnect, name: str, running_only: bool = True) -> lis
 # --- operations --------------------------------------------------------------------
 
 def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bool = True,
-           autostart: bool = False, hostnet: HostNetwork | None = None, probe_host: bool = True) -> dict:
-    """Define (and start) a network; an existing one with the same settings is left as is."""
+           autostart: bool = False, hostnet: HostNetwork | None = None, probe_host: bool = True,
+           undo: Undo | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Define (and start) a network; an existing one with the same settings is left as is.
+
+    A failure after the definition removes it again: through `undo` (an Operation's, which runs
+    and journals it) when given, else here before the error goes on. `plan` is called once the
+    network is known to be new, just before it is defined (an Operation journals it there)."""
     if probe_host and hostnet is None:
         hostnet = host_network(host)
-    existing = _exists(conn, spec.name)
+    existing = existing_network(conn, host, spec.name)
     if existing is not None:
         info = describe(host, existing)
         want = spec.settings()
@@ -251,8 +259,12 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
             notes.append("autostart set")
         return {"created": False, "changed": bool(notes), "notes": notes, **describe(host, existing).to_dict()}
     check_fits_host(spec, host, conn, hostnet)
-    net = conn.networkDefineXML(spec.to_xml().to_xml_string())
-    try:
+    if plan is not None:
+        plan()
+    steps_undo = undo if undo is not None else Undo()
+    with steps_undo if undo is None else nullcontext():
+        net = conn.networkDefineXML(spec.to_xml().to_xml_string())
+        steps_undo.push(lambda: _remove(net), f"stop and undefine network {spec.name}")
         if start:
             try:
                 net.create()
@@ -262,9 +274,6 @@ def create(conn: libvirt.virConnect, host: Host, spec: NetworkSpec, *, start: bo
             _validate_started(net, host, spec)
         if autostart:
             net.setAutostart(1)
-    except BaseException:
-        _remove(net)
-        raise
     return {"created": True, "changed": True, "notes": [], **describe(host, net).to_dict()}
 
 

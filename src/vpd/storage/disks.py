@@ -54,6 +54,11 @@ def list_disks(dom: libvirt.virDomain, inactive: bool = False) -> list[DiskRow]:
     return rows(Domain.from_xml(dom.XMLDesc(flags)))
 
 
+def default_bus(target: str | None) -> str:
+    """The bus a target name implies: vd* virtio, sd* sata, hd* ide (virtio otherwise)."""
+    return {"vd": "virtio", "sd": "sata", "hd": "ide"}.get((target or "")[:2], "virtio")
+
+
 def check_bus(bus: str) -> DiskBus:
     if bus not in BUSES:
         raise UsageError(f"unknown disk bus {bus!r}", hint="use one of: " + ", ".join(BUSES))

@@ -19,11 +19,14 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 from ..connect.inventory import Host, Inventory
 from ..connect.ssh import NOT_FOUND, Runner, runner_for
 from ..core.errors import NotFound, UsageError, VpdError
+from ..core.undo import Undo
 from ..hostprep import firewalld, nft
 from ..hostprep.firewall import firewalld_running
 from .iqn import check_iqn, default_initiator
@@ -341,8 +344,10 @@ def find_target(backend: Tgt | Lio, iqn: str) -> TargetInfo | None:
 
 
 def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[Initiator], chap_user: str | None,
-                  password: str | None) -> dict:
-    """Export `path` (a file or block device on `host`) as LUN `lun` of target `iqn`."""
+                  password: str | None, undo: Undo | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Export `path` (a file or block device on `host`) as LUN `lun` of target `iqn`. A failure
+    half-way removes what was made: through `undo` (an Operation's) when given, else here.
+    `plan` is called once the target is known to be new, just before it is made."""
     iqn = check_iqn(iqn, "target IQN")
     if chap_user:
         check_chap_user(chap_user)
@@ -369,20 +374,27 @@ def create_target(host: Host, iqn: str, path: str, lun: int, initiators: list[In
     in_use = [t.iqn for t in backend.targets() if path in t.luns.values()]
     if in_use:
         raise UsageError(f"{path} is already exported by {', '.join(in_use)}")
+    if plan is not None:
+        plan()
     started = backend.ensure_running()
-    try:
+    steps_undo = undo if undo is not None else Undo()
+    with steps_undo if undo is None else nullcontext():
+        steps_undo.push(lambda: _remove_partial(host, backend, iqn, started, initiators),
+                  f"remove target {iqn} and its firewall openings on {host.name}")
         backend.create(iqn, lun, path, wanted_acl, chap_user, password)
         firewall = open_firewall(host, initiators, iqn)
-    except BaseException:
-        target = find_target(backend, iqn)
-        if target is not None:
-            backend.delete(target)
-        elif started and isinstance(backend, Tgt):
-            backend._adm("--op", "delete", "--mode", "system", check=False)
-        close_firewall(host, TargetInfo(host.name, backend.name, iqn, None),
-                       [i.address for i in initiators if i.address])
-        raise
     return {**result, "changed": True, "tgtd_started": started, "firewall": firewall}
+
+
+def _remove_partial(host: Host, backend: Tgt | Lio, iqn: str, started: bool, initiators: list[Initiator]) -> None:
+    """Undo a create that failed half-way: the target if it was made (else tgtd if vpd started
+    it), and whatever firewall openings were made for it."""
+    target = find_target(backend, iqn)
+    if target is not None:
+        backend.delete(target)
+    elif started and isinstance(backend, Tgt):
+        backend._adm("--op", "delete", "--mode", "system", check=False)
+    close_firewall(host, TargetInfo(host.name, backend.name, iqn, None), [i.address for i in initiators if i.address])
 
 
 def delete_target(host: Host, iqn: str, inventory: Inventory) -> dict:

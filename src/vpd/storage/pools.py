@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import cast
 
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections
+from ..connect.libvirt_conn import Connections, lookup
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..xml.checks import require_absolute_path
 from ..xml.pool import (
     AuthSecret,
@@ -211,17 +214,17 @@ def differences(existing: StoragePool, wanted: StoragePool) -> list[str]:
 # --- looking pools up --------------------------------------------------------------
 
 def find_pool(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virStoragePool:
+    """The pool `name` (NotFound, exit 2, when libvirt has none; a dropped connection is a failure)."""
     check_name(name, "pool name")
-    try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no pool named {name!r} on {host.name}", hint="`vpd pool list --all` lists them") from None
+    return lookup(host, lambda: conn.storagePoolLookupByName(name), f"no pool named {name!r} on {host.name}",
+                  hint="`vpd pool list --all` lists them")
 
 
-def _exists(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool | None:
+def existing_pool(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.virStoragePool | None:
+    """The pool `name`, or None when there is none (other libvirt errors are failures)."""
     try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
+        return find_pool(conn, host, name)
+    except NotFound:
         return None
 
 
@@ -342,14 +345,18 @@ def _check_portal(host: Host, pool: StoragePool) -> None:
 
 
 def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, password: str | None = None,
-                start: bool = True, autostart: bool = False) -> dict:
+                start: bool = True, autostart: bool = False, undo: Undo | None = None,
+                plan: Callable[[], None] | None = None) -> dict:
     """Define, build, start and (optionally) autostart a pool; undo every step done if one fails.
 
-    Same name and same settings: nothing to do. Same name, other settings: UsageError."""
+    Same name and same settings: nothing to do. Same name, other settings: UsageError.
+    With `undo` (an Operation's), the steps are pushed there and run (and journaled) by its
+    owner; without, they run here before the error goes on. `plan` is called once the pool is
+    known to be new, just before anything is made (an Operation journals the pool there)."""
     wanted = pool_xml(spec)
     if spec.chap_user and password is None:
         raise UsageError("--chap needs the secret: --chap-secret-file FILE or $VPD_CHAP_SECRET")
-    existing = _exists(conn, spec.name)
+    existing = existing_pool(conn, host, spec.name)
     if existing is not None:
         diff = differences(StoragePool.from_xml(existing.XMLDesc(0)), wanted)
         if diff:
@@ -361,17 +368,19 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
     _check_devices(host, spec)
     _check_portal(host, wanted)
 
-    undo: list = []
+    if plan is not None:
+        plan()
+    steps_undo = undo if undo is not None else Undo()
     steps: list[str] = []
-    try:
+    with steps_undo if undo is None else nullcontext():
         if spec.chap_user:
             assert password is not None  # checked on entry
             usage = secrets.pool_usage_id(spec.name)
             if secrets.store(conn, usage, password, f"vpd: CHAP secret of pool {spec.name}"):
-                undo.append(lambda: secrets.remove(conn, usage))
+                steps_undo.push(lambda: secrets.remove(conn, usage), f"remove the CHAP secret of pool {spec.name}")
             steps.append("secret")
         pool = conn.storagePoolDefineXML(wanted.to_xml_string())
-        undo.append(pool.undefine)
+        steps_undo.push(pool.undefine, f"undefine pool {spec.name}")
         steps.append("define")
         if spec.type in ("dir", "fs", "netfs") or (spec.type == "logical" and spec.build):
             flags = libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE if spec.build else 0
@@ -380,7 +389,7 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
             pool.build(flags)
             if spec.type == "logical" or not path_existed:
                 # pool.delete removes what build made: the directory (if empty) or the VG.
-                undo.append(lambda: pool.delete(0))
+                steps_undo.push(lambda: pool.delete(0), f"remove what building pool {spec.name} made")
             steps.append("build")
         if start:
             try:
@@ -389,18 +398,11 @@ def create_pool(conn: libvirt.virConnect, host: Host, spec: PoolSpec, *, passwor
                 if spec.type in ("iscsi", "iscsi-direct"):
                     raise _login_error(spec.type, spec, exc.get_error_message()) from None
                 raise
-            undo.append(pool.destroy)
+            steps_undo.push(pool.destroy, f"stop pool {spec.name}")
             steps.append("start")
         if autostart:
             pool.setAutostart(1)
             steps.append("autostart")
-    except BaseException:
-        for step in reversed(undo):
-            try:
-                step()
-            except libvirt.libvirtError:
-                pass
-        raise
     info = describe(host, pool)
     return {"host": host.name, "pool": spec.name, "changed": True, "steps": steps,
             "checks": [c.to_dict() for c in checks],

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import cast
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections
+from ..connect.libvirt_conn import Connections, lookup
 from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name, parse_size
@@ -67,11 +68,17 @@ def find_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.
     if not pool.isActive():
         raise UsageError(f"pool {pool.name()} on {host.name} is not running",
                          hint=f"`vpd pool start {pool.name()} --host {host.name}`")
+    return lookup(host, lambda: pool.storageVolLookupByName(name),
+                  f"no volume {name!r} in pool {pool.name()} on {host.name}",
+                  hint=f"`vpd vol list {pool.name()} --host {host.name}`")
+
+
+def existing_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+    """The volume `name` of a running pool, or None when there is none (other libvirt errors are failures)."""
     try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
-        raise NotFound(f"no volume {name!r} in pool {pool.name()} on {host.name}",
-                       hint=f"`vpd vol list {pool.name()} --host {host.name}`") from None
+        return lookup(host, lambda: pool.storageVolLookupByName(name), "")
+    except NotFound:
+        return None
 
 
 @dataclass
@@ -197,7 +204,9 @@ def _same_or_clash(host: Host, pool_name: str, existing: VolumeInfo, capacity: i
 
 
 def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, size: str | int | None,
-                  fmt: str = "qcow2", backing: str | None = None) -> dict:
+                  fmt: str = "qcow2", backing: str | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Create a volume; the same one again is a no-op. `plan` is called once the volume is known
+    to be new, just before it is made (an Operation journals it there)."""
     check_name(name, "volume name")
     if fmt not in FORMATS:
         raise UsageError(f"unknown volume format {fmt!r}", hint="use raw or qcow2")
@@ -216,10 +225,7 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
             raise UsageError(f"an overlay cannot be smaller than its backing volume ({base.capacity} bytes)")
     if capacity is None:
         raise UsageError("--size is needed (without --backing)")
-    try:
-        existing = pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
-        existing = None
+    existing = existing_volume(host, pool, name)
     if existing is not None:
         return _same_or_clash(host, pool_name, describe(host, pool_name, existing), capacity, fmt, backing_path)
     _, pool_capacity, _, available = pool.info()
@@ -229,12 +235,15 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
                          hint="use a smaller --size or another pool")
     # backing_fmt is what libvirt itself reported for the backing volume: one of its formats.
     xml = volume(name, capacity, _format(fmt), backing_path, backing_fmt=cast(ImageFormat, backing_fmt or "qcow2"))
+    if plan is not None:
+        plan()
     vol = pool.createXML(xml.to_xml_string(), 0)
     return {**describe(host, pool_name, vol).to_dict(), "changed": True}
 
 
 def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: str, new_name: str,
-                 target_pool: str | None = None) -> dict:
+                 target_pool: str | None = None, plan: Callable[[], None] | None = None) -> dict:
+    """Full copy of a volume (same pool or `target_pool`); `plan` as for create_volume."""
     check_name(new_name, "volume name")
     pool = find_pool(conn, host, pool_name)
     src = find_volume(host, pool, source)
@@ -242,10 +251,7 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
     dest_pool = find_pool(conn, host, target_pool) if target_pool else pool
     _require_volume_pool(host, dest_pool)
     fmt = _format(src_info.format)
-    try:
-        existing = dest_pool.storageVolLookupByName(new_name)
-    except libvirt.libvirtError:
-        existing = None
+    existing = existing_volume(host, dest_pool, new_name)
     if existing is not None:
         return _same_or_clash(host, dest_pool.name(), describe(host, dest_pool.name(), existing),
                               src_info.capacity, fmt, None)
@@ -255,6 +261,8 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
                          f"the copy needs about {src_info.allocation}")
     events.emit("vol.clone", f"copying {source} to {new_name}")
     xml = volume(new_name, src_info.capacity, fmt)
+    if plan is not None:
+        plan()
     vol = dest_pool.createXMLFrom(xml.to_xml_string(), src, 0)
     return {**describe(host, dest_pool.name(), vol).to_dict(), "changed": True, "source": source}
 

@@ -68,8 +68,10 @@ def _host_identities(conn: libvirt.virConnect) -> list[tuple[str, str, list[str]
     return out
 
 
-def gather(session, hosts: list[Host] | None = None) -> Identities:
-    """Every host's VMs at once (one listing per host, in parallel)."""
+def gather(session, hosts: list[Host] | None = None, exclude_vm: str | None = None) -> Identities:
+    """Every host's VMs at once (one listing per host, in parallel). `exclude_vm`: leave out the
+    VM of that name on every host (the VM being changed: its own MACs and disks are no clash,
+    nor those of a definition it left behind on another host)."""
     hosts = hosts if hosts is not None else session.hosts()
     ids = Identities()
 
@@ -85,6 +87,8 @@ def gather(session, hosts: list[Host] | None = None) -> Identities:
                 ids.unreachable.append(host.name)
                 continue
             for name, uuid, macs, disks in vms:
+                if name == exclude_vm:
+                    continue
                 who = f"{host.name}/{name}"
                 ids.names.setdefault(name, []).append(host.name)
                 ids.uuids[uuid] = who
