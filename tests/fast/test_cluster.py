@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from vpd.vm.inventory import pick_host
 from vpd.cluster import create as cl
 from vpd.cluster import fencing, ha, pcs, status as st
 from vpd.connect.inventory import Host, Inventory
@@ -84,14 +85,14 @@ def test_two_node_split_brain_has_one_preferred_survivor():
 
 
 def test_placement_decisions():
-    assert ha.home_of({"hosta": "shut off"}) == "hosta"
-    assert ha.home_of({"hosta": "shut off", "hostb": "running"}) == "hostb"
+    assert pick_host("vm", {"hosta": False}) == "hosta"
+    assert pick_host("vm", {"hosta": False, "hostb": True}) == "hostb"
     with pytest.raises(NotFound):
-        ha.home_of({})
+        pick_host("vm", {})
     with pytest.raises(UsageError):
-        ha.home_of({"hosta": "shut off", "hostb": "shut off"})
+        pick_host("vm", {"hosta": False, "hostb": False})
     with pytest.raises(VpdError):
-        ha.home_of({"hosta": "running", "hostb": "running"})
+        pick_host("vm", {"hosta": True, "hostb": True})
     mib = 1024
     assert ha.memory_problems(128 * mib, {"hosta": 0, "hostb": 1024 * mib}, "hosta") == []
     assert ha.memory_problems(128 * mib, {"hosta": 0, "hostb": 150 * mib}, "hosta")  # margin counts

@@ -230,10 +230,10 @@ RESOURCE_OF_CLI = {
     "vm": "vms", "host": "hosts", "migrate": "migrations", "history": "migrations", "journal": "journal",
     "pool": "pools", "vol": "volumes", "iscsi": "iscsi", "net": "networks", "snapshot": "snapshots",
     "backup": "backups", "restore": "backups", "template": "templates", "export": "ovf", "import": "ovf",
-    "cluster": "clusters", "ha": "clusters", "access": "access", "lab": "lab",
+    "cluster": "clusters", "ha": "clusters", "access": "access", "lab": "lab", "ct": "containers",
 }
 # CLI commands whose resource is not in the API yet: delete a name when its router lands.
-NOT_YET = {"pool", "vol", "iscsi", "net", "snapshot", "backup", "restore", "template", "export", "import",
+NOT_YET = {"ct", "pool", "vol", "iscsi", "net", "snapshot", "backup", "restore", "template", "export", "import",
            "cluster", "ha", "access", "lab"}
 
 

@@ -16,6 +16,8 @@ import libvirt
 
 from ..connect.inventory import Host, Inventory
 from ..connect.libvirt_conn import Connections
+from ..ops.session import Session
+from ..vm.inventory import locate_vm
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
@@ -40,20 +42,6 @@ def resource_id(vm: str) -> str:
     if not _RESOURCE_ID.match(vm):
         raise UsageError(f"{vm!r} cannot name a Pacemaker resource", hint="a VM name starting with a letter")
     return vm
-
-
-def home_of(found: dict[str, str]) -> str:
-    """The one member that defines the VM (host -> state), else why not."""
-    if not found:
-        raise NotFound("no member of the cluster defines that VM", hint="`vpd vm list --all`")
-    running = [h for h, s in found.items() if s in ("running", "paused")]
-    if len(running) > 1:
-        raise VpdError(f"the VM runs on {', '.join(running)} at once: fix that before making it highly available")
-    if running:
-        return running[0]
-    if len(found) > 1:
-        raise UsageError(f"the VM is defined on {', '.join(sorted(found))}: keep one definition")
-    return next(iter(found))
 
 
 def memory_problems(need_kib: int, free_kib: dict[str, int], home: str) -> list[str]:
@@ -117,18 +105,6 @@ class HaReport:
         return dict(self.__dict__)
 
 
-def _definitions(conns: Connections, hosts: list[Host], vm: str) -> dict[str, tuple[str, libvirt.virDomain]]:
-    found = {}
-    for h in hosts:
-        try:
-            dom = conns.get(h).lookupByName(vm)
-        except libvirt.libvirtError:
-            continue
-        state = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_PAUSED: "paused"}.get(dom.state()[0], "shut off")
-        found[h.name] = (state, dom)
-    return found
-
-
 def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: float = 180.0) -> HaReport:
     started = time.monotonic()
     rid = resource_id(vm)
@@ -137,10 +113,9 @@ def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: f
     member, s = pcs.online_member(rec, inv)
     if s.resource(rid) is not None:
         raise UsageError(f"{vm} is already highly available in cluster {rec.name}")
-    found = _definitions(conns, members, vm)
-    home_name = home_of({h: state for h, (state, _) in found.items()})
-    home = inv.get(home_name)
-    dom = found[home_name][1]
+    # The same rule as every VM command: its one definition, else where it runs.
+    located = locate_vm(Session(inv, conns), vm, hosts=members)
+    home, home_name, dom = located.host, located.host.name, located.domain
     xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     domain = Domain.from_xml(xml.encode())
     disk_files = [d.source.file for d in domain.disks if d.source is not None and d.source.file]

@@ -150,16 +150,37 @@ class LocatedVm:
     found_by_search: bool  # the user did not name the host: front ends say where it was found
 
 
-def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: bool = True) -> LocatedVm:
-    """The VM called `name`: on `host_ref` if given, else wherever the inventory has it.
+def pick_host(name: str, found: dict[str, bool], prefer_running: bool = True,
+              unreachable: list[str] | tuple[str, ...] = ()) -> str:
+    """Which host holds the VM `name`, from `found` (host -> the VM is active there).
 
-    The rule: one host defines it -> that host. Several do (a migration that kept the source's
-    definition) -> the one where it runs when `prefer_running` (a guest runs in one place),
-    otherwise the request is ambiguous (exit 2, naming the hosts). Hosts that cannot be
-    reached are named in the NotFound hint, since the VM may be there."""
-    from ..connect.libvirt_conn import explain, is_not_found, lookup
+    The rule: one host defines it -> that host. It runs on several -> refused (a guest must
+    never run twice: the user must stop one). Several define it (a migration that kept the
+    source's definition) -> the one where it runs when `prefer_running`, otherwise the request
+    is ambiguous (exit 2, naming the hosts). None -> NotFound, naming the hosts that did not
+    answer, since the VM may be there."""
     from ..core.errors import NotFound, UsageError
-    from ..core.names import check_name
+
+    running = sorted(h for h, active in found.items() if active)
+    if len(found) == 1:
+        return next(iter(found))
+    if len(running) > 1:
+        raise VpdError(f"VM {name} runs on {', '.join(running)} at once",
+                       hint="stop the copy that should not run (vpd vm destroy NAME --host H)")
+    if found and prefer_running and running:
+        return running[0]
+    if found:
+        raise UsageError(f"VM {name} is defined on {', '.join(sorted(found))}", hint="say which one with --host")
+    raise NotFound(f"no VM named {name!r} on any host" + (f" that answered ({', '.join(unreachable)} did not)"
+                                                           if unreachable else ""),
+                   hint="`vpd vm list --all` lists them")
+
+
+def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: bool = True,
+              hosts: list[Host] | None = None) -> LocatedVm:
+    """The VM called `name`: on `host_ref` if given, else wherever the inventory (or `hosts`)
+    has it, by the rule of `pick_host`. Every host is asked at once."""
+    from ..connect.libvirt_conn import explain, is_not_found, lookup
 
     check_name(name, "VM name")
     if host_ref is not None:
@@ -169,7 +190,7 @@ def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: b
                      hint="`vpd vm list --all` lists them")
         return LocatedVm(host, dom, found_by_search=False)
 
-    hosts = session.hosts()
+    candidates = hosts if hosts is not None else session.hosts()
 
     def probe(host: Host):
         try:
@@ -180,24 +201,12 @@ def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: b
         except VpdError as exc:
             return host, None, False, exc
 
-    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-        answers = list(pool.map(probe, hosts))
-    found = [(h, d, active) for h, d, active, _ in answers if d is not None]
-    unreachable = [h.name for h, _, _, err in answers if err is not None]
-    running = [(h, d) for h, d, active in found if active]
-    if len(found) == 1:
-        h, d, _ = found[0]
-    elif len(running) > 1:
-        raise VpdError(f"VM {name} runs on {', '.join(h.name for h, _ in running)} at once",
-                       hint="stop the copy that should not run (vpd vm destroy NAME --host H)")
-    elif found and prefer_running and len(running) == 1:
-        h, d = running[0]
-    elif found:
-        raise UsageError(f"VM {name} is defined on {', '.join(h.name for h, _, _ in found)}",
-                         hint="say which one with --host")
-    else:
-        raise NotFound(f"no VM named {name!r} on any host" + (f" that answered ({', '.join(unreachable)} did not)"
-                                                               if unreachable else ""),
-                       hint="`vpd vm list --all` lists them")
-    session.notice(f"{name} is on {h.name}")
-    return LocatedVm(h, d, found_by_search=True)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(candidates)))) as pool:
+        answers = list(pool.map(probe, candidates))
+    domains = {h.name: (h, d) for h, d, _, _ in answers if d is not None}
+    chosen = pick_host(name, {h.name: active for h, d, active, _ in answers if d is not None}, prefer_running,
+                       [h.name for h, _, _, err in answers if err is not None])
+    host, dom = domains[chosen]
+    if len(candidates) > 1:
+        session.notice(f"{name} is on {host.name}")
+    return LocatedVm(host, dom, found_by_search=True)
