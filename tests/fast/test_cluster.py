@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from vpd.vm.inventory import pick_host
+
 from vpd.cluster import create as cl
-from vpd.cluster import fencing, ha, pcs, status as st
+from vpd.cluster import fencing, ha, pcs
+from vpd.cluster import status as st
 from vpd.connect.inventory import Host, Inventory
-from vpd.core.errors import NotFound, UsageError, VpdError
 from vpd.core import paths
+from vpd.core.errors import NotFound, UsageError, VpdError
+from vpd.vm.inventory import pick_host
 
 from .conftest import run_vpd
 

@@ -7,7 +7,8 @@ import hashlib
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vpd.core.errors import VpdError
 from vpd.vm.guest_channel import (

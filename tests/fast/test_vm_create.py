@@ -16,10 +16,10 @@ from vpd.connect.inventory import Host
 from vpd.core.errors import UsageError, VpdError
 from vpd.vm import lifecycle
 from vpd.vm.console import serial_log_path
-from vpd.xml.edit import DomainEditor
 from vpd.vm.create import DiskSpec, NicSpec, VmSpec, create_vm
 from vpd.vm.spec import VmRequest, device_defaults, load_request
 from vpd.xml.domain import Domain, guest_domain
+from vpd.xml.edit import DomainEditor
 
 from .conftest import run_vpd
 

@@ -28,7 +28,7 @@ units = st.sampled_from(sorted(SCALES))
 def any_casing(draw, unit_strategy):
     unit = draw(unit_strategy)
     flips = draw(st.lists(st.booleans(), min_size=len(unit), max_size=len(unit)))
-    return unit, "".join(c.swapcase() if flip else c for c, flip in zip(unit, flips))
+    return unit, "".join(c.swapcase() if flip else c for c, flip in zip(unit, flips, strict=True))
 
 
 @given(any_casing(units))

@@ -12,8 +12,8 @@ from vpd.connect import inventory as inv
 from vpd.connect.libvirt_conn import open_connection
 from vpd.core.errors import VpdError
 from vpd.lab import control, hostproc
-from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 # A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).
 SECTOR = 4096

@@ -4,8 +4,8 @@ from __future__ import annotations
 import contextlib
 
 from vpd.lab import control, hostproc, layout
-from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 # A sector well past the first MiB: sector 0 holds the disk's MBR (docs/lab.md, "The lab guest's disk").
 SECTOR = 2048

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import libvirt
 
@@ -16,9 +16,9 @@ from vpd.connect.libvirt_conn import open_connection
 from vpd.core.errors import VpdError
 from vpd.hostprep.ports import port_range_text
 from vpd.lab import control, hostproc
-from vpd.vm.guest_channel import GuestChannel
 from vpd.migration.validate import guest_probe
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 from .conftest import VPD, vpd, vpd_json
 

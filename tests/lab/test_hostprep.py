@@ -13,9 +13,9 @@ from vpd.connect import inventory as inv
 from vpd.connect.inventory import Host
 from vpd.core import journal, paths
 from vpd.hostprep import state
-from vpd.hostprep.ports import MIGRATION_PORTS
 from vpd.hostprep.firewall import FILTERED, REFUSED, UNREACHABLE, port_probe, probe_ports
 from vpd.hostprep.fqdn import host_fqdn, resolution_checks
+from vpd.hostprep.ports import MIGRATION_PORTS
 from vpd.hostprep.prepare import prepare, unprepare
 from vpd.lab import control, hostproc, layout
 
@@ -134,7 +134,7 @@ def test_set_fqdn_renames_a_host_and_unprepare_names_it_back(lab):
         assert Path("/etc/hostname").read_text() == machine_hostname
     finally:
         _in("hostb", "hostname", "hostb.vpd.lab")
-        for f, text in zip(files, before):
+        for f, text in zip(files, before, strict=True):
             f.write_text(text)
 
 

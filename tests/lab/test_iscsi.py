@@ -8,11 +8,9 @@ CHAP secret or an initiator outside the ACL is refused clearly, leaving no pool 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from vpd.core import paths
 from vpd.hostprep.firewall import probe_ports
 from vpd.lab import control, hostproc
 

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from vpd.lab import control, hostproc, layout
-from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 from .conftest import vpd, vpd_json
 

@@ -15,8 +15,7 @@ from vpd.migration.validate import guest_probe
 from vpd.xml.pool import dir_pool
 
 from .conftest import vpd, vpd_json
-from .migration_helpers import (connect, create_guest, mark_disk, migration_ports_open, open_grants, remove_guest,
-                                where)
+from .migration_helpers import connect, create_guest, mark_disk, migration_ports_open, open_grants, remove_guest, where
 
 pytestmark = pytest.mark.lab
 

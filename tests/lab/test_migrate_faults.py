@@ -17,8 +17,17 @@ from vpd.lab import hostproc
 from vpd.lab.layout import LabHost
 
 from .conftest import vpd_json
-from .migration_helpers import (Migration, assert_only_on_source, connect, create_guest, holder, mark_disk,
-                                migration_ports_open, remove_guest, wait_for_libvirt)
+from .migration_helpers import (
+    Migration,
+    assert_only_on_source,
+    connect,
+    create_guest,
+    holder,
+    mark_disk,
+    migration_ports_open,
+    remove_guest,
+    wait_for_libvirt,
+)
 
 pytestmark = pytest.mark.lab
 

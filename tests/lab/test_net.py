@@ -14,9 +14,9 @@ from vpd.connect import inventory
 from vpd.connect.libvirt_conn import Connections
 from vpd.core.paths import lab_dir
 from vpd.lab import control, hostproc, layout, network
-from vpd.vm.guest_channel import GuestChannel
 from vpd.lab.layout import LabHost
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 from .conftest import VPD, vpd, vpd_json
 

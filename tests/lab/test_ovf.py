@@ -8,13 +8,13 @@ import tarfile
 
 import libvirt
 import pytest
-
 from ovf_fixtures import as_ova, vmware_package
+
 from vpd.core import journal
 from vpd.lab import layout
-from vpd.vm.guest_channel import GuestChannel
 from vpd.ovf.package import iter_members
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 from vpd.xml.domain import Domain
 
 from .conftest import vpd, vpd_json

@@ -8,7 +8,8 @@ import pytest
 
 from . import guest_disk
 from .conftest import vpd, vpd_json
-from .guest_disk import read_marker, shared_pool_files as files_in_pool, write_marker
+from .guest_disk import read_marker, write_marker
+from .guest_disk import shared_pool_files as files_in_pool
 
 pytestmark = pytest.mark.lab
 

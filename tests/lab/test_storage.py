@@ -14,8 +14,8 @@ import pytest
 
 from vpd.core import paths
 from vpd.lab import control, hostproc
-from vpd.vm.guest_channel import GuestChannel
 from vpd.vm.console import ConsoleStream
+from vpd.vm.guest_channel import GuestChannel
 
 from .conftest import vpd, vpd_json
 

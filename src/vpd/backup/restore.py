@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import libvirt
 
+from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events
-from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..vm.clone import macs_in_use
 from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
@@ -25,7 +26,6 @@ from ..xml.edit import DomainEditor
 from ..xml.volume import volume as volume_xml
 from . import catalog
 from . import manifest as mf
-from ..connect.hostfiles import HostFiles
 
 
 @dataclass
@@ -116,7 +116,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
 
     result = Restored(host.name, name, "", latest_dir, [m.id for _, m in links])
     with Undo() as undo:
-        for i, (disk, vol_name) in enumerate(zip(latest.disks, vol_names)):
+        for i, (disk, vol_name) in enumerate(zip(latest.disks, vol_names, strict=True)):
             events.emit("restore", f"writing {disk.target} -> {vol_name}", i, len(latest.disks), "disks")
             vol = pool.createXML(volume_xml(vol_name, disk.virtual_size, fmt="qcow2").to_xml_string(), 0)
             undo.push(lambda vol=vol: vol.delete(0))

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..connect.inventory import Host, Inventory
 from ..connect.ssh import NOT_FOUND, runner_for
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
-from . import fencing, firewall, pcs
+from . import fencing, firewall, pcs, store
 from . import status as st
-from . import store
 from .fencing import FenceSpec
 
 PACKAGES = ["pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents", "fence-agents"]
@@ -131,8 +130,8 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         report.warnings.append(fencing.NO_FENCING_WARNING)
     op, total = "cluster.create", 7
     events.emit(op, "checking hosts", 1, total)
-    found = dict(zip([h.name for h in hosts], each(hosts, _inspect_host)))  # may refuse (exit 2): nothing changed yet
-    for h, (missing, manager) in zip(hosts, each(hosts, _missing_packages)):
+    found = dict(zip([h.name for h in hosts], each(hosts, _inspect_host), strict=True))  # may refuse (exit 2): nothing changed yet
+    for h, (missing, manager) in zip(hosts, each(hosts, _missing_packages), strict=True):
         if missing:
             _install(h, missing, manager)
             report.steps.append(f"{h.name}: installed {' '.join(missing)}")
@@ -148,7 +147,7 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         events.emit(op, "setting the hacluster password and starting pcsd", 3, total)
         password = secrets.token_urlsafe(24)  # never printed, logged or stored by vpd
 
-        def prepare(h: Host) -> None:
+        def prepare(h: Host, password: str = password) -> None:
             if found[h.name][0]:
                 runner_for(h).run(["mv", COROSYNC_CONF, SET_ASIDE])
                 rec.restore[h.name].corosync_conf_moved = True
@@ -240,19 +239,20 @@ def teardown(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None 
     for h in hosts:
         r = rec.restore.get(h.name, store.HostRestore())
         run = runner_for(h, 120)
+        # The steps run within this iteration; default arguments bind this host's values anyway.
         steps: list[tuple[str, Callable[[], object]]] = [
             # Local destroy on each host: stops corosync/pacemaker there and removes the cluster's files.
-            ("pcs cluster destroy", lambda: run.run(["pcs", "cluster", "destroy", "--force"], check=False)),
-            ("pcs host deauth", lambda: run.run(["pcs", "host", "deauth"], check=False)),
+            ("pcs cluster destroy", lambda run=run: run.run(["pcs", "cluster", "destroy", "--force"], check=False)),
+            ("pcs host deauth", lambda run=run: run.run(["pcs", "host", "deauth"], check=False)),
         ]
         if r.pcsd_started:
-            steps.append(("stop pcsd", lambda: run.run(["systemctl", "stop", "pcsd"], check=False)))
+            steps.append(("stop pcsd", lambda run=run: run.run(["systemctl", "stop", "pcsd"], check=False)))
         if r.corosync_conf_moved:
-            steps.append(("restore corosync.conf", lambda: run.run(["mv", SET_ASIDE, COROSYNC_CONF])))
+            steps.append(("restore corosync.conf", lambda run=run: run.run(["mv", SET_ASIDE, COROSYNC_CONF])))
         if r.shadow_field is not None:
-            steps.append(("restore hacluster password", lambda: run.run(["usermod", "-p", r.shadow_field, "hacluster"])))
+            steps.append(("restore hacluster password", lambda run=run, r=r: run.run(["usermod", "-p", r.shadow_field, "hacluster"])))
         if r.firewall:
-            steps.append(("close cluster ports", lambda: firewall.close_ports(h, r.firewall)))
+            steps.append(("close cluster ports", lambda h=h, r=r: firewall.close_ports(h, r.firewall)))
         for what, step in steps:
             try:
                 step()

@@ -16,16 +16,15 @@ import libvirt
 
 from ..connect.inventory import Host, Inventory
 from ..connect.libvirt_conn import Connections
-from ..ops.session import Session
-from ..vm.inventory import locate_vm
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..migration.preflight import shared_storage_check
+from ..ops.session import Session
+from ..vm.inventory import locate_vm
 from ..xml.domain import Domain
-from . import pcs
+from . import pcs, store
 from . import status as st
-from . import store
 
 AGENT = "ocf:heartbeat:VirtualDomain"
 # Pacemaker resource ids: a letter or '_' first (VM names may start with a digit).

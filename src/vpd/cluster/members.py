@@ -6,9 +6,8 @@ from ..connect.inventory import Host, Inventory
 from ..connect.ssh import runner_for
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
-from . import firewall, ha, pcs
+from . import firewall, ha, pcs, store
 from . import status as st
-from . import store
 from .create import teardown
 
 

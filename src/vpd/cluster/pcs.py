@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..connect.inventory import Host, Inventory
 from ..connect.ssh import CommandResult, runner_for

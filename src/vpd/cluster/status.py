@@ -141,7 +141,7 @@ class ClusterStatus:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        for m, d in zip(self.members, out["members"]):
+        for m, d in zip(self.members, out["members"], strict=True):
             d["state"] = m.state
         return out
 

@@ -3,7 +3,8 @@ and libvirt's errors turned into messages that name the host and the fix."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import libvirt
 
@@ -139,7 +140,7 @@ class Connections:
                 pass
         self._conns.clear()
 
-    def __enter__(self) -> "Connections":
+    def __enter__(self) -> Connections:
         return self
 
     def __exit__(self, *exc) -> None:

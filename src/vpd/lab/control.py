@@ -17,10 +17,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import libvirt
 
@@ -29,8 +29,8 @@ from ..connect.libvirt_conn import open_connection
 from ..connect.ssh import close_masters
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
-from . import hostproc, incus, layout, network
 from ..vm.accel import kvm_boots_here
+from . import hostproc, incus, layout, network
 from .layout import LabHost
 
 REQUIRED_BINARIES = ["libvirtd", "virtlogd", "sshd", "ssh-keygen", "nft", "unshare", "nsenter",

@@ -88,7 +88,7 @@ JOB_STATS_KEPT = ("time_elapsed", "downtime", "setup_time", "memory_processed", 
 DEFAULT_LINK_MBIT = 1000
 
 
-def _link_mib_s(src: Host, dst: Host, opts: "MigrateOptions") -> float:
+def _link_mib_s(src: Host, dst: Host, opts: MigrateOptions) -> float:
     """The link the migration stream crosses: given, else the slower of the two
     hosts' links the inventory states (a lab states its shaping), else 1 Gbit/s."""
     if opts.link_mib_s:

@@ -19,8 +19,8 @@ def guest_probe(dom: libvirt.virDomain) -> dict | None:
     """Boot id, uptime and a checksum of the first MiB of its disk, asked of the guest itself."""
     if not _has_channel(dom):
         return None
-    from ..vm.guest_channel import GuestChannel
     from ..vm.console import ConsoleStream
+    from ..vm.guest_channel import GuestChannel
 
     with ConsoleStream(dom, "serial1") as stream:
         channel = GuestChannel(stream.send, stream.recv)

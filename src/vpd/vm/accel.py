@@ -12,8 +12,9 @@ import select
 import subprocess
 import time
 
-from ..core import paths
 from lxml import etree
+
+from ..core import paths
 
 
 def guest_accelerator(caps_xml: str) -> str:

@@ -17,10 +17,11 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..core import events
-from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..xml.checks import require_unicast_mac
+
 # new_mac lives in xml.edit; create, restore and OVF import still import it from here.
 from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
 from ..xml.volume import StorageVolume

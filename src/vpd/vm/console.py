@@ -18,7 +18,7 @@ class ConsoleStream:
 
     def __init__(self, dom: libvirt.virDomain, device: str | None = "serial0"):
         ensure_event_loop()
-        self._chunks: "queue.Queue[bytes | None]" = queue.Queue()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue()
         self._stream = dom.connect().newStream(libvirt.VIR_STREAM_NONBLOCK)
         try:
             dom.openConsole(device, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
@@ -85,7 +85,7 @@ class ConsoleStream:
             except libvirt.libvirtError:
                 pass
 
-    def __enter__(self) -> "ConsoleStream":
+    def __enter__(self) -> ConsoleStream:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,9 +13,9 @@ import libvirt
 from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
 from ..core import events
-from ..core.undo import Undo
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..core.undo import Undo
 from ..xml.domain import file_disk, guest_domain, nic
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
@@ -225,7 +225,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
         xml = guest_domain(
             spec.name, memory_mib=spec.memory_mib, vcpus=spec.vcpus, domain_type=dtype, uuid=str(uuidlib.uuid4()),
             kernel=spec.kernel, initrd=spec.initrd or None, cmdline=spec.cmdline if spec.kernel else "",
-            disks=disks, interfaces=[nic(n.kind, n.source, m, n.model) for n, m in zip(spec.nics, macs)],
+            disks=disks, interfaces=[nic(n.kind, n.source, m, n.model) for n, m in zip(spec.nics, macs, strict=True)],
             serial_log=spec.serial_log or serial_log_path(spec.name),
         ).to_xml_string()
         dom = conn.defineXML(xml)

@@ -35,8 +35,8 @@ import secrets
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..core.errors import VpdError
 

@@ -3,7 +3,8 @@
 progress) and returns a plain result. The work itself lives in lifecycle, create, clone."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import libvirt
 

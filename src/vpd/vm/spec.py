@@ -76,7 +76,7 @@ class DiskRequest(_Strict):
     import_: str | None = Field(default=None, alias="import")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DiskRequest":
+    def _one_source(self) -> DiskRequest:
         if (self.size is None) == (self.import_ is None):
             raise ValueError("a disk needs exactly one of size or import")
         return self
@@ -89,7 +89,7 @@ class NicRequest(_Strict):
     model: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "NicRequest":
+    def _one_source(self) -> NicRequest:
         if (self.network is None) == (self.bridge is None):
             raise ValueError("a NIC needs exactly one of network or bridge")
         return self

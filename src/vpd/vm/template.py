@@ -90,7 +90,7 @@ def list_templates(conns: Connections, hosts: list[Host]) -> tuple[list[Template
     errors: dict[str, str] = {}
     for host in hosts:
         try:
-            found += conns.call(host, lambda c: _templates(host, c))
+            found += conns.call(host, lambda c, host=host: _templates(host, c))
         except VpdError as exc:
             errors[host.name] = exc.message
     return found, errors

@@ -105,11 +105,51 @@ from .volume import volume  # noqa: E402
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from .base import Flag, LibvirtXml  # noqa: F401
-    from .devices import Channel, CharLog, CharSource, CharTarget, Console, Devices, Disk, DiskAuth, DiskAuthSecret, DiskDriver, DiskInitiator, DiskIqn, DiskSource, DiskSourceHost, DiskTarget, Emulator, Graphics, Interface, InterfaceModel, InterfaceSource, InterfaceTarget, MacAddress, Serial  # noqa: F401
-    from .edit import DiskEditor, DomainEditor, InterfaceEditor  # noqa: F401
+    from .devices import (  # noqa: F401
+        Channel,
+        CharLog,
+        CharSource,
+        CharTarget,
+        Console,
+        Devices,
+        Disk,
+        DiskAuth,
+        DiskAuthSecret,
+        DiskDriver,
+        DiskInitiator,
+        DiskIqn,
+        DiskSource,
+        DiskSourceHost,
+        DiskTarget,
+        Emulator,
+        Graphics,
+        Interface,
+        InterfaceModel,
+        InterfaceSource,
+        InterfaceTarget,
+        MacAddress,
+        Serial,
+    )
     from .domain import Boot, Clock, Domain, Features, Os, OsType, lab_guest_domain  # noqa: F401
+    from .edit import DiskEditor, DomainEditor, InterfaceEditor  # noqa: F401
     from .network import Dhcp, DhcpRange, Forward, Network, NetworkBridge, NetworkIp  # noqa: F401
-    from .pool import AuthSecret, CapabilityPool, Iqn, Permissions, PoolAuth, PoolInitiator, PoolSource, PoolSourceDevice, PoolSourceDir, PoolSourceFormat, PoolSourceHost, PoolTarget, StoragePool, StoragePoolCapabilities, dir_pool  # noqa: F401
+    from .pool import (  # noqa: F401
+        AuthSecret,
+        CapabilityPool,
+        Iqn,
+        Permissions,
+        PoolAuth,
+        PoolInitiator,
+        PoolSource,
+        PoolSourceDevice,
+        PoolSourceDir,
+        PoolSourceFormat,
+        PoolSourceHost,
+        PoolTarget,
+        StoragePool,
+        StoragePoolCapabilities,
+        dir_pool,
+    )
     from .secret import Secret, SecretUsage, iscsi_secret  # noqa: F401
     from .units import MemorySize, ScaledInteger, StorageSize, to_bytes, unit_scale  # noqa: F401
     from .volume import BackingStore, StorageVolume, VolumeFormat, VolumeTarget, volume  # noqa: F401

@@ -171,7 +171,7 @@ class DomainEditor(_Node):
     """A <domain> document, edited in place; `to_xml()` gives it back with everything it had."""
 
     @classmethod
-    def from_xml(cls, xml: str | bytes) -> "DomainEditor":
+    def from_xml(cls, xml: str | bytes) -> DomainEditor:
         root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
         if root.tag != "domain":
             raise VpdError(f"not a domain definition: the root element is <{root.tag}>")
@@ -263,7 +263,7 @@ class DomainEditor(_Node):
             out.append(address)
         return out
 
-    def add_device(self, device: "LibvirtXml") -> etree._Element:
+    def add_device(self, device: LibvirtXml) -> etree._Element:
         """Append a device built from the typed models (Disk, Interface, Serial...), next to
         the devices of its kind so the document reads as libvirt writes it."""
         node = device.to_xml_tree()
@@ -274,7 +274,7 @@ class DomainEditor(_Node):
             self.devices.append(node)
         return node
 
-    def remove_device(self, device: "Disk | Interface") -> None:
+    def remove_device(self, device: Disk | Interface) -> None:
         """Remove the device a typed model names: a disk by its target, a NIC by its MAC."""
         if device.__xml_tag__ == "disk":
             self.remove_disk(device.target.dev)
