@@ -114,3 +114,44 @@ def test_the_package_has_no_import_cycle():
     # so a package that imports its own submodules is not reported.
     cycle = _find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+# The floors of docs/architecture.md: a package may import its own floor and the ones below.
+FLOORS = {
+    "core": 0,
+    "xml": 1, "connect": 1,
+    "ops": 2,
+    "network": 3, "hostprep": 3, "access": 3,
+    "vm": 4, "storage": 4, "snapshot": 4, "ct": 4, "host": 4,
+    "ovf": 5, "backup": 5,
+    "migration": 6,
+    "cluster": 7,
+    "cli": 8, "web": 8,
+}
+# Front ends sit side by side; `vpd web`'s CLI command starts the server and manages its tokens.
+MAY_REACH_ACROSS = {("vpd.cli.commands_web", "web")}
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_every_package_has_a_floor():
+    packages = {_package(m) for m in MODULES} - {None, "lab", "__main__"}
+    assert packages <= set(FLOORS), f"give these packages a floor: {sorted(packages - set(FLOORS))}"
+
+
+def test_no_import_reaches_up_a_floor():
+    offenders = []
+    for name, targets in GRAPH.items():
+        here = _package(name)
+        if here not in FLOORS:
+            continue
+        for target in targets:
+            there = _package(target)
+            if there not in FLOORS or there == here or (name, there) in MAY_REACH_ACROSS:
+                continue
+            if FLOORS[there] > FLOORS[here] or (FLOORS[there] == FLOORS[here] == 8):
+                offenders.append(f"{name} (floor {FLOORS[here]}) imports {target} (floor {FLOORS[there]})")
+    assert not offenders, "imports that reach up (docs/architecture.md):\n" + "\n".join(sorted(offenders))

@@ -15,7 +15,7 @@ from vpd.lab import control, hostproc
 from vpd.vm.console import ConsoleStream
 from vpd.vm.guest_channel import GuestChannel
 
-# A sector well past the first MiB: sector 0 holds the disk's MBR (lab-notes).
+# A sector well past the first MiB: sector 0 holds the disk's MBR (docs/lab.md, "The lab guest's disk").
 SECTOR = 4096
 
 

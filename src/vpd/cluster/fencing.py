@@ -1,6 +1,6 @@
 """Fencing (STONITH) choices as pure functions: which device to create, with
 which parameters, and how a two-node cluster avoids both nodes fencing each
-other when the link between them is cut (lab-notes-ha: they did, 40 ms apart).
+other when the link between them is cut (docs/lab.md, "Two-node fencing": they did, 40 ms apart).
 
 Fencing is required: a cluster that cannot fence a lost node must either stop
 every resource or risk running a VM on two hosts at once (its disk corrupted).

@@ -34,7 +34,7 @@ KVM = ("kvm", 10, 232)
 
 
 def build_dev(with_kvm: bool) -> None:
-    """A private /dev. KVM that is offered but hangs guests (nested, lab-notes) must be
+    """A private /dev. KVM that is offered but hangs guests (nested: docs/lab.md, "KVM inside the lab") must be
     absent, not merely unusable: libvirt re-probes QEMU (seconds) on every guest start
     while /dev/kvm exists but its probe found KVM disabled."""
     _run("mount", "-t", "tmpfs", "-o", "mode=755,nosuid", "tmpfs", "/dev")

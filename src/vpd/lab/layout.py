@@ -155,7 +155,7 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 
 
 def qemu_conf() -> str:
-    # No systemd/cgroup manager and no SELinux/AppArmor inside lab hosts (lab-notes).
+    # No systemd/cgroup manager and no SELinux/AppArmor inside lab hosts (docs/lab.md, "qemu.conf in a lab host").
     return f"""# written by vpd lab
 user = "root"
 group = "root"

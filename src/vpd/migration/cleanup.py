@@ -1,7 +1,7 @@
 """After a failed migration: leave the destination as it was.
 
 libvirt does not always do it: a destination daemon killed mid-job leaves a
-paused QEMU there until it restarts (lab-notes). The rules: a copy on the
+paused QEMU there until it restarts (docs/lab.md, "Failed migrations"). The rules: a copy on the
 destination is ended only while the source still holds the guest (never after
 a post-copy switchover, when it may be the only live one), and only a
 definition the destination did not have before is removed."""

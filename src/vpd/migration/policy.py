@@ -152,5 +152,5 @@ def start_plan(dirty_mib_s: float | None, link_mib_s: float, requested: bool) ->
 
 
 # Page sampling counts distinct pages per second, so a writer that sweeps the same
-# region several times a second reads low (lab-notes): plan for twice the reading.
+# region several times a second reads low (docs/lab.md, "Dirty-page rate under TCG"): plan for twice the reading.
 SAMPLING_MARGIN = 2

@@ -1,7 +1,7 @@
 """KVM or TCG? KVM only where it is offered *and* a guest has been seen to boot with it.
 
 Nested KVM can be offered yet hang right after the kernel's setup code
-(lab-notes), so for a lab host (the inventory's `lab = true`: it runs on this
+(docs/lab.md, "KVM inside the lab"), so for a lab host (the inventory's `lab = true`: it runs on this
 machine) vpd boots the lab guest once under KVM here and caches the verdict;
 real hosts that offer KVM are trusted."""
 from __future__ import annotations
