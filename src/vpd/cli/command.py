@@ -13,7 +13,6 @@ report (`exc.report`) has that report rendered first. Progress events draw bars 
 body runs (never with --json)."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from rich.text import Text
 
 from ..core.errors import Terminated, VpdError
 from ..ops import Session
+from ..ops.results import jsonable
 from .main import interrupt_exit_code, json_option, report_error
 from .render import console, emit_json, err_console, progress
 
@@ -35,18 +35,6 @@ def session_of(ctx: click.Context) -> Session:
         root.obj["session"] = Session(root.obj.get("inventory"))
         root.call_on_close(root.obj["session"].close)
     return root.obj["session"]
-
-
-def jsonable(result: Any) -> Any:
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.asdict(result)
-    if hasattr(result, "model_dump"):
-        return result.model_dump(mode="json")
-    if isinstance(result, (list, tuple)):
-        return [jsonable(item) for item in result]
-    return result
 
 
 def say(text: str, style: str | None = None) -> None:

@@ -2,11 +2,9 @@
 is a 4xx with the same message and hint, a failed operation (exit 1) a 500 with its report."""
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 from ..core.errors import NotFound, UsageError, VpdError
 from ..ops.locks import Busy
+from ..ops.results import jsonable
 
 
 class HttpError(Exception):
@@ -27,20 +25,6 @@ def status_for(exc: BaseException) -> int:
     if isinstance(exc, UsageError):
         return 400
     return 500
-
-
-def jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    return value
 
 
 def error_body(exc: BaseException) -> dict:

@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ...ops import Session
+from ...ops.results import jsonable
 from ..auth import Principal
-from ..errors import jsonable
 from ..jobs import Job
 
 
