@@ -24,7 +24,8 @@ from .render import table
 @click.option("--postcopy", is_flag=True)
 @click.option("--compressed", is_flag=True)
 @click.option("--timeout", "timeout_s", type=float, help="Seconds before --timeout-action.")
-@click.option("--timeout-action", type=click.Choice(["abort", "postcopy", "suspend"]), default="abort", show_default=True)
+@click.option("--timeout-action", type=click.Choice(["abort", "postcopy", "suspend"]), default="abort",
+              show_default=True)
 @click.option("--stall", "stall_s", default=30.0, show_default=True, type=float,
               help="Abort when no data moves for this many seconds.")
 @click.option("--dry-run", is_flag=True, help="Run the preflight and show the plan; change nothing.")

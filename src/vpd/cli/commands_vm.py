@@ -105,7 +105,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
         if given or spec_file:
-            raise UsageError(f"{', '.join(given) or '--spec'} cannot go with --template: the template fixes the hardware")
+            raise UsageError(f"{', '.join(given) or '--spec'} cannot go with --template: "
+                             "the template fixes the hardware")
         if not name or not host_name:
             raise UsageError("--template needs NAME and --host")
         return vm_ops.create_from_template(session, name, host_name, template, linked, start, wait_boot)
@@ -199,7 +200,8 @@ def vm_clone(session, source, new_name, host_ref, pool, allow_running, linked, c
 
 
 def _render_action(result: dict) -> None:
-    say(f"{result['action']}: {result['vm']} on {result['host']}" + (f" -> {result['result']}" if result["result"] else ""))
+    say(f"{result['action']}: {result['vm']} on {result['host']}"
+        + (f" -> {result['result']}" if result["result"] else ""))
 
 
 def _action(action: str, doc: str, extra_options=()):
@@ -221,7 +223,8 @@ _action("destroy", "Power a VM off at once.")
 _action("undefine", "Remove a stopped VM's definition (--remove-storage: its volumes too, unless linked clones use "
                     "them).",
         [click.option("--remove-storage", is_flag=True)])
-_action("shutdown", "Graceful (ACPI) shutdown, waiting until the VM is shut off; --force powers it off after --timeout.",
+_action("shutdown", "Graceful (ACPI) shutdown, waiting until the VM is shut off; --force powers it off after "
+                    "--timeout.",
         [click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait."),
          click.option("--force", is_flag=True, help="Power off (destroy) if the guest has not shut down in time.")])
 _action("reboot", "Ask the guest to reboot.")

@@ -1,5 +1,6 @@
 """`vpd cluster create`: a Pacemaker + Corosync cluster built through pcs on
-the inventory's hosts, as the course's Práctica 7 assembles it by hand. vpd never re-implements membership, quorum or fencing: it
+the inventory's hosts, as the course's Práctica 7 assembles it by hand. vpd never
+re-implements membership, quorum or fencing: it
 checks first, drives pcs, waits until the cluster says it is whole, and undoes
 its own work when a step fails. Every command runs on a host through its runner
 (argv, never a shell string). What follows create is in members.py; talking to
@@ -130,7 +131,8 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         report.warnings.append(fencing.NO_FENCING_WARNING)
     op, total = "cluster.create", 7
     events.emit(op, "checking hosts", 1, total)
-    found = dict(zip([h.name for h in hosts], each(hosts, _inspect_host), strict=True))  # may refuse (exit 2): nothing changed yet
+    # _inspect_host may refuse (exit 2): nothing has changed yet.
+    found = dict(zip([h.name for h in hosts], each(hosts, _inspect_host), strict=True))
     for h, (missing, manager) in zip(hosts, each(hosts, _missing_packages), strict=True):
         if missing:
             _install(h, missing, manager)
@@ -250,7 +252,8 @@ def teardown(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None 
         if r.corosync_conf_moved:
             steps.append(("restore corosync.conf", lambda run=run: run.run(["mv", SET_ASIDE, COROSYNC_CONF])))
         if r.shadow_field is not None:
-            steps.append(("restore hacluster password", lambda run=run, r=r: run.run(["usermod", "-p", r.shadow_field, "hacluster"])))
+            steps.append(("restore hacluster password",
+                          lambda run=run, r=r: run.run(["usermod", "-p", r.shadow_field, "hacluster"])))
         if r.firewall:
             steps.append(("close cluster ports", lambda h=h, r=r: firewall.close_ports(h, r.firewall)))
         for what, step in steps:

@@ -73,5 +73,6 @@ def start_member(inv: Inventory, host_name: str, timeout: float = 120.0) -> dict
         store.save(rec)
     runner_for(host, 90).run(["systemctl", "start", "pcsd"], timeout=90)
     pcs.run(host, "cluster", "start", timeout=timeout)
-    pcs.wait_for(rec, inv, lambda s: (m := s.member(host_name)) is not None and m.online, timeout, f"{host_name} online")
+    pcs.wait_for(rec, inv, lambda s: (m := s.member(host_name)) is not None and m.online, timeout,
+                 f"{host_name} online")
     return {"cluster": rec.name, "host": host_name, "online": True}

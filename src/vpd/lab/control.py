@@ -521,7 +521,8 @@ def status() -> dict:
     out = []
     for hs in state.hosts:
         powered = hs.powered and hostproc.alive(hs.holder_pid)
-        daemons = {d: powered and _daemon_alive(hs.holder_pid, f"/run/{d}.pid") for d in ("virtlogd", "libvirtd", "sshd")}
+        daemons = {d: powered and _daemon_alive(hs.holder_pid, f"/run/{d}.pid")
+                   for d in ("virtlogd", "libvirtd", "sshd")}
         reachable, running = False, None
         if powered:
             try:

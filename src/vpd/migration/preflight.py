@@ -124,7 +124,8 @@ def port_check(src: Host, dst: Host, timeout: float = 2.0) -> Check:
     target = dst.address or dst.hostname
     state = probe_ports(src, target, [port], timeout)[port]
     return _check(f"migration ports {src.name}->{dst.name}", reachable(state), f"{target}:{port} {state}",
-                  f"open {port_range_text(MIGRATION_PORTS)}/tcp on {dst.name} to {src.name}: vpd host prepare {src.name} {dst.name}")
+                  f"open {port_range_text(MIGRATION_PORTS)}/tcp on {dst.name} to {src.name}: "
+                  f"vpd host prepare {src.name} {dst.name}")
 
 
 def resolution_checks(src: Host, dst: Host) -> list[Check]:

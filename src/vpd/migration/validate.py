@@ -68,7 +68,8 @@ def after_success(src_conn, dst_conn, domain: Domain, opts, live: bool, before: 
         info = dst_dom.info()
         want_mem = domain.memory.in_bytes // 1024
         checks.append(Check("vCPUs and memory match", info[3] == domain.vcpu and info[1] == want_mem,
-                            f"vcpus {info[3]} (was {domain.vcpu}), memory {info[1] // 1024} MiB (was {want_mem // 1024})"))
+                            f"vcpus {info[3]} (was {domain.vcpu}), "
+                            f"memory {info[1] // 1024} MiB (was {want_mem // 1024})"))
         if live and before is not None:
             after = guest_probe(dst_dom)
             checks.append(Check("guest did not reboot", after["boot_id"] == before["boot_id"],

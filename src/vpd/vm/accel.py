@@ -33,7 +33,8 @@ def kvm_boots_here(timeout: float = 8.0) -> bool:
         return False
     from .guest_image import build_guest_image
 
-    qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                                  text=True).stdout.split("\n")[0]
     key = f"{qemu_version}|{os.uname().release}"
     cache = paths.cache_dir() / "kvm-probe.json"
     try:

@@ -96,7 +96,8 @@ def apply_edit(session: Session, vm: LocatedVm, edited: str) -> dict:
             kept = paths.state_dir() / "rejected-edits" / f"{vm.host.name}-{name}.xml"
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(edited)
-            exc.hint = f"your edit is kept in {kept}; fix it and run `vpd vm define {kept} --replace --host {vm.host.name}`"
+            exc.hint = (f"your edit is kept in {kept}; fix it and run "
+                        f"`vpd vm define {kept} --replace --host {vm.host.name}`")
             raise
         op.result = {"host": vm.host.name, **result, "changed": True}
     return op.result

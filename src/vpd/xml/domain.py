@@ -231,7 +231,8 @@ def lab_guest_domain(
     """
     return guest_domain(
         name, memory_mib=memory_mib, vcpus=vcpus, domain_type=domain_type, uuid=uuid,
-        kernel=kernel, initrd=require_absolute_path(initrd, "initrd"), cmdline=require_text(cmdline, "kernel command line"),
+        kernel=kernel, initrd=require_absolute_path(initrd, "initrd"),
+        cmdline=require_text(cmdline, "kernel command line"),
         disks=[file_disk(disk_path, disk_format)] if disk_path is not None else [],
         interfaces=[nic("network", network, mac, nic_model) for mac, network in (macs or {}).items()],
         serial_log=serial_log,
