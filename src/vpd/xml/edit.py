@@ -276,9 +276,11 @@ class DomainEditor(_Node):
 
     def remove_device(self, device: Disk | Interface) -> None:
         """Remove the device a typed model names: a disk by its target, a NIC by its MAC."""
-        if device.__xml_tag__ == "disk":
+        from .devices import Disk, Interface  # noqa: F811  (at run time; the module-level one is for types)
+
+        if isinstance(device, Disk) and device.target is not None:
             self.remove_disk(device.target.dev)
-        elif device.__xml_tag__ == "interface" and device.mac is not None:
+        elif isinstance(device, Interface) and device.mac is not None:
             self.remove_interface(device.mac.address)
         else:
             raise ValueError(f"cannot tell which <{device.__xml_tag__}> to remove")
