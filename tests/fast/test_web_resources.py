@@ -267,3 +267,28 @@ def test_lab_and_containers(api):
     failed_with(act(client, op, "DELETE", "/api/v1/containers/c1"), 404, "no container 'c1' on any host")
     r = client.post("/api/v1/containers/c1/actions/stop", json={"timeout": 0}, headers=bearer(op))
     assert r.status_code == 400 and "timeout" in r.json()["error"]
+
+
+def test_migration_progress_fields_reach_the_jobs_stream(api):
+    """What run_job emits per tick arrives in the job's SSE stream with its structured fields."""
+    import json
+
+    from vpd.core import events
+    from vpd.migration.run import progress
+
+    client, op, _ = api
+    jobs = client.app_state.jobs
+
+    def work():
+        for remaining in (300, 100, 0):
+            step, done, total, data = progress({"data_remaining": remaining * 2**20, "data_processed": 2**20,
+                                                "memory_bps": 2**20}, 0.1)
+            events.emit("migrate", step, done, total, "MiB", data=data)
+
+    job = jobs.submit("migrate", "hosta/web->hostb", "test", work)
+    jobs.wait(job.id)
+    with client.stream("GET", f"/api/v1/jobs/{job.id}/events", headers=bearer(op)) as stream:
+        text = "".join(stream.iter_text())
+    ticks = [json.loads(block.split("data: ", 1)[1]) for block in text.split("\n\n") if "event: progress" in block]
+    assert [t["data"]["data_remaining"] for t in ticks] == [300 * 2**20, 100 * 2**20, 0]
+    assert all(t["data"]["throughput_bps"] == 2**20 and t["unit"] == "MiB" for t in ticks)
