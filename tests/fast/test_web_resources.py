@@ -292,3 +292,23 @@ def test_migration_progress_fields_reach_the_jobs_stream(api):
     ticks = [json.loads(block.split("data: ", 1)[1]) for block in text.split("\n\n") if "event: progress" in block]
     assert [t["data"]["data_remaining"] for t in ticks] == [300 * 2**20, 100 * 2**20, 0]
     assert all(t["data"]["throughput_bps"] == 2**20 and t["unit"] == "MiB" for t in ticks)
+
+
+def test_vm_page_lists_snapshots_and_takes_one(guest_web):
+    client, op, view = guest_web
+    client.post("/login", data={"token": view, "next": "/vms"})
+    page = client.get("/vms/g1").text
+    assert 'id="snapshots"' in page and "Take snapshot" not in page  # a viewer: the list, no buttons
+    r = client.post("/vms/g1/snapshots", data={"snapshot": "s1"}, headers={"X-Requested-With": "vpd"})
+    assert r.status_code == 403
+    client.post("/login", data={"token": op, "next": "/vms"})
+    r = client.post("/vms/g1/snapshots", data={"snapshot": "bad name"}, headers={"X-Requested-With": "vpd"})
+    assert r.status_code == 400 and "invalid snapshot name" in r.text
+    r = client.post("/vms/g1/snapshots", data={"snapshot": "s1"}, headers={"X-Requested-With": "vpd"})
+    assert r.status_code == 202 and "snapshot.create" in r.text
+    client.app_state.jobs.wait(client.app_state.jobs.list()[0].id)
+    page = client.get("/vms/g1").text
+    assert 'data-snapshot="s1"' in page and "/vms/g1/snapshots/s1/revert" in page
+    r = client.post("/vms/g1/snapshots/s1/revert", headers={"X-Requested-With": "vpd"})
+    assert r.status_code == 202 and "snapshot.revert" in r.text
+    assert wait_job(client, op, client.app_state.jobs.list()[0].id)["state"] == "succeeded"
