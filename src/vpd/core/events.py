@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Event:
     unit: str = "steps"
     scope: str | None = None  # the request (e.g. a web job id) whose work emitted it
     at: float = field(default_factory=time.time)  # when it was emitted (epoch seconds)
+    # Structured fields for consumers that plot or decide (e.g. a migration's bytes remaining,
+    # dirty rate, throughput); None for plain progress. Listeners must not change it.
+    data: dict[str, Any] | None = None
 
 
 Listener = Callable[[Event], None]
@@ -35,8 +39,9 @@ def subscribe(listener: Listener) -> Callable[[], None]:
     return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
-def emit(operation: str, step: str, done: float | None = None, total: float | None = None, unit: str = "steps") -> None:
-    event = Event(operation, step, done, total, unit, scope=_scope.get())
+def emit(operation: str, step: str, done: float | None = None, total: float | None = None, unit: str = "steps",
+         data: dict[str, Any] | None = None) -> None:
+    event = Event(operation, step, done, total, unit, scope=_scope.get(), data=data)
     for listener in list(_listeners):
         listener(event)
 

@@ -37,6 +37,21 @@ def _tick(stats: dict, elapsed: float, since_progress: float) -> policy.Tick:
     )
 
 
+def progress(stats: dict, elapsed: float) -> tuple[str, float, float | None, dict]:
+    """One tick of libvirt's job stats as a progress event: (step text, MiB done, MiB total,
+    structured fields) — bytes and bytes/s, for the web console's live plot."""
+    remaining = stats.get("data_remaining")
+    processed = stats.get("data_processed", 0)
+    total = (processed + remaining) if remaining is not None else None
+    dirty = stats.get("memory_dirty_rate", 0) * stats.get("memory_page_size", 4096)
+    throughput = stats.get("memory_bps", 0)
+    iteration = stats.get("memory_iteration", 0)
+    data = {"elapsed_s": round(elapsed, 3), "data_remaining": remaining, "data_processed": processed,
+            "data_total": total, "dirty_rate_bps": dirty, "throughput_bps": throughput, "iteration": iteration}
+    step = f"iteration {iteration}, {throughput / 2**20:.0f} MiB/s, dirty {dirty / 2**20:.0f} MiB/s"
+    return step, processed / 2**20, total / 2**20 if total else None, data
+
+
 def _apply(dom: libvirt.virDomain, action: policy.Action) -> None:
     if action.kind == "set-downtime":
         dom.migrateSetMaxDowntime(action.value, 0)
@@ -85,15 +100,11 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
                 continue
             now = time.monotonic()
             remaining = stats.get("data_remaining")
-            processed = stats.get("data_processed", 0)
             if remaining is not None and (last_remaining is None or remaining != last_remaining):
                 last_progress = now
                 last_remaining = remaining
-            total = (processed + remaining) if remaining is not None else None
-            events.emit(operation, f"iteration {stats.get('memory_iteration', 0)}, "
-                                   f"{stats.get('memory_bps', 0) / 2**20:.0f} MiB/s, "
-                                   f"dirty {stats.get('memory_dirty_rate', 0) * stats.get('memory_page_size', 4096) / 2**20:.0f} MiB/s",
-                        processed / 2**20, total / 2**20 if total else None, "MiB")
+            step, done_mib, total_mib, data = progress(stats, now - started)
+            events.emit(operation, step, done_mib, total_mib, "MiB", data=data)
             for action in policy.decide(_tick(stats, now - started, now - last_progress), settings, state):
                 try:
                     _apply(dom, action)
@@ -101,6 +112,8 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
                     state.steps.append(f"{action.kind} refused by libvirt: {exc.get_error_message()}")
                     continue
                 policy.apply(action, state)
+                events.emit(operation, f"policy: {action.kind}", data={"policy": action.kind, "value": action.value,
+                                                                         "reason": action.reason})
                 if action.kind == "abort":
                     aborted_by = action.reason
     except KeyboardInterrupt:

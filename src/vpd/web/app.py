@@ -112,9 +112,29 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
                              "kind": "UsageError", "status": 400}, status_code=400)
 
     from . import pages
-    from .api import hosts, jobs, journal, migrations, vms
+    from .api import (
+        access,
+        backups,
+        clusters,
+        containers,
+        hosts,
+        iscsi,
+        jobs,
+        journal,
+        lab,
+        migrations,
+        networks,
+        ovf,
+        pools,
+        snapshots,
+        templates,
+        vm_devices,
+        vms,
+        volumes,
+    )
 
-    for module in (hosts, vms, migrations, journal, jobs):
+    for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
+                   ovf, clusters, access, lab, containers, journal, jobs):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     if app.state.assets:

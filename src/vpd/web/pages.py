@@ -4,6 +4,7 @@ actions — the same job submission the REST API uses."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,11 +16,13 @@ from ..core import journal
 from ..core.errors import VpdError
 from ..host.facts import list_hosts
 from ..ops import Session
+from ..snapshot import operations as snap_ops
 from ..vm import operations as vm_ops
-from .api.common import session
+from .api.common import run_in_job, session
 from .api.vms import Action, submit_action, vm_rows
 from .auth import COOKIE, Principal, identify, operator, viewer
 from .errors import HttpError, error_body
+from .jobs import Job
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["when"] = lambda t: datetime.datetime.fromtimestamp(t).strftime("%F %T") if t else ""
@@ -111,21 +114,55 @@ def vm_page(request: Request, name: str, host: str | None = None, who: Principal
             s: Session = Depends(session)):
     info = vm_ops.info(s, name, host)
     xml = vm_ops.dumpxml(s, name, info["host"])["xml"]
-    return render(request, "vm.html", who, vm=info, xml=xml)
+    try:
+        snapshots, snapshots_error = snap_ops.list_(s, name, info["host"]), None
+    except VpdError as exc:  # the page still shows the VM
+        snapshots, snapshots_error = None, exc.message
+    return render(request, "vm.html", who, vm=info, xml=xml, snapshots=snapshots, snapshots_error=snapshots_error)
+
+
+def _job_fragment(request: Request, submit: Callable[[Principal], Job]) -> Response:
+    """The pages' buttons (htmx, with the CSRF header): a fragment naming the job, which then
+    follows it. Errors come back as a fragment too, with their HTTP status."""
+    try:
+        who = operator(request)
+        job = submit(who)
+    except (VpdError, HttpError) as exc:
+        return render(request, "job_fragment.html", identify(request), status=error_body(exc)["status"],
+                      job=None, error=error_body(exc))
+    return render(request, "job_fragment.html", who, status=202, job=job, error=None)
 
 
 @router.post("/vms/{name}/actions/{action}")
 def vm_action(request: Request, name: str, action: Action, host: str | None = Query(None),
               s: Session = Depends(session)) -> Response:
-    """The pages' buttons (htmx, with the CSRF header): a fragment naming the job, which then
-    follows it. Errors come back as a fragment too, with their HTTP status."""
-    try:
-        who = operator(request)
-        job = submit_action(request, who, s, name, action.value, host, {})
-    except (VpdError, HttpError) as exc:
-        return render(request, "job_fragment.html", identify(request), status=error_body(exc)["status"],
-                      job=None, error=error_body(exc))
-    return render(request, "job_fragment.html", who, status=202, job=job, error=None)
+    return _job_fragment(request, lambda who: submit_action(request, who, s, name, action.value, host, {}))
+
+
+@router.post("/vms/{name}/snapshots")
+def vm_snapshot(request: Request, name: str, host: str | None = Query(None), snapshot: str = Form(""),
+                s: Session = Depends(session)) -> Response:
+    """Take a snapshot (the name from the form, or one made from the time)."""
+    def submit(who: Principal) -> Job:
+        from ..snapshot import snapshot_name
+
+        chosen = snapshot_name(snapshot.strip() or None)
+        found = vm_ops.locate(s, name, host)
+        return run_in_job(request, who, "snapshot.create", f"{found.host.name}/{name}",
+                          lambda js: snap_ops.create(js, name, chosen, found.host.name))
+
+    return _job_fragment(request, submit)
+
+
+@router.post("/vms/{name}/snapshots/{snapshot}/revert")
+def vm_snapshot_revert(request: Request, name: str, snapshot: str, host: str | None = Query(None),
+                       s: Session = Depends(session)) -> Response:
+    def submit(who: Principal) -> Job:
+        found = vm_ops.locate(s, name, host, prefer_running=False)
+        return run_in_job(request, who, "snapshot.revert", f"{found.host.name}/{name}",
+                          lambda js: snap_ops.revert(js, name, snapshot, found.host.name))
+
+    return _job_fragment(request, submit)
 
 
 @router.get("/jobs/{job_id}")

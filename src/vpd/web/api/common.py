@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
 from ...ops import Session
@@ -29,6 +29,17 @@ def accepted(job: Job) -> JSONResponse:
     return JSONResponse({"job": job.id, "state": job.state, "kind": job.kind, "target": job.target,
                          "href": f"/api/v1/jobs/{job.id}", "events": f"/api/v1/jobs/{job.id}/events"},
                         status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+def submit(request: Request, who: Principal, kind: str, target: str, fn: Callable[[Session], Any]) -> JSONResponse:
+    """run_in_job + accepted: what every mutating route answers (202, the job, its links)."""
+    return accepted(run_in_job(request, who, kind, target, fn))
+
+
+# Query parameters most resources share (a required host, or a filter of hosts).
+HostRef = Annotated[str, Query(description="The host (inventory name, FQDN or address)")]
+MaybeHost = Annotated[str | None, Query(description="The host (default: found across the inventory)")]
+HostRefs = Annotated[list[str] | None, Query(description="Only these hosts (repeatable)")]
 
 
 ERRORS = {  # for the OpenAPI schema: the shape every error answer has

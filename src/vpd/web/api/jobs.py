@@ -43,8 +43,10 @@ def _sse(kind: str, data: dict, event_id: int | None = None) -> str:
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`progress` events (operation, step, done, total, unit, at), "
-                                            "`state` on each change, and `end` with the job when it is done"}})
+                             "description": "`progress` events (operation, step, done, total, unit, at, "
+                                            "and `data`: structured fields such as a migration tick's "
+                                            "data_remaining, dirty_rate_bps, throughput_bps), `state` on each "
+                                            "change, and `end` with the job when it is done"}})
 async def jobs_events(request: Request, job_id: str) -> StreamingResponse:
     """The job's progress events as Server-Sent Events: those already emitted first (or those
     after `Last-Event-ID`), then live ones; the stream ends with an `end` event."""
