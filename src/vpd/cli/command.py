@@ -92,7 +92,8 @@ def _partial_report(exc: BaseException, render, as_json: bool, error: dict) -> N
     if partial is None:
         return
     if as_json:
-        emit_json({**jsonable(partial), **error})
+        # The report's own error (e.g. a migration's "migration failed (interrupted ...)") stays.
+        emit_json({**error, **jsonable(partial)})
         exc.reported = True  # type: ignore[attr-defined]
     else:
         (render or default_render)(partial)

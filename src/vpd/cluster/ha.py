@@ -113,7 +113,11 @@ def enable(inv: Inventory, conns: Connections, vm: str, cluster: str, timeout: f
     if s.resource(rid) is not None:
         raise UsageError(f"{vm} is already highly available in cluster {rec.name}")
     # The same rule as every VM command: its one definition, else where it runs.
-    located = locate_vm(Session(inv, conns), vm, hosts=members)
+    try:
+        located = locate_vm(Session(inv, conns), vm, hosts=members)
+    except NotFound:
+        raise NotFound(f"no member of cluster {rec.name} defines a VM named {vm!r}",
+                       hint="`vpd vm list --all` lists them") from None
     home, home_name, dom = located.host, located.host.name, located.domain
     xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     domain = Domain.from_xml(xml.encode())
