@@ -16,7 +16,6 @@ from vpd.core import paths
 from vpd.lab import hostproc
 from vpd.lab.layout import LabHost
 
-from .conftest import vpd_json
 from .migration_helpers import (
     Migration,
     assert_only_on_source,

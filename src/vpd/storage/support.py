@@ -25,14 +25,15 @@ POOL_TYPES = ("dir", "fs", "netfs", "logical", "iscsi", "iscsi-direct")
 # file of a module that a kernel without /proc/modules (a container, a sandbox) cannot load.
 _PROBE = r"""
 yes_no() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
-module() { [ -e "/sys/module/$1" ] || modprobe -n -q "$1"; }
-echo "nfs_kernel=$(yes_no sh -c 'grep -qwE "nfs|nfs4" /proc/filesystems || { [ -e /proc/modules ] && modprobe -n -q nfs; }')"
+echo "nfs_kernel=$(yes_no sh -c 'grep -qwE "nfs|nfs4" /proc/filesystems \
+  || { [ -e /proc/modules ] && modprobe -n -q nfs; }')"
 echo "mount_nfs=$(yes_no sh -c 'command -v mount.nfs || test -x /sbin/mount.nfs || test -x /usr/sbin/mount.nfs')"
 echo "device_mapper=$(yes_no sh -c 'test -e /dev/mapper/control || test -e /sys/class/misc/device-mapper \
   || { [ -e /sys/module/dm_mod ] || { [ -e /proc/modules ] && modprobe -n -q dm_mod; }; }')"
 echo "lvm=$(yes_no sh -c 'command -v vgcreate || test -x /sbin/vgcreate || test -x /usr/sbin/vgcreate')"
 echo "iscsiadm=$(yes_no sh -c 'command -v iscsiadm || test -x /sbin/iscsiadm || test -x /usr/sbin/iscsiadm')"
-echo "iscsi_tcp=$(yes_no sh -c 'test -e /sys/module/iscsi_tcp || { [ -e /proc/modules ] && modprobe -n -q iscsi_tcp; }')"
+echo "iscsi_tcp=$(yes_no sh -c 'test -e /sys/module/iscsi_tcp \
+  || { [ -e /proc/modules ] && modprobe -n -q iscsi_tcp; }')"
 echo "mkfs=$(yes_no sh -c 'command -v mkfs || test -x /sbin/mkfs || test -x /usr/sbin/mkfs')"
 """
 
