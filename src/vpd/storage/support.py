@@ -23,13 +23,15 @@ POOL_TYPES = ("dir", "fs", "netfs", "logical", "iscsi", "iscsi-direct")
 # A constant script (no user input reaches it): one round trip answers every probe. A module
 # that is not loaded counts only where modules can be loaded at all: `modprobe -n` finds the
 # file of a module that a kernel without /proc/modules (a container, a sandbox) cannot load.
+# Device-mapper is asked of the kernel (its misc device), not of /dev/mapper/control: tools
+# such as LVM's create that node even where the kernel has no device-mapper to answer it.
 _PROBE = r"""
 yes_no() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
 echo "nfs_kernel=$(yes_no sh -c 'grep -qwE "nfs|nfs4" /proc/filesystems \
   || { [ -e /proc/modules ] && modprobe -n -q nfs; }')"
 echo "mount_nfs=$(yes_no sh -c 'command -v mount.nfs || test -x /sbin/mount.nfs || test -x /usr/sbin/mount.nfs')"
-echo "device_mapper=$(yes_no sh -c 'test -e /dev/mapper/control || test -e /sys/class/misc/device-mapper \
-  || { [ -e /sys/module/dm_mod ] || { [ -e /proc/modules ] && modprobe -n -q dm_mod; }; }')"
+echo "device_mapper=$(yes_no sh -c 'test -e /sys/class/misc/device-mapper || test -e /sys/module/dm_mod \
+  || { [ -e /proc/modules ] && modprobe -n -q dm_mod; }')"
 echo "lvm=$(yes_no sh -c 'command -v vgcreate || test -x /sbin/vgcreate || test -x /usr/sbin/vgcreate')"
 echo "iscsiadm=$(yes_no sh -c 'command -v iscsiadm || test -x /sbin/iscsiadm || test -x /usr/sbin/iscsiadm')"
 echo "iscsi_tcp=$(yes_no sh -c 'test -e /sys/module/iscsi_tcp \
@@ -88,7 +90,7 @@ def checks_for(pool_type: str, facts: HostStorageFacts, *, mkfs: bool = False) -
              "and no nfs module)", "use a kernel with NFS support (CONFIG_NFS_FS)")
         need("mount.nfs", "mount_nfs", "mount.nfs is not installed", "install nfs-common (Debian) or nfs-utils")
     elif pool_type == "logical":
-        need("device-mapper", "device_mapper", "the kernel has no device-mapper (no /dev/mapper/control, "
+        need("device-mapper", "device_mapper", "the kernel has no device-mapper (no device-mapper misc device, "
              "no dm_mod module): LVM cannot create logical volumes", "use a kernel with CONFIG_BLK_DEV_DM")
         need("LVM tools", "lvm", "vgcreate is not installed", "install lvm2")
     elif pool_type == "iscsi":
