@@ -8,7 +8,7 @@ from ..core.errors import UsageError
 from ..vm import operations as vm_ops
 from ..vm.inventory import list_vms
 from .command import command, host_option, say
-from .main import LazyGroup, cli
+from .main import LazyGroup, LocalPath, cli
 from .render import err_console, table
 
 
@@ -70,7 +70,7 @@ def _render_created(result: dict) -> None:
 @command(vm, "create", render=_render_created)
 @click.argument("name", required=False)
 @click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
-@click.option("--spec", "spec_file", type=click.Path(dir_okay=False),
+@click.option("--spec", "spec_file", type=LocalPath(dir_okay=False),
               help="A TOML file with the same settings as the flags (see the docs of vpd.vm.spec).")
 @click.option("--memory", "memory_mib", default=128, show_default=True, type=int, help="Memory in MiB.")
 @click.option("--vcpus", default=1, show_default=True, type=int)

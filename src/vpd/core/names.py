@@ -58,3 +58,26 @@ def parse_rate(text: str) -> int | None:
     if bits < 8000:
         raise UsageError(f"link rate {text!r} is too low (minimum 8kbit)")
     return bits
+
+
+# Control characters (C0, DEL, C1): never part of a name or a path vpd accepts. A newline in
+# a path splits log lines and remote argv; an escape sequence rewrites the user's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+PATH_MAX = 4095
+NAME_MAX = 255
+
+
+def check_local_path(text: str, what: str = "path") -> str:
+    """Return `text` if it can name a file on this machine: not empty, no control characters,
+    no component longer than NAME_MAX bytes nor a whole longer than PATH_MAX. Whether it exists
+    is the caller's business; this keeps odd input from surfacing as an OSError traceback."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"{what} must not be empty")
+    if _CONTROL.search(text):
+        raise UsageError(f"invalid {what} {text!r}: it holds a control character (newline, tab, escape...)",
+                         hint="give the path without control characters")
+    raw = text.encode(errors="surrogateescape")
+    if len(raw) > PATH_MAX or any(len(part) > NAME_MAX for part in raw.split(b"/")):
+        raise UsageError(f"{what} is too long ({len(raw)} bytes)",
+                         hint=f"at most {NAME_MAX} bytes per component and {PATH_MAX} in all")
+    return text
