@@ -15,7 +15,6 @@ up, else ~/.config/vpd/inventory.toml, else the local qemu:///system alone.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import tomllib
 from pathlib import Path
@@ -25,10 +24,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..core import paths
 from ..core.errors import NotFound, UsageError
-from ..core.names import check_name
+from ..core.names import check_name, is_dns_name
 
-_FQDN = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
 ALLOWED_SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh2", "test"}
 
 
@@ -85,7 +82,7 @@ class Host(BaseModel):
     @field_validator("fqdn")
     @classmethod
     def _fqdn(cls, v: str | None) -> str | None:
-        if v is not None and not _FQDN.match(v):
+        if v is not None and not is_dns_name(v):
             raise ValueError(f"{v!r} is not a host name (letters, digits, '-' in dot-separated labels)")
         return v
 

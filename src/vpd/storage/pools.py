@@ -22,7 +22,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, lookup
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
-from ..core.names import check_name
+from ..core.names import check_name, is_dns_name
 from ..core.undo import Undo
 from ..xml.checks import require_absolute_path
 from ..xml.pool import (
@@ -53,9 +53,7 @@ STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+_CHAP_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.fullmatch(host):
+        if not is_dns_name(host):
             raise UsageError(f"invalid {what} {text!r}",
                              hint="use a host name or IP address, optionally :PORT") from None
     if port is not None and not 0 < port < 65536:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, lookup
 from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
-from ..core.names import check_name, parse_size
+from ..core.names import check_existing_name, check_name, parse_size
 from ..xml.pool import StoragePool
 from ..xml.volume import ImageFormat, StorageVolume, volume
 from .pools import find_pool
@@ -44,17 +43,6 @@ NO_CREATE_POOLS = ("iscsi", "iscsi-direct", "scsi", "mpath")
 TYPES = {libvirt.VIR_STORAGE_VOL_FILE: "file", libvirt.VIR_STORAGE_VOL_BLOCK: "block",
          libvirt.VIR_STORAGE_VOL_DIR: "dir", libvirt.VIR_STORAGE_VOL_NETWORK: "network",
          libvirt.VIR_STORAGE_VOL_NETDIR: "netdir", libvirt.VIR_STORAGE_VOL_PLOOP: "ploop"}
-# Existing volumes may carry names vpd would not give (an iSCSI LUN is 'unit:0:0:1'); they are
-# looked up, never built into paths, so this rule only keeps out separators and traversal.
-_EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}\Z")
-
-
-def check_existing_name(name: str, what: str = "volume name") -> str:
-    if not _EXISTING.fullmatch(name or "") or ".." in name:
-        raise UsageError(f"invalid {what} {name!r}", hint="volume names have no '/', spaces, quotes or '..'")
-    return name
-
-
 def parse_vol_ref(text: str) -> tuple[str, str]:
     """'POOL/VOL' -> (pool, volume)."""
     pool, sep, vol = (text or "").partition("/")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection
 
 from ..core.errors import UsageError
+from ..core.names import check_ifname
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
@@ -46,15 +47,9 @@ def require_text(value: object, what: str) -> str:
     return value
 
 
-_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
-
-
 def require_ifname(value: object, what: str) -> str:
     """A Linux interface name: at most 15 characters (IFNAMSIZ), no '/', spaces or '..'."""
-    if not isinstance(value, str) or not _IFNAME.fullmatch(value) or ".." in value:
-        raise UsageError(f"invalid {what} {value!r}",
-                         hint="use 1-15 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return value
+    return check_ifname(value, what)  # type: ignore[arg-type]
 
 
 def require_uuid(value: str | uuid.UUID, what: str) -> str:
