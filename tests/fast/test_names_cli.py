@@ -30,7 +30,8 @@ BAD_NAMES = st.one_of(
     _valid.map(lambda s: s + "/.."),
     st.builds(_insert, _valid, _control, st.integers(0, 20)),
     st.builds(_insert, _valid, _unicode, st.integers(0, 20)),
-    st.builds(_insert, _valid, st.sampled_from([" ", "/", "'", '"', ";", "$", "`", "\\", "*", "%"]), st.integers(0, 20)),
+    st.builds(_insert, _valid, st.sampled_from([" ", "/", "'", '"', ";", "$", "`", "\\", "*", "%"]),
+              st.integers(0, 20)),
 )
 
 # kind -> argv with NAME where the name goes; positional names come after '--'.
