@@ -483,3 +483,40 @@ def test_login_errors_are_explained(message, expected):
     spec = pools.PoolSpec("p", "iscsi-direct", source_host="198.18.0.11", target_iqn="iqn.2024-01.org.x:t",
                           initiator_iqn="iqn.2024-01.org.x:i", chap_user="u")
     assert expected in pools._login_error("iscsi-direct", spec, message).message
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/etc", "/etc/", "/usr/lib/x", "/boot", "/proc/1", "/sys", "/dev", "/dev/shm/p", "/bin", "/sbin",
+    "/lib", "/lib64/x", "/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/", "//var//lib",
+    "/var/lib/libvirt/images/..", "/var/lib/libvirt/images/../../../etc", "../etc/passwd", "images",
+    "/srv/pool\n", "/srv/po\tol", "/srv/\x1b[2J", "", "/" + "x" * 300,
+])
+def test_pool_paths_refused(path):
+    with pytest.raises(UsageError) as err:
+        pools.pool_xml(pools.PoolSpec(name="p1", type="dir", path=path))
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("path", "normal"), [
+    ("/var/lib/libvirt/images/p1", "/var/lib/libvirt/images/p1"),
+    ("/srv/vpd//p1/", "/srv/vpd/p1"),
+    ("/srv/./vpd/p1", "/srv/vpd/p1"),
+])
+def test_pool_paths_normalised(path, normal):
+    assert pools.pool_xml(pools.PoolSpec(name="p1", type="dir", path=path)).target.path == normal
+
+
+def test_iscsi_device_directory_may_be_under_dev():
+    spec = pools.PoolSpec(name="p1", type="iscsi", source_host="192.0.2.1", target_iqn="iqn.2024-01.org.example:t")
+    assert pools.pool_xml(spec).target.path == "/dev/disk/by-path"
+    with pytest.raises(UsageError):
+        pools.pool_xml(pools.PoolSpec(name="p1", type="netfs", path="/dev/x", source_host="nfs",
+                                      source_path="/export"))
+
+
+@pytest.mark.parametrize("path", ["/var/lib/libvirt/images/..", "../etc/passwd", "/srv/a\nb", "/etc"])
+def test_pool_create_bad_path_exits_2(test_inventory, path):
+    proc = run_vpd("pool", "create", "p1", "--host", "t1", "--type", "dir", "--path", path,
+                   inventory=test_inventory)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pool path" in proc.stderr
