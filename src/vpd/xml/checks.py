@@ -68,3 +68,21 @@ def require_unicast_mac(value: str, what: str) -> str:
     if int(mac[:2], 16) & 1:
         raise UsageError(f"{what} {value!r} is a multicast address", hint="the first octet must be even")
     return mac
+
+
+def explain_parse_error(exc: Exception, limit: int = 3) -> str:
+    """What is wrong with a user's XML, field by field: pydantic's messages ('memory: field
+    required (line 1)') rather than its summary line, which names no field."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts = []
+    items = errors()
+    for err in items[:limit]:
+        where = "/".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err.get("loc", ())).replace("/[", "[")
+        ctx = err.get("ctx") or {}
+        msg = str(ctx.get("orig") or err.get("msg", "")).rstrip(".")
+        line = f" (line {ctx['sourceline']})" if ctx.get("sourceline") not in (None, -1) else ""
+        parts.append(f"{where or 'document'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}{line}")
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(parts) + more
