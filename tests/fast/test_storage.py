@@ -520,3 +520,44 @@ def test_pool_create_bad_path_exits_2(test_inventory, path):
                    inventory=test_inventory)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "pool path" in proc.stderr
+
+
+class _StaleListing:
+    """A pool whose listing was taken before a parallel `vol delete` removed some volumes."""
+
+    def __init__(self, pool, handles):
+        self._pool, self._handles = pool, handles
+
+    def listAllVolumes(self, flags=0):  # noqa: N802 - libvirt's name
+        return self._handles
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+def test_delete_tolerates_siblings_vanishing_during_the_overlay_scan(conn, pool_name, monkeypatch):
+    pools.create_pool(conn, HOST, pools.PoolSpec(pool_name, "dir", path=f"/vpd-test/{pool_name}"))
+    pool = conn.storagePoolLookupByName(pool_name)
+    for n in ("a", "b", "c"):
+        volumes.create_volume(HOST, conn, pool_name, n, 2**20, fmt="raw")
+    stale = pool.listAllVolumes(0)
+    conn.storagePoolLookupByName(pool_name).storageVolLookupByName("b").delete(0)  # the sibling deleter
+    monkeypatch.setattr(volumes, "find_pool", lambda c, h, n: _StaleListing(pool, stale))
+    assert volumes.delete_volume(HOST, conn, pool_name, "a")["deleted"]
+    assert sorted(pool.listVolumes()) == ["c"]
+    with pytest.raises(libvirt.libvirtError):  # anything but "no such volume" still fails
+        volumes.present([None], lambda v: (_ for _ in ()).throw(libvirt.libvirtError("boom")))
+
+
+def test_parallel_deletes_of_different_volumes_all_succeed(conn, pool_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pools.create_pool(conn, HOST, pools.PoolSpec(pool_name, "dir", path=f"/vpd-test/{pool_name}"))
+    for round_ in range(5):
+        names = [f"v{round_}-{i}" for i in range(8)]
+        for n in names:
+            volumes.create_volume(HOST, conn, pool_name, n, 2**20, fmt="raw")
+        with ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(lambda n: volumes.delete_volume(HOST, conn, pool_name, n), names))
+        assert all(r["deleted"] for r in results)
+    assert conn.storagePoolLookupByName(pool_name).listVolumes() == []
