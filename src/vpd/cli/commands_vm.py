@@ -5,6 +5,7 @@ import click
 from click.core import ParameterSource
 
 from ..core.errors import UsageError
+from ..ops import require_an_answer
 from ..vm import operations as vm_ops
 from ..vm.inventory import list_vms
 from .command import command, host_option, say
@@ -32,7 +33,8 @@ def _render_list(per_host) -> None:
 def vm_list(session, names, include_inactive: bool):
     """All VMs of all hosts (one bulk-stats call per host)."""
     per_host = list_vms(session.conns, session.hosts(names), include_inactive)
-    return {"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]} for h in per_host]}
+    return require_an_answer({"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]}
+                                        for h in per_host]}, [h.error for h in per_host])
 
 
 def _key_values(text: str, option: str, keys: set[str]) -> dict[str, str]:
