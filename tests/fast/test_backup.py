@@ -177,3 +177,66 @@ def test_cli_list_json(test_inventory, chain_dir: Path):
     assert [b["kind"] for b in out["backups"]] == ["full", "incremental"]
     verify = run_vpd("backup", "verify", out["backups"][1]["path"], "--host", "t1", inventory=test_inventory)
     assert verify.returncode == 0 and "intact" in verify.stdout
+
+
+def _tamper(where: Path, **changes) -> None:
+    data = json.loads((where / "manifest.json").read_text())
+    for key, value in changes.items():
+        if key == "file":
+            data["disks"][0]["file"] = value
+        else:
+            data[key] = value
+    (where / "manifest.json").write_text(json.dumps(data))
+
+
+FULL, INC = "20261125T170000Z", "20261125T170100Z"
+
+
+@pytest.mark.parametrize("change", [
+    {"file": "../../../../etc/hostname"}, {"file": "/etc/hostname"}, {"file": "a/../../x"}, {"file": ".."},
+    {"id": "../../x"}, {"parent": "../other/20261125T170000Z"}, {"vm": "a b"}, {"id": "20261125T170200Z"},
+])
+def test_a_manifest_naming_paths_outside_its_folder_is_refused(chain_dir: Path, change):
+    _tamper(chain_dir / "vm1" / INC, **change)
+    with pytest.raises(mf.BadBackup) as err:
+        catalog.verify(HostFiles(LOCAL), str(chain_dir / "vm1" / INC))
+    assert err.value.exit_code == 2
+
+
+def test_a_symlink_leaving_the_folder_is_refused(chain_dir: Path, tmp_path: Path):
+    other = tmp_path / "other-vm.qcow2"
+    other.write_bytes((chain_dir / "vm1" / FULL / "hda.qcow2").read_bytes())
+    disk = chain_dir / "vm1" / FULL / "hda.qcow2"
+    disk.unlink()
+    disk.symlink_to(other)  # same bytes, so the checksum alone would pass
+    with pytest.raises(mf.BadBackup, match="leads outside the backup directory"):
+        catalog.verify(HostFiles(LOCAL), str(chain_dir / "vm1" / INC))
+    with pytest.raises(mf.BadBackup):
+        restore_backup(libvirt.open("test:///default"), LOCAL, str(chain_dir / "vm1" / INC), "vm1copy", "default-pool")
+
+
+def test_a_malformed_sibling_blocks_nothing(chain_dir: Path, test_inventory):
+    bad = chain_dir / "vm1" / "20261125T170500Z"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    (chain_dir / "vm2" / FULL).mkdir(parents=True)
+    (chain_dir / "vm2" / FULL / "manifest.json").write_text('{"id": "../x"}')
+    assert catalog.verify(HostFiles(LOCAL), str(chain_dir / "vm1" / INC)).ok
+    out = json.loads(run_vpd("backup", "list", str(chain_dir), "--host", "t1", "--json",
+                             inventory=test_inventory, check_rc=0).stdout)
+    assert [b["id"] for b in out["backups"]] == [FULL, INC]
+    assert sorted(u["path"] for u in out["unreadable"]) == [str(bad), str(chain_dir / "vm2" / FULL)]
+    proc = run_vpd("backup", "verify", str(bad), "--host", "t1", inventory=test_inventory)
+    assert proc.returncode == 2 and "not a valid vpd backup manifest" in proc.stderr
+
+
+@pytest.mark.parametrize("root", ["/tmp/a\\b", "/tmp/a\nb", "/tmp/\x1b[2J"])
+def test_backup_to_odd_characters_exits_2(test_inventory, root):
+    proc = run_vpd("backup", "test", "--host", "t1", "--to", root, inventory=test_inventory)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_sha256_reads_escaped_names(tmp_path: Path):
+    odd = tmp_path / "a\\b"
+    odd.write_bytes(b"x")
+    assert HostFiles(LOCAL).sha256([str(odd)])[str(odd)].startswith("2d711642")

@@ -62,7 +62,8 @@ def test_malformed_inventory_exits_2(tmp_path):
 def test_unreachable_host_is_reported_not_raised(tmp_path):
     inv = tmp_path / "inv.toml"
     inv.write_text("[[hosts]]\nname = 'gone'\nuri = 'qemu+unix:///system?socket=/nonexistent/sock'\n")
-    out = json.loads(run_vpd("host", "list", "--json", inventory=inv, check_rc=0).stdout)
+    # Its only host is down: exit 1 (issue 12), the host's own error still in the report.
+    out = json.loads(run_vpd("host", "list", "--json", inventory=inv, check_rc=1).stdout)
     host = out["hosts"][0]
     assert host["reachable"] is False and "not running" in host["error"]
 
@@ -77,3 +78,32 @@ def test_journal_records_operations(test_inventory):
     run_vpd("lab", "down")
     out = json.loads(run_vpd("journal", "--json", check_rc=0).stdout)
     assert out[0]["operation"] == "lab.down" and out[0]["status"] == "failed"
+
+
+def _inventory(tmp_path, *uris):
+    path = tmp_path / "inv.toml"
+    path.write_text("".join(f'[[hosts]]\nname = "h{i}"\nuri = "{u}"\n\n' for i, u in enumerate(uris)))
+    return path
+
+
+DEAD = "qemu+tcp://127.0.0.1:1/system"  # nothing listens on port 1: refused at once
+
+
+@pytest.mark.parametrize("args", [("host", "list"), ("vm", "list")])
+def test_listing_exits_1_when_no_host_answers(tmp_path, args):
+    inv = _inventory(tmp_path, DEAD, DEAD)
+    proc = run_vpd(*args, "--json", inventory=inv)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    out = json.loads(proc.stdout)
+    assert "answered" in out["error"] and len(out["hosts"]) == 2  # the per-host errors stay
+    assert all(h["error"] for h in out["hosts"])
+    plain = run_vpd(*args, inventory=inv)
+    assert plain.returncode == 1 and "error:" in plain.stderr and "Traceback" not in plain.stderr
+
+
+@pytest.mark.parametrize("args", [("host", "list"), ("vm", "list")])
+def test_listing_is_partial_when_some_host_answers(tmp_path, args):
+    out = json.loads(run_vpd(*args, "--json", inventory=_inventory(tmp_path, "test:///default", DEAD),
+                             check_rc=0).stdout)
+    errors = {h.get("host", h.get("name")): h["error"] for h in out["hosts"]}
+    assert errors["h0"] is None and errors["h1"]

@@ -3,9 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from vpd.connect.inventory import Host, load, resolve
 from vpd.core.errors import EXIT_USAGE, NotFound, UsageError
+
+from .conftest import run_vpd
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -71,3 +74,58 @@ def test_what_a_lab_states_round_trips_through_toml(tmp_path):
     again = load(write(tmp_path, text))
     assert again.hosts == inv.hosts
     assert (again.get("b").link_mbit, again.get("b").lab) == (None, False)
+
+
+@pytest.mark.parametrize("uri", [
+    "qemu+ssh://h/system?command=/tmp/prog",
+    "qemu+ssh://h/system?netcat=/tmp/nc",
+    "qemu+ssh://h/system?proxy=native",
+    "qemu+ssh://h/system?name=qemu:///session",
+    "qemu+ssh://h/system?keyfile=/k&keyfile=/other",
+    "qemu+ssh://h/system?keyfile=relative",
+    "qemu+ssh://h/system?no_verify=yes",
+    "qemu+ssh://h/system?sshauth=agent,rsh",
+    "qemu+tcp://h/system?keyfile=/k",
+    "qemu:///system?no_verify=1",
+    "test:///default?socket=/s",
+    "test:///def\x00ault",
+    "test:///def\x07ault",
+    "qemu:///system\n",
+    "qemu+ssh://h:port/system",
+    "qemu+ssh://h/system#frag",
+])
+def test_hostile_uris_are_refused(uri):
+    with pytest.raises(ValidationError):
+        Host(name="a", uri=uri)
+
+
+@pytest.mark.parametrize("uri", [
+    "qemu+ssh://root@h/system?keyfile=/root/.ssh/id_ed25519&known_hosts=/root/.ssh/known_hosts",
+    "qemu+ssh://h/system?no_verify=1",
+    "qemu+ssh://h/system?sshauth=agent,privkey&no_tty=1",
+    "qemu+unix:///system?socket=/run/libvirt/virtqemud-sock",
+    "qemu+tls://h/system?pkipath=/etc/pki/vpd",
+    "qemu+libssh2://h/system?known_hosts_verify=auto",
+    "qemu:///system",
+    "test:///default",
+])
+def test_supported_uri_parameters_pass(uri):
+    assert Host(name="a", uri=uri).uri == uri
+
+
+@pytest.mark.parametrize("uri", ["qemu+ssh://h/system?command=/bin/id", "test:///def\\u0000ault"])
+def test_inventory_with_a_hostile_uri_exits_2(tmp_path, uri):
+    path = tmp_path / "inventory.toml"
+    path.write_text(f'[[hosts]]\nname = "a"\nuri = "{uri}"\n')
+    proc = run_vpd("host", "list", inventory=path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "uri" in proc.stderr
+
+
+def test_a_uri_libvirt_cannot_take_is_an_explained_failure():
+    from vpd.connect.libvirt_conn import open_connection
+    from vpd.core.errors import HostUnreachable
+
+    host = Host.model_construct(name="a", uri="test:///def\x00ault", ssh_identity=None)  # past the validator
+    with pytest.raises(HostUnreachable, match="cannot open libvirt URI"):
+        open_connection(host)

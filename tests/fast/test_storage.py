@@ -483,3 +483,81 @@ def test_login_errors_are_explained(message, expected):
     spec = pools.PoolSpec("p", "iscsi-direct", source_host="198.18.0.11", target_iqn="iqn.2024-01.org.x:t",
                           initiator_iqn="iqn.2024-01.org.x:i", chap_user="u")
     assert expected in pools._login_error("iscsi-direct", spec, message).message
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/etc", "/etc/", "/usr/lib/x", "/boot", "/proc/1", "/sys", "/dev", "/dev/shm/p", "/bin", "/sbin",
+    "/lib", "/lib64/x", "/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/", "//var//lib",
+    "/var/lib/libvirt/images/..", "/var/lib/libvirt/images/../../../etc", "../etc/passwd", "images",
+    "/srv/pool\n", "/srv/po\tol", "/srv/\x1b[2J", "", "/" + "x" * 300,
+])
+def test_pool_paths_refused(path):
+    with pytest.raises(UsageError) as err:
+        pools.pool_xml(pools.PoolSpec(name="p1", type="dir", path=path))
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("path", "normal"), [
+    ("/var/lib/libvirt/images/p1", "/var/lib/libvirt/images/p1"),
+    ("/srv/vpd//p1/", "/srv/vpd/p1"),
+    ("/srv/./vpd/p1", "/srv/vpd/p1"),
+])
+def test_pool_paths_normalised(path, normal):
+    assert pools.pool_xml(pools.PoolSpec(name="p1", type="dir", path=path)).target.path == normal
+
+
+def test_iscsi_device_directory_may_be_under_dev():
+    spec = pools.PoolSpec(name="p1", type="iscsi", source_host="192.0.2.1", target_iqn="iqn.2024-01.org.example:t")
+    assert pools.pool_xml(spec).target.path == "/dev/disk/by-path"
+    with pytest.raises(UsageError):
+        pools.pool_xml(pools.PoolSpec(name="p1", type="netfs", path="/dev/x", source_host="nfs",
+                                      source_path="/export"))
+
+
+@pytest.mark.parametrize("path", ["/var/lib/libvirt/images/..", "../etc/passwd", "/srv/a\nb", "/etc"])
+def test_pool_create_bad_path_exits_2(test_inventory, path):
+    proc = run_vpd("pool", "create", "p1", "--host", "t1", "--type", "dir", "--path", path,
+                   inventory=test_inventory)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pool path" in proc.stderr
+
+
+class _StaleListing:
+    """A pool whose listing was taken before a parallel `vol delete` removed some volumes."""
+
+    def __init__(self, pool, handles):
+        self._pool, self._handles = pool, handles
+
+    def listAllVolumes(self, flags=0):  # noqa: N802 - libvirt's name
+        return self._handles
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+def test_delete_tolerates_siblings_vanishing_during_the_overlay_scan(conn, pool_name, monkeypatch):
+    pools.create_pool(conn, HOST, pools.PoolSpec(pool_name, "dir", path=f"/vpd-test/{pool_name}"))
+    pool = conn.storagePoolLookupByName(pool_name)
+    for n in ("a", "b", "c"):
+        volumes.create_volume(HOST, conn, pool_name, n, 2**20, fmt="raw")
+    stale = pool.listAllVolumes(0)
+    conn.storagePoolLookupByName(pool_name).storageVolLookupByName("b").delete(0)  # the sibling deleter
+    monkeypatch.setattr(volumes, "find_pool", lambda c, h, n: _StaleListing(pool, stale))
+    assert volumes.delete_volume(HOST, conn, pool_name, "a")["deleted"]
+    assert sorted(pool.listVolumes()) == ["c"]
+    with pytest.raises(libvirt.libvirtError):  # anything but "no such volume" still fails
+        volumes.present([None], lambda v: (_ for _ in ()).throw(libvirt.libvirtError("boom")))
+
+
+def test_parallel_deletes_of_different_volumes_all_succeed(conn, pool_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pools.create_pool(conn, HOST, pools.PoolSpec(pool_name, "dir", path=f"/vpd-test/{pool_name}"))
+    for round_ in range(5):
+        names = [f"v{round_}-{i}" for i in range(8)]
+        for n in names:
+            volumes.create_volume(HOST, conn, pool_name, n, 2**20, fmt="raw")
+        with ThreadPoolExecutor(8) as ex:
+            results = list(ex.map(lambda n: volumes.delete_volume(HOST, conn, pool_name, n), names))
+        assert all(r["deleted"] for r in results)
+    assert conn.storagePoolLookupByName(pool_name).listVolumes() == []

@@ -139,6 +139,27 @@ def test_define_refuses_bad_xml_and_changes_nothing(conn, xml, match):
     assert sorted(conn.listDefinedDomains()) == before
 
 
+@pytest.mark.parametrize("xml,fields", [
+    ("<domain type='test'><name>x</name></domain>", ["memory: field required", "vcpu: field required"]),
+    ("<domain type='test'><memory>131072</memory><vcpu>1</vcpu></domain>", ["name: field required"]),
+    ("<domain type='test'><name>x</name><memory>lots</memory><vcpu>1</vcpu></domain>", ["memory/value"]),
+    ("<domain type='test'><name>x</name><memory>1</memory><vcpu>1</vcpu><devices><disk type='file'/></devices>"
+     "</domain>", ["devices/disks[0]/target: field required"]),
+])
+def test_define_names_the_missing_field(conn, xml, fields):
+    with pytest.raises(UsageError) as err:
+        lifecycle.define(conn, HOST, xml)
+    for field in fields:
+        assert field in err.value.message
+
+
+def test_vm_define_cli_names_the_missing_field(test_inventory, tmp_path):
+    path = tmp_path / "d.xml"
+    path.write_text("<domain type='test'><name>x</name><vcpu>1</vcpu></domain>")
+    proc = run_vpd("vm", "define", str(path), "--host", "t1", inventory=test_inventory)
+    assert proc.returncode == 2 and "memory: field required" in proc.stderr, proc.stderr
+
+
 def test_define_replace_refuses_another_uuid(conn):
     with pytest.raises(UsageError, match="UUID"):
         lifecycle.define(conn, HOST, _xml("vm1", uuid="11111111-2222-3333-4444-555555555555"), replace=True)

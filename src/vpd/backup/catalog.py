@@ -19,14 +19,20 @@ def load(files: HostFiles, backup_path: str) -> mf.Manifest:
     return mf.parse(files.read(path), path)
 
 
-def manifests_in(files: HostFiles, vm_dir: str) -> dict[str, mf.Manifest]:
-    """Every finished backup in one VM's directory (DIR/VM), by id."""
+def manifests_in(files: HostFiles, vm_dir: str, unreadable: list[dict] | None = None) -> dict[str, mf.Manifest]:
+    """Every finished backup in one VM's directory (DIR/VM), by id. A malformed manifest is
+    left out (and noted in `unreadable`): it must not block the good backups beside it."""
     if not files.is_dir(vm_dir):
         return {}
     out = {}
     for path in files.find_manifests(posixpath.dirname(vm_dir)):
         if mf.vm_dir_of(posixpath.dirname(path)) == vm_dir:
-            m = mf.parse(files.read(path), path)
+            try:
+                m = mf.parse(files.read(path), path)
+            except mf.BadBackup as exc:
+                if unreadable is not None:
+                    unreadable.append({"path": posixpath.dirname(path), "error": exc.message})
+                continue
             out[m.id] = m
     return out
 
@@ -36,10 +42,17 @@ def siblings(files: HostFiles, backup_path: str) -> dict[str, mf.Manifest]:
     return manifests_in(files, mf.vm_dir_of(backup_path))
 
 
-def list_backups(files: HostFiles, root: str) -> list[tuple[str, mf.Manifest]]:
+def list_backups(files: HostFiles, root: str, unreadable: list[dict] | None = None) -> list[tuple[str, mf.Manifest]]:
+    """Every finished backup under `root`; malformed manifests are skipped (noted in `unreadable`)."""
     root = require_host_dir(root)
-    return sorted(((posixpath.dirname(p), mf.parse(files.read(p), p)) for p in files.find_manifests(root)),
-                  key=lambda item: (item[1].vm, item[1].id))
+    found = []
+    for p in files.find_manifests(root):
+        try:
+            found.append((posixpath.dirname(p), mf.parse(files.read(p), p)))
+        except mf.BadBackup as exc:
+            if unreadable is not None:
+                unreadable.append({"path": posixpath.dirname(p), "error": exc.message})
+    return sorted(found, key=lambda item: (item[1].vm, item[1].id))
 
 
 def resolve_chain(files: HostFiles, backup_path: str) -> list[tuple[str, mf.Manifest]]:
@@ -49,7 +62,26 @@ def resolve_chain(files: HostFiles, backup_path: str) -> list[tuple[str, mf.Mani
     known = siblings(files, backup_path)
     known[latest.id] = latest
     vm_dir = mf.vm_dir_of(backup_path)
-    return [(posixpath.join(vm_dir, m.id), m) for m in mf.chain(latest, known)]
+    links = [(posixpath.join(vm_dir, m.id), m) for m in mf.chain(latest, known)]
+    require_inside(files, links)
+    return links
+
+
+def require_inside(files: HostFiles, links: list[tuple[str, mf.Manifest]]) -> None:
+    """Every file the manifests name must resolve inside its own backup directory: a symlink
+    (or a tampered manifest) pointing at another VM's disk or /etc/hostname is refused."""
+    named = {posixpath.join(where, name): where for where, m in links
+             for name in (mf.DOMAIN_XML, *(d.file for d in m.disks))}
+    dirs = files.realpaths(sorted({where for where, _ in links}))
+    real = files.realpaths(sorted(named))
+    for path, where in named.items():
+        resolved, home = real.get(path), dirs.get(where)
+        if resolved is None or home is None:
+            continue  # missing: verify reports it damaged, restore refuses it
+        if posixpath.dirname(resolved) != home:
+            raise mf.BadBackup(f"backup {where}: {posixpath.basename(path)} leads outside the backup "
+                               f"directory (to {resolved}); the backup is refused",
+                               hint="a backup's files live in its own directory; this one was altered")
 
 
 @dataclass

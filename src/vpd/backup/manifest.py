@@ -8,15 +8,38 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from ..core.errors import UsageError, VpdError
+from ..core.names import check_name
 
 MANIFEST = "manifest.json"
 DOMAIN_XML = "domain.xml"
+
+
+class BadBackup(UsageError):
+    """A manifest that names something outside its backup directory (or is not a manifest):
+    the backup is refused, nothing is read through it (exit 2)."""
+
+
+_BACKUP_ID = re.compile(r"\d{8}T\d{6}Z")
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _plain_file(v: str) -> str:
+    if not _FILE.fullmatch(v) or ".." in v:
+        raise ValueError(f"{v!r} is not a plain file name inside the backup directory")
+    return v
+
+
+def _backup_id(v: str) -> str:
+    if not _BACKUP_ID.fullmatch(v):
+        raise ValueError(f"{v!r} is not a backup id (like 20261125T170102Z)")
+    return v
 
 
 class DiskCopy(BaseModel):
@@ -32,6 +55,16 @@ class DiskCopy(BaseModel):
     bytes: int
     """Data bytes the copy holds: for an incremental backup, only the clusters that changed."""
     sha256: str
+
+    @field_validator("file")
+    @classmethod
+    def _file_inside(cls, v: str) -> str:
+        return _plain_file(v)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return _plain_file(v)
 
 
 class Manifest(BaseModel):
@@ -52,6 +85,24 @@ class Manifest(BaseModel):
     disks: list[DiskCopy]
     seconds: float = 0.0
 
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _backup_id(v)
+
+    @field_validator("parent")
+    @classmethod
+    def _parent(cls, v: str | None) -> str | None:
+        return None if v is None else _backup_id(v)
+
+    @field_validator("vm")
+    @classmethod
+    def _vm(cls, v: str) -> str:
+        try:
+            return check_name(v, "VM name")
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+
     def to_json(self) -> bytes:
         return (json.dumps(self.model_dump(), indent=2) + "\n").encode()
 
@@ -66,11 +117,20 @@ def new_backup_id(now: datetime | None = None) -> str:
 
 
 def parse(data: bytes, where: str) -> Manifest:
+    """The manifest at `where` (DIR/VM/ID/manifest.json); BadBackup (exit 2) for anything else,
+    including a manifest whose id is not its directory's name (its files would be read elsewhere)."""
     try:
-        return Manifest.model_validate_json(data)
+        m = Manifest.model_validate_json(data)
     except ValidationError as exc:
-        raise VpdError(f"{where}: not a vpd backup manifest ({exc.error_count()} problems: "
-                       f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})") from None
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"])
+        raise BadBackup(f"{where}: not a valid vpd backup manifest ({exc.error_count()} problem(s); "
+                        f"{loc}: {first['msg']})", hint="this backup is refused; others are not affected") from None
+    folder = posixpath.basename(posixpath.dirname(where))
+    if folder and m.id != folder:
+        raise BadBackup(f"{where}: the manifest says it is backup {m.id}, but it lies in {folder}",
+                        hint="this backup is refused; others are not affected")
+    return m
 
 
 def backup_dir(root: str, vm: str, backup_id: str) -> str:

@@ -39,9 +39,11 @@ def backup(session: Session, name: str, root: str, host_ref: str | None = None, 
 
 def list_(session: Session, root: str, host_ref: str) -> dict:
     host = session.host(host_ref)
-    found = catalog.list_backups(HostFiles(host), root)
+    unreadable: list[dict] = []
+    found = catalog.list_backups(HostFiles(host), root, unreadable)
     return {"host": host.name, "root": root, "backups": [{"path": p, **m.model_dump(), "total_bytes": m.total_bytes}
-                                           for p, m in found]}
+                                                         for p, m in found],
+            "unreadable": unreadable}
 
 
 def verify(session: Session, backup_path: str, host_ref: str) -> dict:

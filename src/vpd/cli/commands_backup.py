@@ -3,11 +3,12 @@ parse, call vpd.backup.operations, render."""
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from ..backup import operations as backup_ops
 from .command import command, host_option, say
 from .main import cli
-from .render import table
+from .render import err_console, table
 
 
 class DefaultCommandGroup(click.Group):
@@ -50,6 +51,9 @@ def _render_list(r: dict) -> None:
     table(f"backups in {r['root']} on {r['host']}", ["VM", "id", "kind", "parent", "guest", "disks", "size", "path"],
           [[m["vm"], m["id"], m["kind"], m["parent"] or "-", m["guest_state"], len(m["disks"]),
             _mib(m["total_bytes"]), m["path"]] for m in r["backups"]])
+    for bad in r.get("unreadable", []):
+        err_console.print(Text(f"skipped {bad['path']}: {bad['error']}", style="yellow"), highlight=False,
+                          soft_wrap=True)
 
 
 @command(backup, "list", render=_render_list, bars=False)

@@ -10,7 +10,7 @@ from ..core.errors import EXIT_INTERRUPTED, VpdError
 from ..ct import checks
 from ..ct import operations as ct_ops
 from .command import command, say, session_of
-from .main import cli, json_option, report_error
+from .main import LocalPath, cli, json_option, report_error
 from .render import emit_json, err_console, table
 
 CT_HOST_HELP = "Host (inventory name, FQDN or address); default: wherever the container is."
@@ -59,7 +59,7 @@ def ct_init(session, host_ref, subnet, https_address):
 # --- images -------------------------------------------------------------------------------
 
 @command(ct_image, "build", bars=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Directory (default: vpd's cache).")
+@click.option("--out", "out_dir", type=LocalPath(file_okay=False), help="Directory (default: vpd's cache).")
 def ct_image_build(session, out_dir):
     """Build the busybox image's METADATA and ROOTFS tarballs from this machine's busybox-static."""
     return ct_ops.image_build(out_dir)
@@ -67,8 +67,8 @@ def ct_image_build(session, out_dir):
 
 @command(ct_image, "import", render=lambda r: say(f"image {r['alias']} imported on {r['host']} "
                                                   f"(fingerprint {r['fingerprint'][:12]})"))
-@click.argument("rootfs", type=click.Path(dir_okay=False))
-@click.argument("metadata", type=click.Path(dir_okay=False))
+@click.argument("rootfs", type=LocalPath(dir_okay=False))
+@click.argument("metadata", type=LocalPath(dir_okay=False))
 @click.option("--alias", required=True, help="The name to launch it by.")
 @click.option("--host", "host_ref", help="Host to import it on (needed when the inventory has several).")
 def ct_image_import(session, rootfs, metadata, alias, host_ref):
@@ -198,7 +198,7 @@ def ct_config_set(session, name, key, value, host_ref):
 
 @command(ct_file, "push", render=lambda r: say(f"{r['bytes']} bytes -> {r['name']}{r['path']} on {r['host']}"),
          bars=False)
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source", type=LocalPath(dir_okay=False))
 @click.argument("target", metavar="NAME/PATH")
 @ct_host_option()
 def ct_file_push(session, source, target, host_ref):
@@ -209,7 +209,7 @@ def ct_file_push(session, source, target, host_ref):
 @command(ct_file, "pull", render=lambda r: say(f"{r['name']}{r['path']} on {r['host']} -> {r['dest']} "
                                                f"({r['bytes']} bytes)"), bars=False)
 @click.argument("source", metavar="NAME/PATH")
-@click.argument("dest", type=click.Path())
+@click.argument("dest", type=LocalPath())
 @ct_host_option()
 def ct_file_pull(session, source, dest, host_ref):
     """Copy a file out of a container (the seed's `lxc file pull`)."""

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from ..host.facts import list_hosts
 from ..hostprep import operations as hostprep_ops
+from ..ops import require_an_answer
 from .command import command, say
 from .main import cli
 from .render import console, table
@@ -37,7 +38,8 @@ def _render_list(r: dict) -> None:
 def host_list(session, names: tuple[str, ...]):
     """Each host: reachable, FQDN, libvirt/QEMU versions, CPU, memory, VMs, KVM or TCG."""
     facts = list_hosts(session.conns, session.hosts(names))
-    return {"inventory": session.inventory.source, "hosts": [f.to_dict() for f in facts]}
+    return require_an_answer({"inventory": session.inventory.source, "hosts": [f.to_dict() for f in facts]},
+                             [f.error or (None if f.reachable else "unreachable") for f in facts])
 
 
 @command(host, "prepare", render=lambda r: _render_reports(r), bars=False)

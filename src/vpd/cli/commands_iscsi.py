@@ -8,7 +8,7 @@ from ..core.errors import UsageError
 from ..storage import operations as storage_ops
 from ..storage import secrets
 from .command import command, say
-from .main import cli
+from .main import LocalPath, cli
 from .render import table
 
 
@@ -41,7 +41,7 @@ def _render_created(r: dict) -> None:
 @click.option("--allow", multiple=True, required=True, metavar="HOST|HOST=IQN|IQN",
               help="An initiator admitted (ACL) and its host admitted to 3260/tcp; repeatable.")
 @click.option("--chap", "chap_user", help="CHAP user; the secret from --chap-secret-file or $VPD_CHAP_SECRET.")
-@click.option("--chap-secret-file", type=click.Path(dir_okay=False))
+@click.option("--chap-secret-file", type=LocalPath(dir_okay=False))
 def target_create(session, host_ref, iqn, vol_ref, file_path, lun, allow, chap_user, chap_secret_file):
     """Export a volume or file as an iSCSI LUN to the allowed initiators only."""
     if chap_secret_file and not chap_user:

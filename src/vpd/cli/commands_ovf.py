@@ -9,7 +9,7 @@ import click
 from ..core.errors import UsageError
 from ..ovf import operations as ovf_ops
 from .command import command, host_option, say
-from .main import cli
+from .main import LocalPath, cli
 
 
 def _render_exported(r: dict) -> None:
@@ -23,8 +23,8 @@ def _render_exported(r: dict) -> None:
 @command(cli, "export", render=_render_exported)
 @click.argument("vm")
 @host_option()
-@click.option("--ovf", "ovf_dir", type=click.Path(path_type=Path), help="Write an OVF package into this new directory.")
-@click.option("--ova", "ova_file", type=click.Path(path_type=Path), help="Write a single OVA file (NAME.ova).")
+@click.option("--ovf", "ovf_dir", type=LocalPath(path_type=Path), help="Write an OVF package into this new directory.")
+@click.option("--ova", "ova_file", type=LocalPath(path_type=Path), help="Write a single OVA file (NAME.ova).")
 @click.option("--disk-format", type=click.Choice(["vmdk", "qcow2"]), default="vmdk", show_default=True,
               help="vmdk is streamOptimized, as VMware and VirtualBox exchange it.")
 @click.option("--allow-running", is_flag=True, help="Export a running guest (its disks are only crash-consistent).")
@@ -55,7 +55,7 @@ def _render_imported(r: dict) -> None:
 
 
 @command(cli, "import", render=_render_imported)
-@click.argument("package", type=click.Path(path_type=Path))
+@click.argument("package", type=LocalPath(path_type=Path))
 @click.option("--host", "host_ref", required=True, help="Host to define the VM on (name, FQDN or address).")
 @click.option("--name", help="VM name (default: the package's).")
 @click.option("--pool", help="Pool for the disks (default: 'default', or the host's only active pool).")

@@ -9,7 +9,7 @@ from ..storage import operations as storage_ops
 from ..storage import secrets
 from ..storage.support import POOL_TYPES
 from .command import command, say
-from .main import cli
+from .main import LocalPath, cli
 from .render import table
 
 
@@ -53,7 +53,7 @@ def _render_created(r: dict) -> None:
 @click.option("--initiator", "initiator_iqn",
               help="IQN to log in as (iscsi-direct; default iqn.2024-01.org.vpd:HOST).")
 @click.option("--chap", "chap_user", help="CHAP user; the secret comes from --chap-secret-file or $VPD_CHAP_SECRET.")
-@click.option("--chap-secret-file", type=click.Path(dir_okay=False), help="File holding the CHAP secret.")
+@click.option("--chap-secret-file", type=LocalPath(dir_okay=False), help="File holding the CHAP secret.")
 @click.option("--build", is_flag=True, help="Make the structure: mkfs (fs, only if the device has no filesystem), "
                                             "pvcreate + vgcreate (logical).")
 @click.option("--no-start", is_flag=True, help="Define (and build) only.")

@@ -5,10 +5,11 @@ import click
 from click.core import ParameterSource
 
 from ..core.errors import UsageError
+from ..ops import require_an_answer
 from ..vm import operations as vm_ops
 from ..vm.inventory import list_vms
 from .command import command, host_option, say
-from .main import LazyGroup, cli
+from .main import LazyGroup, LocalPath, cli
 from .render import err_console, table
 
 
@@ -32,7 +33,8 @@ def _render_list(per_host) -> None:
 def vm_list(session, names, include_inactive: bool):
     """All VMs of all hosts (one bulk-stats call per host)."""
     per_host = list_vms(session.conns, session.hosts(names), include_inactive)
-    return {"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]} for h in per_host]}
+    return require_an_answer({"hosts": [{"host": h.host, "error": h.error, "vms": [v.to_dict() for v in h.vms]}
+                                        for h in per_host]}, [h.error for h in per_host])
 
 
 def _key_values(text: str, option: str, keys: set[str]) -> dict[str, str]:
@@ -70,7 +72,7 @@ def _render_created(result: dict) -> None:
 @command(vm, "create", render=_render_created)
 @click.argument("name", required=False)
 @click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
-@click.option("--spec", "spec_file", type=click.Path(dir_okay=False),
+@click.option("--spec", "spec_file", type=LocalPath(dir_okay=False),
               help="A TOML file with the same settings as the flags (see the docs of vpd.vm.spec).")
 @click.option("--memory", "memory_mib", default=128, show_default=True, type=int, help="Memory in MiB.")
 @click.option("--vcpus", default=1, show_default=True, type=int)

@@ -8,7 +8,7 @@ from ..storage import operations as storage_ops
 from ..storage.volumes import FORMATS
 from .command import command, say
 from .commands_pool import human
-from .main import cli
+from .main import LocalPath, cli
 from .render import table
 
 
@@ -121,7 +121,7 @@ def vol_delete(session, pool_name, name, host_ref):
     + (", converted" if r["converted"] else "") + f": {human(r['bytes_sent'])} sent"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=LocalPath(dir_okay=False))
 @_host
 def vol_upload(session, pool_name, name, file, host_ref):
     """Write a local image FILE into a volume, converted to the volume's format when needed."""
@@ -133,7 +133,7 @@ def vol_upload(session, pool_name, name, file, host_ref):
     + (", converted" if r["converted"] else "") + f"): {human(r['bytes_received'])} received"))
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=LocalPath(dir_okay=False))
 @_host
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Convert the local copy to this format.")
 def vol_download(session, pool_name, name, file, host_ref, fmt):

@@ -6,7 +6,7 @@ import datetime
 import click
 
 from .command import command, say
-from .main import cli, handle_errors
+from .main import LocalPath, cli, handle_errors
 from .render import table
 
 
@@ -14,8 +14,8 @@ from .render import table
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="ADDRESS:PORT",
               help="Where to listen. Not loopback: needs --cert/--key, or --insecure.")
 @click.option("--read-only", is_flag=True, help="Serve viewers only (every token acts as a viewer): for a projector.")
-@click.option("--cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
-@click.option("--key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option("--cert", type=LocalPath(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--key", type=LocalPath(dir_okay=False), help="TLS private key (PEM).")
 @click.option("--insecure", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
 @click.pass_context
 @handle_errors

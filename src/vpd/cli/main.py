@@ -9,7 +9,21 @@ from rich.text import Text
 
 from .. import __version__
 from ..core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, VpdError
+from ..core.names import check_local_path
 from .render import emit_json, err_console
+
+
+class LocalPath(click.Path):
+    """click.Path that also refuses what no file name should hold (empty, control characters,
+    over-long components): a clear exit 2 instead of an OSError traceback later on."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                check_local_path(value, param.human_readable_name if param else "path")
+            except VpdError as exc:
+                self.fail(exc.message, param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def json_option(fn):
@@ -102,7 +116,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vpd")
-@click.option("--inventory", "-i", envvar="VPD_INVENTORY", type=click.Path(dir_okay=False),
+@click.option("--inventory", "-i", envvar="VPD_INVENTORY", type=LocalPath(dir_okay=False),
               help="Inventory file (default: the lab's while it is up, else ~/.config/vpd/inventory.toml, "
                    "else the local qemu:///system).")
 @click.pass_context

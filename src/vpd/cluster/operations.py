@@ -44,6 +44,7 @@ def destroy(session: Session, name: str) -> dict:
 
 
 def standby(session: Session, host: str, on: bool) -> dict:
+    host = session.host(host).name  # an unknown host: exit 2 before anything is locked or journaled
     with Operation(session, "cluster.standby" if on else "cluster.unstandby", target=host,
                    locks=[host_key(host)]) as op:
         op.result = members.standby(session.inventory, host, on)
@@ -51,24 +52,30 @@ def standby(session: Session, host: str, on: bool) -> dict:
 
 
 def start_member(session: Session, host: str) -> dict:
+    host = session.host(host).name
     with Operation(session, "cluster.start", target=host, locks=[host_key(host)]) as op:
         op.result = members.start_member(session.inventory, host)
     return op.result
 
 
 def ha_enable(session: Session, vm: str, cluster: str) -> dict:
+    check_name(vm, "VM name")
+    check_name(cluster, "cluster name")
     with Operation(session, "ha.enable", target=vm, locks=[vm_key(vm), cluster_key(cluster)], cluster=cluster) as op:
         op.result = ha.enable(session.inventory, session.conns, vm, cluster).to_dict()
     return op.result
 
 
 def ha_disable(session: Session, vm: str) -> dict:
+    check_name(vm, "VM name")
     with Operation(session, "ha.disable", target=vm, locks=[vm_key(vm)]) as op:
         op.result = ha.disable(session.inventory, session.conns, vm).to_dict()
     return op.result
 
 
 def ha_move(session: Session, vm: str, target: str) -> dict:
+    check_name(vm, "VM name")
+    target = session.host(target).name
     with Operation(session, "ha.move", target=vm, locks=[vm_key(vm)], to=target) as op:
         op.result = ha.move(session.inventory, vm, target).to_dict()
     return op.result

@@ -11,7 +11,9 @@ from ..core.errors import UsageError, VpdError
 from .inventory import Host
 from .ssh import Runner, runner_for
 
-_UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters and backslashes: they split or escape lines in the tools' output
+# (sha256sum, find), and never belong in a directory vpd makes.
+_UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 
 
 def require_host_path(path: str, what: str) -> str:
@@ -19,7 +21,8 @@ def require_host_path(path: str, what: str) -> str:
     if not isinstance(path, str) or not path.startswith("/"):
         raise UsageError(f"{what} must be an absolute path on the host, got {path!r}")
     if _UNSAFE_PATH.search(path):
-        raise UsageError(f"{what} {path!r} contains control characters")
+        raise UsageError(f"{what} {path!r} contains control characters or a backslash",
+                         hint="give a path of plain characters")
     if ".." in path.split("/"):
         raise UsageError(f"{what} {path!r} contains '..'", hint="give the real path")
     return posixpath.normpath(path)
@@ -64,9 +67,24 @@ class HostFiles:
         out = self.runner.run(["sha256sum", "--", *paths], timeout=1800).stdout
         sums = {}
         for line in out.splitlines():
-            digest, _, name = line.partition("  ")
+            escaped = line.startswith("\\")  # GNU: a name with '\\' or a newline is escaped
+            digest, _, name = line[escaped:].partition("  ")
+            if escaped:
+                name = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), name)
             sums[name] = digest
         return sums
+
+    def realpaths(self, paths: list[str]) -> dict[str, str | None]:
+        """Each path with its symlinks resolved (None when it does not exist)."""
+        if not paths:
+            return {}
+        out = self.runner.run(["realpath", "-z", "-e", "--", *paths], check=False).stdout
+        resolved = [r for r in out.split("\0")]
+        if len(resolved) == len(paths) + 1 and resolved[-1] == "":
+            return dict(zip(paths, resolved[:-1], strict=True))
+        # Some are missing: realpath skipped them, so ask one by one.
+        return {p: (self.runner.run(["realpath", "-e", "--", p], check=False).stdout.rstrip("\n") or None)
+                for p in paths}
 
     def image_info(self, path: str) -> dict:
         """qemu-img's view of one image (format, virtual size, bytes on disk)."""

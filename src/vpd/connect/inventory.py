@@ -15,7 +15,6 @@ up, else ~/.config/vpd/inventory.toml, else the local qemu:///system alone.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import tomllib
 from pathlib import Path
@@ -25,10 +24,48 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..core import paths
 from ..core.errors import NotFound, UsageError
-from ..core.names import check_name
+from ..core.names import check_name, is_dns_name
 
-_FQDN = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+# The query parameters vpd lets through to libvirt, per transport (libvirt's remote URI
+# parameters, https://libvirt.org/uri.html#remote-uris). Left out on purpose: `command`
+# (the ssh binary libvirt runs locally), `netcat` and `proxy` (programs run on the other end
+# through its shell), `name` (another URI behind this one): an inventory entry must not make
+# vpd run programs. `no_verify` passes only where the user wrote it.
+_SSH_PARAMS = {"keyfile", "known_hosts", "known_hosts_verify", "no_verify", "no_tty", "sshauth", "socket", "mode"}
+URI_PARAMS: dict[str, set[str]] = {
+    "": {"socket", "mode"}, "unix": {"socket", "mode"}, "ssh": _SSH_PARAMS, "libssh2": _SSH_PARAMS,
+    "libssh": _SSH_PARAMS, "tls": {"pkipath", "no_verify", "tls_priority", "mode"}, "tcp": {"mode"},
+}
+_URI_VALUES = {
+    "no_verify": {"0", "1"}, "no_tty": {"0", "1"}, "mode": {"auto", "legacy", "direct"},
+    "known_hosts_verify": {"normal", "auto", "ignore"},
+}
+_URI_PATHS = {"keyfile", "known_hosts", "socket", "pkipath"}
+_SSHAUTH = {"agent", "privkey", "password", "keyboard-interactive"}
+
+
+def check_uri_query(scheme: str, query: str) -> None:
+    """ValueError naming the parameter when `query` holds one vpd does not pass to libvirt."""
+    transport = scheme.partition("+")[2]
+    allowed = URI_PARAMS.get(transport, set()) if scheme != "test" else set()
+    seen: set[str] = set()
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if key not in allowed:
+            raise ValueError(f"URI parameter {key!r} is not allowed for {scheme}://"
+                             + (f" (allowed: {', '.join(sorted(allowed))})" if allowed else "")
+                             + ("; it makes libvirt run a program" if key in ("command", "netcat", "proxy") else ""))
+        if key in seen:
+            raise ValueError(f"URI parameter {key!r} is given twice")
+        seen.add(key)
+        if key in _URI_VALUES and value not in _URI_VALUES[key]:
+            raise ValueError(f"URI parameter {key}={value!r}: use one of {', '.join(sorted(_URI_VALUES[key]))}")
+        if key in _URI_PATHS and (not value.startswith("/") or any(c.isspace() or c in "'\"`;|&<>$\\" for c in value)
+                                  or ".." in value.split("/")):
+            raise ValueError(f"URI parameter {key}={value!r}: use an absolute path of plain characters")
+        if key == "sshauth" and not set(value.split(",")) <= _SSHAUTH:
+            raise ValueError(f"URI parameter sshauth={value!r}: use {', '.join(sorted(_SSHAUTH))}")
+
+
 ALLOWED_SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh2", "test"}
 
 
@@ -59,11 +96,20 @@ class Host(BaseModel):
     @field_validator("uri")
     @classmethod
     def _uri(cls, v: str) -> str:
-        if any(c.isspace() or c in "'\"`;|&<>" for c in v):
-            raise ValueError(f"libvirt URI {v!r} contains characters that do not belong in a URI")
-        parts = urlsplit(v)
+        # '&' separates the (allow-listed, checked) query parameters; the rest never belongs.
+        if any(c.isspace() or not c.isprintable() or c in "'\"`;|<>\\" for c in v):
+            raise ValueError(f"libvirt URI {v!r} contains characters that do not belong in a URI "
+                             "(control characters, spaces, quotes, shell punctuation)")
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - a port that is not a number raises here
+        except ValueError as exc:
+            raise ValueError(f"libvirt URI {v!r} cannot be parsed: {exc}") from None
         if parts.scheme not in ALLOWED_SCHEMES:
             raise ValueError(f"libvirt URI {v!r}: scheme must be one of {', '.join(sorted(ALLOWED_SCHEMES))}")
+        if parts.fragment:
+            raise ValueError(f"libvirt URI {v!r}: a URI has no '#' part here")
+        check_uri_query(parts.scheme, parts.query)
         return v
 
     @field_validator("incus")
@@ -85,7 +131,7 @@ class Host(BaseModel):
     @field_validator("fqdn")
     @classmethod
     def _fqdn(cls, v: str | None) -> str | None:
-        if v is not None and not _FQDN.match(v):
+        if v is not None and not is_dns_name(v):
             raise ValueError(f"{v!r} is not a host name (letters, digits, '-' in dot-separated labels)")
         return v
 

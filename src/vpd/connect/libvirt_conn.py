@@ -92,6 +92,9 @@ def open_connection(host: Host, timeout: float = 10.0) -> libvirt.virConnect:
             box["conn"] = libvirt.open(host.connect_uri())
         except libvirt.libvirtError as exc:
             box["error"] = exc
+        except (ValueError, TypeError) as exc:  # a URI the binding refuses (an embedded NUL)
+            box["error"] = HostUnreachable(f"host {host.name}: cannot open libvirt URI {host.uri!r}: {exc}",
+                                           hint="fix the host's uri in the inventory")
 
     t = threading.Thread(target=worker, daemon=True)
     t.start()
@@ -99,6 +102,8 @@ def open_connection(host: Host, timeout: float = 10.0) -> libvirt.virConnect:
     if t.is_alive():
         raise HostUnreachable(f"host {host.name} ({host.uri}): no answer within {timeout:g} s",
                               hint="is the host up and its libvirt port reachable?")
+    if isinstance(box.get("error"), HostUnreachable):
+        raise box["error"]
     if "error" in box:
         raise explain(host, box["error"])
     conn = box["conn"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .paths import state_dir
 
 _SCHEMA = """
@@ -109,15 +111,26 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
             )
 
 
+_OPERATION_PREFIX = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+
+
+def check_operation_prefix(text: str) -> str:
+    """An operation name or its start ('vm', 'vm.clone'), as the journal records them."""
+    if not isinstance(text, str) or not _OPERATION_PREFIX.fullmatch(text):
+        raise UsageError(f"invalid operation {text!r}", hint="an operation name or its start, e.g. vm or vm.clone")
+    return text
+
+
 def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
     """Newest first. Rows left 'running' by a dead process are shown as 'interrupted'."""
     with _connect() as db:
         db.row_factory = sqlite3.Row
         query = "SELECT * FROM operations"
         params: tuple = ()
-        if operation:
-            query += " WHERE operation LIKE ?"
-            params = (operation + "%",)
+        if operation is not None:
+            # A literal prefix (LIKE would read '%' and '_' as wildcards).
+            query += " WHERE substr(operation, 1, ?) = ?"
+            params = (len(check_operation_prefix(operation)), operation)
         rows = db.execute(query + " ORDER BY id DESC LIMIT ?", params + (limit,)).fetchall()
     out = []
     for row in rows:

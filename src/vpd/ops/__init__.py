@@ -5,6 +5,6 @@ A `Session` resolves the inventory once and holds one libvirt connection per hos
 locks on the objects it touches, the undo stack, and progress events.
 """
 from .operation import Operation
-from .session import Session
+from .session import Session, require_an_answer
 
-__all__ = ["Operation", "Session"]
+__all__ = ["Operation", "Session", "require_an_answer"]

@@ -7,6 +7,7 @@ vpd processes that share the state directory, not against other tools."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -26,8 +27,13 @@ def lock_dir() -> Path:
 
 
 def _file_for(key: str) -> Path:
-    # Keys hold user-given names, already validated; the mapping still keeps them to one file name.
-    return lock_dir() / (re.sub(r"[^A-Za-z0-9._-]", "_", key) + ".lock")
+    # Keys hold user-given names, normally validated before; the mapping still keeps any key to
+    # one short file name: a readable prefix and, when anything was replaced or cut, a digest
+    # (so 'a b' and 'a_b' stay two locks and a 300-character name is no ENAMETOOLONG).
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)
+    if safe != key or len(safe) > 120:
+        safe = f"{safe[:100]}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:16]}"
+    return lock_dir() / (safe + ".lock")
 
 
 class LockSet:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import libvirt
 
 from ..connect import inventory as inv
 from ..connect.inventory import Host, Inventory
 from ..connect.libvirt_conn import Connections
+from ..core.errors import HostUnreachable
 
 T = TypeVar("T")
 
@@ -66,3 +67,17 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def require_an_answer(report: Any, errors: list[str | None], what: str = "hosts") -> Any:
+    """A listing over several hosts: partial results (with each host's error) when some host
+    answered; when none did, HostUnreachable (exit 1) carrying the report, so front ends still
+    show each host's error, and scripts do not take an empty listing for 'nothing there'."""
+    if errors and all(errors):
+        exc = HostUnreachable(f"none of the {len(errors)} {what} answered" if len(errors) > 1
+                              else f"the host did not answer: {errors[0]}",
+                              hint="check that the hosts are up and libvirt reachable (`vpd host list` shows each "
+                                   "host's error)")
+        exc.report = report
+        raise exc
+    return report

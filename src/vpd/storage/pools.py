@@ -9,6 +9,7 @@ the ones done when a later one fails.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, lookup
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
-from ..core.names import check_name
+from ..core.names import check_local_path, check_name, is_dns_name
 from ..core.undo import Undo
 from ..xml.checks import require_absolute_path
 from ..xml.pool import (
@@ -53,9 +54,7 @@ STATES = {
     libvirt.VIR_STORAGE_POOL_DEGRADED: "degraded",
     libvirt.VIR_STORAGE_POOL_INACCESSIBLE: "inaccessible",
 }
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_CHAP_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+_CHAP_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def parse_server(text: str, what: str) -> tuple[str, int | None]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOSTNAME.fullmatch(host):
+        if not is_dns_name(host):
             raise UsageError(f"invalid {what} {text!r}",
                              hint="use a host name or IP address, optionally :PORT") from None
     if port is not None and not 0 < port < 65536:
@@ -113,6 +112,38 @@ def check_chap_user(user: str) -> str:
 _FLAGS = {"path": "--path", "source_devices": "--source-dev", "source_host": "--source-host/--portal",
           "source_path": "--source-path", "source_format": "--source-format", "target_iqn": "--target",
           "initiator_iqn": "--initiator", "chap_user": "--chap", "build": "--build"}
+
+
+# Where a pool's directory may never be: a dir pool lists, and `vol delete` removes, every file
+# of its directory. The roots of the system (and anything beneath them) and the parents of
+# libvirt's own pool root, /var/lib/libvirt/images, whose files are not volumes.
+SYSTEM_TREES = ("/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/bin", "/sbin",
+                "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_DIRS = frozenset({"/", "/var", "/var/lib", "/var/lib/libvirt", "/var/lib/libvirt/qemu", "/var/log",
+                         "/var/run", "/run", "/tmp", "/var/tmp", "/home", "/root", "/srv", "/opt", "/mnt",
+                         "/media"})
+DEVICE_TREE = "/dev"
+
+
+def check_pool_dir(path: str, what: str = "pool path", devices: bool = False) -> str:
+    """The normalised absolute directory a pool may live at (UsageError, exit 2, otherwise):
+    no '..', no control characters, not a system directory nor beneath /etc, /usr, /proc...
+    `devices`: the directory holds device nodes (an iSCSI pool's /dev/disk/by-path)."""
+    check_local_path(path, what)
+    require_absolute_path(path, what)
+    if ".." in path.split("/"):
+        raise UsageError(f"{what} {path!r} climbs out with '..'", hint="give the directory itself, without '..'")
+    normal = "/" + os.path.normpath(path).lstrip("/")
+    hint = "use a directory of its own, e.g. /var/lib/libvirt/images/NAME or /srv/vpd/NAME"
+    if normal in SYSTEM_DIRS:
+        raise UsageError(f"{what} {normal!r} is a system directory: a pool there would list and delete its files",
+                         hint=hint)
+    for tree in SYSTEM_TREES:
+        if devices and tree == DEVICE_TREE:
+            continue
+        if normal == tree or normal.startswith(tree + "/"):
+            raise UsageError(f"{what} {normal!r} is inside the system directory {tree}", hint=hint)
+    return normal
 
 
 def _only(spec: PoolSpec, allowed: set[str]) -> None:
@@ -138,7 +169,7 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
     if t == "dir":
         _only(spec, {"path"})
         return StoragePool(type=t, name=spec.name,
-                           target=PoolTarget(path=require_absolute_path(_need(spec.path, "--path", t), "pool path")))
+                           target=PoolTarget(path=check_pool_dir(_need(spec.path, "--path", t), "pool path")))
     if t == "fs":
         _only(spec, {"path", "source_devices", "source_format", "build"})
         if len(devices) != 1:
@@ -149,7 +180,7 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
                              hint="use one of: " + ", ".join(FS_FORMATS[1:]))
         return StoragePool(type=t, name=spec.name,
                            source=PoolSource(devices=devices, format=PoolSourceFormat(type=fmt)),
-                           target=PoolTarget(path=require_absolute_path(_need(spec.path, "--path", t), "mount point")))
+                           target=PoolTarget(path=check_pool_dir(_need(spec.path, "--path", t), "mount point")))
     if t == "netfs":
         _only(spec, {"path", "source_host", "source_path", "source_format"})
         fmt = spec.source_format or "nfs"
@@ -161,7 +192,7 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
                                              dir=PoolSourceDir(path=require_absolute_path(
                                                  _need(spec.source_path, "--source-path", t), "NFS export")),
                                              format=PoolSourceFormat(type=fmt)),
-                           target=PoolTarget(path=require_absolute_path(_need(spec.path, "--path", t), "mount point")))
+                           target=PoolTarget(path=check_pool_dir(_need(spec.path, "--path", t), "mount point")))
     if t == "logical":
         _only(spec, {"source_devices", "build"})
         if spec.build and not devices:
@@ -187,7 +218,8 @@ def pool_xml(spec: PoolSpec) -> StoragePool:
                         devices=[PoolSourceDevice(path=target)], initiator=initiator, auth=auth)
     pool_target = None
     if t == "iscsi":
-        pool_target = PoolTarget(path=require_absolute_path(spec.path or "/dev/disk/by-path", "device directory"))
+        pool_target = PoolTarget(path=check_pool_dir(spec.path or "/dev/disk/by-path", "device directory",
+                                                     devices=True))
     return StoragePool(type=t, name=spec.name, source=source, target=pool_target)
 
 

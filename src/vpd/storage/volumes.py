@@ -9,24 +9,24 @@ chain flattened.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections, lookup
+from ..connect.libvirt_conn import Connections, is_not_found, lookup
 from ..core import events
 from ..core.errors import NotFound, UsageError, VpdError
-from ..core.names import check_name, parse_size
+from ..core.names import check_existing_name, check_name, parse_size
 from ..xml.pool import StoragePool
 from ..xml.volume import ImageFormat, StorageVolume, volume
 from .pools import find_pool
@@ -44,17 +44,6 @@ NO_CREATE_POOLS = ("iscsi", "iscsi-direct", "scsi", "mpath")
 TYPES = {libvirt.VIR_STORAGE_VOL_FILE: "file", libvirt.VIR_STORAGE_VOL_BLOCK: "block",
          libvirt.VIR_STORAGE_VOL_DIR: "dir", libvirt.VIR_STORAGE_VOL_NETWORK: "network",
          libvirt.VIR_STORAGE_VOL_NETDIR: "netdir", libvirt.VIR_STORAGE_VOL_PLOOP: "ploop"}
-# Existing volumes may carry names vpd would not give (an iSCSI LUN is 'unit:0:0:1'); they are
-# looked up, never built into paths, so this rule only keeps out separators and traversal.
-_EXISTING = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}\Z")
-
-
-def check_existing_name(name: str, what: str = "volume name") -> str:
-    if not _EXISTING.fullmatch(name or "") or ".." in name:
-        raise UsageError(f"invalid {what} {name!r}", hint="volume names have no '/', spaces, quotes or '..'")
-    return name
-
-
 def parse_vol_ref(text: str) -> tuple[str, str]:
     """'POOL/VOL' -> (pool, volume)."""
     pool, sep, vol = (text or "").partition("/")
@@ -116,6 +105,23 @@ class HostVolumes:
     error: str | None = None
 
 
+T = TypeVar("T")
+
+
+def present(vols: list[libvirt.virStorageVol], fn: Callable[[libvirt.virStorageVol], T]) -> list[T]:
+    """fn(vol) for each volume still there: another process (a parallel `vol delete`) may remove
+    a volume between the listing and the look at it; libvirt's "no such volume" then only
+    means it is gone, and a scan goes on without it."""
+    out = []
+    for vol in vols:
+        try:
+            out.append(fn(vol))
+        except libvirt.libvirtError as exc:
+            if not is_not_found(exc):
+                raise
+    return out
+
+
 def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = None) -> list[HostVolumes]:
     """Volumes of every running pool (or of `pool_name`) of every host, hosts in parallel.
 
@@ -130,7 +136,7 @@ def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = 
             name = pool.name()
             if pool_name is not None and name != pool_name:
                 continue
-            out.extend(describe(host, name, v) for v in pool.listAllVolumes(0))
+            out.extend(present(pool.listAllVolumes(0), functools.partial(describe, host, name)))
         return sorted(out, key=lambda v: (v.pool, v.name))
 
     def one(host: Host) -> HostVolumes:
@@ -174,8 +180,8 @@ def pool_users(conn: libvirt.virConnect, pool: libvirt.virStoragePool, running_o
     name = pool.name()
     found = {vm for ref, vms in users.items() if ref.startswith(name + "/") for vm in vms}
     if pool.isActive():
-        for vol in pool.listAllVolumes(0):
-            found.update(users.get(vol.path(), []))
+        for path in present(pool.listAllVolumes(0), lambda v: v.path()):
+            found.update(users.get(path, []))
     return sorted(found)
 
 
@@ -300,8 +306,9 @@ def delete_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
     if users:
         raise UsageError(f"volume {name} is a disk of VMs: {', '.join(users)}",
                          hint="detach it first (`vpd vm disk detach`)")
-    overlays = [v.name() for v in pool.listAllVolumes(0)
-                if v.name() != name and describe(host, pool_name, v).backing == info.path]
+    # Volumes a parallel deleter removes meanwhile are skipped (`present`), not an error.
+    others = [v for v in pool.listAllVolumes(0) if v.name() != name]
+    overlays = [v.name for v in present(others, lambda v: describe(host, pool_name, v)) if v.backing == info.path]
     if overlays:
         raise UsageError(f"volume {name} is the backing image of {', '.join(overlays)}", hint="delete those first")
     vol.delete(0)

@@ -9,6 +9,7 @@ from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
+from ..xml.checks import explain_parse_error
 from ..xml.domain import Domain
 from ..xml.edit import DomainEditor
 from .clone import linked_dependents
@@ -188,7 +189,8 @@ def define(conn: libvirt.virConnect, host: Host, xml: str, replace: bool = False
     try:
         parsed = Domain.from_xml(xml.encode())
     except Exception as exc:  # pydantic or lxml: any parse failure is the file's fault
-        raise UsageError(f"not a valid domain definition: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"not a valid domain definition: {explain_parse_error(exc)}",
+                         hint="add the missing elements; `vpd vm dumpxml VM` shows a complete definition") from None
     name = check_name(parsed.name, "domain name")
     try:
         existing = conn.lookupByName(name)
@@ -214,7 +216,7 @@ def apply_edit(dom: libvirt.virDomain, host: Host, edited: str) -> dict:
     try:
         parsed = Domain.from_xml(edited.encode())
     except Exception as exc:  # pydantic or lxml: any parse failure is the edit's fault
-        raise UsageError(f"the edited definition is not valid: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"the edited definition is not valid: {explain_parse_error(exc)}") from None
     if parsed.name != dom.name():
         raise UsageError(f"the edit renames {dom.name()} to {parsed.name}: renaming is not an edit",
                          hint="keep <name>; clone the VM to get another name")

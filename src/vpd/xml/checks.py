@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection
 
 from ..core.errors import UsageError
+from ..core.names import check_ifname
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
@@ -46,15 +47,9 @@ def require_text(value: object, what: str) -> str:
     return value
 
 
-_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
-
-
 def require_ifname(value: object, what: str) -> str:
     """A Linux interface name: at most 15 characters (IFNAMSIZ), no '/', spaces or '..'."""
-    if not isinstance(value, str) or not _IFNAME.fullmatch(value) or ".." in value:
-        raise UsageError(f"invalid {what} {value!r}",
-                         hint="use 1-15 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    return value
+    return check_ifname(value, what)  # type: ignore[arg-type]
 
 
 def require_uuid(value: str | uuid.UUID, what: str) -> str:
@@ -73,3 +68,21 @@ def require_unicast_mac(value: str, what: str) -> str:
     if int(mac[:2], 16) & 1:
         raise UsageError(f"{what} {value!r} is a multicast address", hint="the first octet must be even")
     return mac
+
+
+def explain_parse_error(exc: Exception, limit: int = 3) -> str:
+    """What is wrong with a user's XML, field by field: pydantic's messages ('memory: field
+    required (line 1)') rather than its summary line, which names no field."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts = []
+    items = errors()
+    for err in items[:limit]:
+        where = "/".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err.get("loc", ())).replace("/[", "[")
+        ctx = err.get("ctx") or {}
+        msg = str(ctx.get("orig") or err.get("msg", "")).rstrip(".")
+        line = f" (line {ctx['sourceline']})" if ctx.get("sourceline") not in (None, -1) else ""
+        parts.append(f"{where or 'document'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}{line}")
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(parts) + more
