@@ -231,10 +231,11 @@ RESOURCE_OF_CLI = {
     "pool": "pools", "vol": "volumes", "iscsi": "iscsi", "net": "networks", "snapshot": "snapshots",
     "backup": "backups", "restore": "backups", "template": "templates", "export": "ovf", "import": "ovf",
     "cluster": "clusters", "ha": "clusters", "access": "access", "lab": "lab", "ct": "containers",
+    "recover": "recovery",
 }
 # CLI commands whose resource is not in the API yet: delete a name when its router lands.
 NOT_YET = {"ct", "pool", "vol", "iscsi", "net", "snapshot", "backup", "restore", "template", "export", "import",
-           "cluster", "ha", "access", "lab"}
+           "cluster", "ha", "access", "lab", "recover"}
 
 
 def test_openapi_has_a_resource_for_every_cli_group(web):

@@ -12,7 +12,11 @@ failure and the steps that ran, the locks are released, and the exception goes o
 
 The running Operation is also the context's *current* one: capability code deep below the
 operation function journals what it is about to make with `ops.plan(kind, name, host, ...)`
-without being handed `op` (a no-op outside any Operation)."""
+without being handed `op` (a no-op outside any Operation).
+
+Before its journal row, an Operation runs the recovery pass (ops.recover.run_pass): when the
+journal holds rows of dead vpd processes on hosts this request already talks to, what they left
+is settled first, and expired grants are revoked. Without such rows it costs one indexed query."""
 from __future__ import annotations
 
 import os
@@ -63,6 +67,10 @@ class Operation:
         return self.entry.id if self.entry else None
 
     def __enter__(self) -> Operation:
+        if self._recover:
+            from .recover import run_pass
+
+            run_pass(self.session)
         with ExitStack() as stack:
             self.entry = stack.enter_context(journal.record(self.name, target=self.target, **self.args))
             if self._lock_keys:
