@@ -373,7 +373,7 @@ def _job(operation: int, what: str) -> Handler:
         dom = rec.domain(obj, obj["name"])
         running = False
         if dom is not None and dom.isActive():
-            stats = dom.jobStats(0)
+            stats = _job_stats(dom)
             running = (stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
                        and stats.get("operation", operation) == operation)
         decision = decide_job(running, what)
@@ -384,6 +384,19 @@ def _job(operation: int, what: str) -> Handler:
     return handle
 
 
+def _job_stats(dom: libvirt.virDomain) -> dict:
+    """The domain's job stats; a job libvirt has begun but not yet described ("backup job data
+    missing" while it starts) counts as a running job of unknown operation."""
+    try:
+        return dom.jobStats(0)
+    except libvirt.libvirtError as exc:
+        if not dom.isActive():
+            return {"type": libvirt.VIR_DOMAIN_JOB_NONE}
+        if "job data missing" in (exc.get_error_message() or ""):
+            return {"type": libvirt.VIR_DOMAIN_JOB_UNBOUNDED}
+        raise
+
+
 def _abort(dom: libvirt.virDomain, wait_s: float) -> None:
     try:
         dom.abortJob()
@@ -391,7 +404,7 @@ def _abort(dom: libvirt.virDomain, wait_s: float) -> None:
         if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # "no job is active": it just ended
             raise
     deadline = time.monotonic() + min(wait_s, 60)
-    while dom.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+    while _job_stats(dom).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
         if time.monotonic() >= deadline:
             raise StillBusy(f"the job on {dom.name()} does not end after abort: run `vpd recover` again")
         time.sleep(0.2)
