@@ -280,3 +280,20 @@ def test_recover_cli_json(tmp_path: Path):
     proc = run_vpd("recover", "--dry-run", "--json", inventory=_inventory(tmp_path), check_rc=0)
     out = json.loads(proc.stdout)
     assert out["dry_run"] is True and isinstance(out["entries"], list)
+
+
+def test_the_pass_sweeps_only_grants_between_hosts_it_talks_to(monkeypatch):
+    from vpd.access import grants, operations, recovery
+    from vpd.access.grants import ACTIVE, Grant
+
+    past = datetime.now(UTC) - timedelta(hours=1)
+    a, b = Host(name="a", uri="test:///default"), Host(name="b", uri="test:///default")
+    g = Grant(id="old1", src=a, dst=b, src_address="192.0.2.1", src_key_path="/root/.ssh/k",
+              public_key="ssh-ed25519 AAAA vpd-grant:old1", created=past - timedelta(minutes=15), expires=past,
+              state=ACTIVE, expiry_time=None, expiry_note="")
+    revoked = []
+    monkeypatch.setattr(grants, "due", lambda: [g])
+    monkeypatch.setattr(operations, "revoke", lambda session, gid: revoked.append(gid) or g)
+    assert recovery.sweep_due(None, hosts={"a"}) is None and not revoked  # hostb is not talked to
+    assert recovery.sweep_due(None, dry_run=True, hosts={"a", "b"}) == {"due": [g.to_dict()]} and not revoked
+    assert recovery.sweep_due(None, hosts={"a", "b"})["revoked"] == [g.to_dict()] and revoked == ["old1"]

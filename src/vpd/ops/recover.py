@@ -494,7 +494,8 @@ def _settle_locked(rec: Recovery, row: dict) -> EntryReport:
 
 def run_pass(session: Session) -> None:
     """The pass every Operation runs before its own journal row: settle the dead operations
-    whose hosts this request already talks to, and revoke expired grants. Without dead rows
+    whose hosts this request already talks to, and revoke expired grants between those hosts.
+    Without dead rows
     and due grants it costs one indexed query and a read of the grant store. It never fails
     the command: what it cannot settle becomes a notice."""
     if _in_pass.get():
@@ -502,7 +503,7 @@ def run_pass(session: Session) -> None:
     token = _in_pass.set(True)
     try:
         rows = journal.dead_running()
-        touched = session.touched_hosts() if rows else set()
+        touched = session.touched_hosts()
         if any(hosts_of(r) <= touched for r in rows):
             result = recover(session, wait_s=PASS_WAIT_S, only=lambda r: hosts_of(r) <= touched,
                              sweep_grants=False)
@@ -514,7 +515,9 @@ def run_pass(session: Session) -> None:
                 else:
                     session.notice(f"journal #{e['id']} ({e['operation']}) is not settled yet: {e['pending']}; "
                                    "run `vpd recover`")
-        _load(GRANT_SWEEP)(session, False)
+        swept = _load(GRANT_SWEEP)(session, False, hosts=touched)
+        for g in (swept or {}).get("revoked", []):
+            session.notice(f"revoked expired grant {g['id']} ({g['src']} -> {g['dst']})")
     except VpdError as exc:
         session.notice(f"recovery pass: {exc.message}; run `vpd recover`")
     finally:
