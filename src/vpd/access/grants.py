@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .. import ops
 from ..connect.inventory import Host
 from ..core import journal
 from ..core.errors import NotFound, Terminated, UsageError, VpdError
@@ -168,6 +169,9 @@ def issue(src: Host, dst: Host, ttl_seconds: int, entry) -> Grant:
         # what lets `revoke --expired` find and undo the half-made grant.
         grants[grant_id] = g.to_record()
         store.write(grants)
+        # And in the journal of the operation it is for (a migration), which recovery settles
+        # if that operation's process dies: the grant is then revoked.
+        ops.plan("grant", grant_id, src.name, dst=dst.name)
         line = ak.grant_line(public_key, src_address, grant_id, expiry_time)
         try:
             remote.install_private_key(src, g.src_key_path, private_key)

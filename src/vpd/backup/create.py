@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from .. import ops
 from ..connect.hostfiles import HostFiles, require_host_dir
 from ..connect.inventory import Host
 from ..core import events
@@ -118,7 +119,7 @@ def run_backup(host: Host, dom: libvirt.virDomain, plan: BackupPlan, undo: Undo,
     undo.push(lambda: files.remove_tree(where), f"remove {where} on {host.name}")
     copies = {d.target: posixpath.join(where, f"{d.target}.qcow2") for d in disks}
     if plan.running:
-        _backup_running(dom, disks, copies, plan.checkpoint, plan.parent, undo)
+        _backup_running(host, dom, disks, copies, plan.checkpoint, plan.parent, undo)
     else:
         _copy_stopped(files, disks, copies)
     xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode()
@@ -148,11 +149,13 @@ def _state_name(dom: libvirt.virDomain) -> str:
             libvirt.VIR_DOMAIN_SHUTOFF: "shutoff"}.get(dom.state()[0], "other")
 
 
-def _backup_running(dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dict[str, str],
+def _backup_running(host: Host, dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dict[str, str],
                     cp_name: str | None, parent: mf.Manifest | None, undo: Undo) -> None:
     """Run one push-mode backup job to the end, making checkpoint `cp_name` (None for raw disks)."""
     backup = push_backup(copies, incremental=parent.checkpoint if parent else None).to_xml_string()
     cp = checkpoint_xml(cp_name, [d.target for d in disks], "vpd backup").to_xml_string() if cp_name else None
+    # Journaled before it starts: libvirt runs the job on without vpd if vpd is killed.
+    ops.plan("backup-job", dom.name(), host.name)
     try:
         dom.backupBegin(backup, cp, 0)
     except libvirt.libvirtError as exc:

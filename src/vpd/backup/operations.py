@@ -29,7 +29,7 @@ def backup(session: Session, name: str, root: str, host_ref: str | None = None, 
     with Operation(session, "backup.create", target=f"{host.name}/{name}", locks=[vm_key(name)], to=root,
                    incremental=incremental) as op:
         plan = session.call(host, lambda c: plan_backup(c, host, vm.domain, root, incremental, files))
-        op.plan("backup", plan.where, host.name)
+        op.plan("backup", plan.where, host.name, vm=name, manifest=posixpath.join(plan.where, mf.MANIFEST))
         if plan.checkpoint:
             op.plan("checkpoint", f"{name}/{plan.checkpoint}", host.name)
         m = session.call(host, lambda _c: run_backup(host, vm.domain, plan, op.undo, files))
@@ -95,12 +95,9 @@ def restore(session: Session, backup_path: str, host_ref: str, new_name: str | N
         if new_name is None:
             exc.hint = beside
         raise
-    # The volume names restore_backup gives the disks, one per disk of the backup.
-    volumes = [f"{name}.qcow2" if i == 0 else f"{name}-{i}.qcow2" for i in range(len(latest.disks))]
     with Operation(session, "backup.restore", target=f"{host.name}:{backup_path}", locks=[vm_key(name)],
                    new_name=new_name, pool=pool) as op:
-        for vol in volumes:
-            op.plan("volume", vol, host.name, pool=pool)
+        # Each volume is planned (with its pool) by restore_backup as it is made.
         op.plan("domain", name, host.name)
         restored = session.call(host, lambda c: restore_backup(c, host, backup_path, new_name, pool, files=files,
                                                                taken_macs=ids.taken_macs()))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import libvirt
 
+from .. import ops
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events
@@ -118,6 +119,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
     with Undo() as undo:
         for i, (disk, vol_name) in enumerate(zip(latest.disks, vol_names, strict=True)):
             events.emit("restore", f"writing {disk.target} -> {vol_name}", i, len(latest.disks), "disks")
+            ops.plan("volume", vol_name, host.name, pool=pool.name(), owner=name)
             vol = pool.createXML(volume_xml(vol_name, disk.virtual_size, fmt="qcow2").to_xml_string(), 0)
             undo.push(lambda vol=vol: vol.delete(0))
             layers = [posixpath.join(where, next(d.file for d in m.disks if d.target == disk.target))

@@ -130,6 +130,10 @@ class Connections:
         self._conns[host.name] = conn
         return conn
 
+    def open_hosts(self) -> set[str]:
+        """Names of the hosts a connection was opened to (the hosts this request touches)."""
+        return set(self._conns)
+
     def call(self, host: Host, fn: Callable[[libvirt.virConnect], T]) -> T:
         """Run fn(conn) and translate libvirt errors into VpdErrors for this host."""
         try:

@@ -1,7 +1,9 @@
 """The journal: every vpd operation, its arguments, outcome and notes, in SQLite.
 
 Operations are recorded when they start, so a crash or Ctrl-C still leaves a
-row (status 'running' -> 'interrupted' on the next open if its process is gone).
+row (status 'running', shown as 'interrupted' once its process is gone). A row records its
+PID and the process's start time, so a PID the kernel reuses is not taken for the same
+process. `vpd recover` settles what a dead operation left and marks its row 'recovered'.
 """
 from __future__ import annotations
 
@@ -33,9 +35,17 @@ CREATE TABLE IF NOT EXISTS operations (
     notes TEXT NOT NULL DEFAULT '[]'
 );
 """
-# Added after the first release: what an operation is about to create, written before it acts,
-# so a crash leaves a list of candidates for clean-up.
-_MIGRATIONS = ("ALTER TABLE operations ADD COLUMN objects TEXT NOT NULL DEFAULT '[]'",)
+# Added after the first release, column -> its migration: what an operation is about to create,
+# written before it acts, so a crash leaves a list of candidates for clean-up; the start time of
+# its process (clock ticks since boot, /proc/PID/stat), so a reused PID does not pass for it.
+_MIGRATIONS = {
+    "objects": "ALTER TABLE operations ADD COLUMN objects TEXT NOT NULL DEFAULT '[]'",
+    "pid_start": "ALTER TABLE operations ADD COLUMN pid_start INTEGER",
+}
+# The recovery pass every mutating command runs first looks rows up by status: one indexed query.
+_INDEX = "CREATE INDEX IF NOT EXISTS operations_status ON operations(status)"
+
+RUNNING, OK, FAILED, INTERRUPTED, RECOVERED = "running", "ok", "failed", "interrupted", "recovered"
 
 
 def journal_path() -> Path:
@@ -48,9 +58,10 @@ def _connect() -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=10)
     db.execute(_SCHEMA)
     columns = {row[1] for row in db.execute("PRAGMA table_info(operations)")}
-    if "objects" not in columns:
-        for statement in _MIGRATIONS:
+    for column, statement in _MIGRATIONS.items():
+        if column not in columns:
             db.execute(statement)
+    db.execute(_INDEX)
     return db
 
 
@@ -73,14 +84,44 @@ class Entry:
             db.execute("UPDATE operations SET objects=? WHERE id=?", (json.dumps(self.objects, default=str), self.id))
 
 
-def _pid_alive(pid: int) -> bool:
+def process_start(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks since boot (field 22 of
+    /proc/PID/stat); None where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int, started: int | None = None) -> bool:
+    """Whether the process that wrote a row still runs: its PID exists and, when the row knows
+    when it started, the process now holding that PID started then too (not a reuse)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if started is None:
         return True
-    return True
+    now = process_start(pid)
+    return now is None or now == started
+
+
+
+_OWN_START: list[int | None] = []
+
+
+def _own_start() -> int | None:
+    if not _OWN_START:
+        _OWN_START.append(process_start())
+    return _OWN_START[0]
 
 
 @contextmanager
@@ -88,8 +129,8 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
     """Record one operation. The body may set entry.result and add notes."""
     with _connect() as db:
         cur = db.execute(
-            "INSERT INTO operations (started, pid, operation, target, args, status) VALUES (?,?,?,?,?,?)",
-            (time.time(), os.getpid(), operation, target, json.dumps(args, default=str), "running"),
+            "INSERT INTO operations (started, pid, pid_start, operation, target, args, status) VALUES (?,?,?,?,?,?,?)",
+            (time.time(), os.getpid(), _own_start(), operation, target, json.dumps(args, default=str), RUNNING),
         )
         assert cur.lastrowid is not None  # an INSERT always sets it
         entry = Entry(id=cur.lastrowid, operation=operation)
@@ -139,7 +180,39 @@ def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
         item["result"] = json.loads(item["result"]) if item["result"] else None
         item["notes"] = json.loads(item["notes"])
         item["objects"] = json.loads(item.get("objects") or "[]")
-        if item["status"] == "running" and not _pid_alive(item["pid"]):
-            item["status"] = "interrupted"
+        if item["status"] == RUNNING and not process_alive(item["pid"], item.get("pid_start")):
+            item["status"] = INTERRUPTED
         out.append(item)
     return out
+
+
+def dead_running() -> list[dict]:
+    """Rows still 'running' whose process is gone (killed, crashed, the machine lost power):
+    what recovery settles. One indexed query; /proc is read only for the rows it returns."""
+    with _connect() as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT * FROM operations WHERE status=? ORDER BY id", (RUNNING,)).fetchall()
+    out = []
+    for row in rows:
+        if process_alive(row["pid"], row["pid_start"]):
+            continue
+        item = dict(row)
+        item["args"] = json.loads(item["args"])
+        item["notes"] = json.loads(item["notes"])
+        item["objects"] = json.loads(item.get("objects") or "[]")
+        out.append(item)
+    return out
+
+
+def mark_recovered(entry_id: int, notes: list[str], by: int | None = None) -> bool:
+    """Close a dead operation's row as 'recovered', with what recovery did in its notes.
+    False when it is no longer 'running' (another vpd settled it meanwhile)."""
+    with _connect() as db:
+        row = db.execute("SELECT notes FROM operations WHERE id=? AND status=?", (entry_id, RUNNING)).fetchone()
+        if row is None:
+            return False
+        result = {"error": "its process died", "recovered_by": by}
+        cur = db.execute("UPDATE operations SET finished=?, status=?, result=?, notes=? WHERE id=? AND status=?",
+                         (time.time(), RECOVERED, json.dumps(result), json.dumps(json.loads(row[0]) + notes),
+                          entry_id, RUNNING))
+        return cur.rowcount == 1

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import libvirt
 
+from .. import ops
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.checks import Check, failed
@@ -194,6 +195,8 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
                                        start_downtime_ms=min(10, opts.max_downtime_ms),
                                        timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
                                        postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
+            # Journaled before it starts: libvirt drives a peer-to-peer job on if vpd is killed.
+            ops.plan("migration-job", name, src.name, dst=dst.name)
             try:
                 outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
             except BaseException:

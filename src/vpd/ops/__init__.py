@@ -4,7 +4,7 @@ A `Session` resolves the inventory once and holds one libvirt connection per hos
 `Operation` wraps one mutating request: journal entry (with what it is about to create),
 locks on the objects it touches, the undo stack, and progress events.
 """
-from .operation import Operation
+from .operation import Operation, current, plan
 from .session import Session, require_an_answer
 
-__all__ = ["Operation", "Session", "require_an_answer"]
+__all__ = ["Operation", "Session", "current", "plan", "require_an_answer"]

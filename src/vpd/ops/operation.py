@@ -8,11 +8,20 @@
         op.result = {...}
 
 On an exception (Ctrl-C included) the undo steps run newest first, the journal records the
-failure and the steps that ran, the locks are released, and the exception goes on."""
+failure and the steps that ran, the locks are released, and the exception goes on.
+
+The running Operation is also the context's *current* one: capability code deep below the
+operation function journals what it is about to make with `ops.plan(kind, name, host, ...)`
+without being handed `op` (a no-op outside any Operation).
+
+Before its journal row, an Operation runs the recovery pass (ops.recover.run_pass): when the
+journal holds rows of dead vpd processes on hosts this request already talks to, what they left
+is settled first, and expired grants are revoked. Without such rows it costs one indexed query."""
 from __future__ import annotations
 
 import os
 from contextlib import ExitStack
+from contextvars import ContextVar, Token
 from typing import Any
 
 from ..core import events, journal
@@ -20,11 +29,26 @@ from ..core.undo import Undo
 from .locks import LockSet
 from .session import Session
 
+_current: ContextVar[Operation | None] = ContextVar("vpd_current_operation", default=None)
+
+
+def current() -> Operation | None:
+    """The Operation this code runs under, if any."""
+    return _current.get()
+
+
+def plan(kind: str, name: str, host: str | None = None, **details: Any) -> None:
+    """Journal, in the current Operation, an object about to be created (nothing outside one)."""
+    op = _current.get()
+    if op is not None:
+        op.plan(kind, name, host, **details)
+
 
 class Operation:
     # session and name are positional-only, so a journaled argument may itself be called `name`.
     def __init__(self, session: Session, name: str, /, target: str | None = None, *,
-                 locks: list[str] | tuple[str, ...] = (), lock_wait: float = 0.0, **args: Any):
+                 locks: list[str] | tuple[str, ...] = (), lock_wait: float = 0.0, recover: bool = True,
+                 **args: Any):
         self.session = session
         self.name = name
         self.target = target
@@ -34,6 +58,8 @@ class Operation:
         self._lock_keys = list(locks)
         self._lock_wait = lock_wait
         self._stack = ExitStack()
+        self._recover = recover
+        self._token: Token | None = None
         self.entry: journal.Entry | None = None
 
     @property
@@ -41,6 +67,10 @@ class Operation:
         return self.entry.id if self.entry else None
 
     def __enter__(self) -> Operation:
+        if self._recover:
+            from .recover import run_pass
+
+            run_pass(self.session)
         with ExitStack() as stack:
             self.entry = stack.enter_context(journal.record(self.name, target=self.target, **self.args))
             if self._lock_keys:
@@ -48,8 +78,18 @@ class Operation:
                                                   "pid": os.getpid(), "target": self.target},
                                 wait=self._lock_wait).acquire()
                 stack.callback(locks.release)
+            self._token = _current.set(self)
+            stack.callback(self._leave)
             self._stack = stack.pop_all()
         return self
+
+    def _leave(self) -> None:
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:  # left from another context (a thread handed the operation on)
+                _current.set(None)
+            self._token = None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:

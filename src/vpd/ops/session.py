@@ -55,6 +55,10 @@ class Session:
         """fn(conn) with libvirt's errors explained for this host."""
         return self.conns.call(host, fn)
 
+    def touched_hosts(self) -> set[str]:
+        """The hosts this request has talked to so far (their libvirt connections are open)."""
+        return self._conns.open_hosts() if self._conns is not None else set()
+
     def notice(self, text: str) -> None:
         self.notices.append(text)
 

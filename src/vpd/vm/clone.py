@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 import libvirt
 
+from .. import ops
 from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
@@ -148,6 +149,8 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             if vol_name in pool.listVolumes():
                 raise UsageError(f"volume {vol_name} already exists in pool {pool.name()}")
             capacity = src_vol.info()[1]
+            # Journaled before it exists: if vpd dies mid-copy, recovery finds the orphan (no domain uses it).
+            ops.plan("volume", vol_name, host.name, pool=pool.name(), owner=new_name)
             if linked:
                 events.emit("vm.clone", f"overlay {vol_name} on {PurePosixPath(path).name}", i, len(disks), "disks")
                 vol = pool.createXML(volume_xml(vol_name, capacity, fmt="qcow2", backing=path,

@@ -10,6 +10,7 @@ from typing import Literal
 
 import libvirt
 
+from .. import ops
 from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
 from ..core import events
@@ -207,6 +208,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
                 path, fmt = p.in_place, p.source_format if p.source_format in IMPORT_FORMATS else "raw"
             else:
                 events.emit("vm.create", f"disk {p.volume_name}", i, len(planned), "disks")
+                ops.plan("volume", p.volume_name, host.name, pool=p.pool.name(), owner=spec.name)
                 vol = p.pool.createXML(volume_xml(p.volume_name, p.capacity, fmt=p.spec.format).to_xml_string(), 0)
                 undo.push(lambda vol=vol: vol.delete(0))
                 path, fmt = vol.path(), p.spec.format
