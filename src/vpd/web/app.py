@@ -126,6 +126,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         networks,
         ovf,
         pools,
+        recovery,
         snapshots,
         templates,
         vm_devices,
@@ -134,7 +135,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, lab, containers, journal, jobs):
+                   ovf, clusters, access, lab, containers, recovery, journal, jobs):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     if app.state.assets:
