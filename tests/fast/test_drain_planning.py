@@ -3,6 +3,7 @@ maintenance flag, and `vpd host drain --dry-run` / `vpd migrate --to auto --dry-
 over three hosts."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from vpd.core.errors import UsageError
 from vpd.host import gather, maintenance
 from vpd.ops import Session
 from vpd.vm import operations as vm_ops
+
+from .conftest import run_vpd
 
 _SHUTOFF = "<test:runstate xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>5</test:runstate>"
 _GROUP = "<metadata><vpd:anti-affinity xmlns:vpd='https://vpd.example/ns/anti-affinity' group='{}'/></metadata>"
@@ -118,3 +121,55 @@ def test_tag_sets_and_clears_the_anti_affinity_group(three_hosts):
         assert vm_ops.tag(s, "db", None, None)["was"] == "dbs"
         with pytest.raises(UsageError):
             vm_ops.tag(s, "db", None, "bad group!")
+def test_cli_drain_dry_run_prints_the_plan(three_hosts):
+    proc = run_vpd("host", "drain", "hosta", "--dry-run", inventory=three_hosts, check_rc=0)
+    assert "local" in proc.stdout and "hostb" in proc.stdout and "dry run" in proc.stdout
+    data = json.loads(run_vpd("host", "drain", "hosta", "--dry-run", "--json", inventory=three_hosts,
+                              check_rc=0).stdout)
+    assert data["dry_run"] and data["host"] == "hosta"
+    assert {p["vm"]: p["host"] for p in data["plan"]["placements"]}["local"] == "hostb"
+    assert data["moved"] == [] and data["results"] == []
+
+
+def test_cli_drain_usage_errors(three_hosts):
+    proc = run_vpd("host", "drain", "hosta", "--to", "hosta", "--dry-run", inventory=three_hosts)
+    assert proc.returncode == 2 and "the host the VMs leave" in proc.stderr
+    proc = run_vpd("host", "drain", "nosuch", "--dry-run", inventory=three_hosts)
+    assert proc.returncode == 2
+
+
+def test_migrate_to_auto_uses_the_same_placement(three_hosts):
+    from vpd.core.errors import VpdError
+    from vpd.migration.operations import _placed
+
+    with Session(three_hosts) as s:
+        assert _placed(s, "local", s.host("hosta")) == "hostb"  # the only other host with /local
+        assert s.notices[-1].startswith("local placed on hostb: ")
+        maintenance.mark("hostb")
+        try:
+            with pytest.raises(VpdError, match="no host can take local: .*hostb: in maintenance"):
+                _placed(s, "local", s.host("hosta"))
+            proc = run_vpd("migrate", "db", "--to", "hostb", inventory=three_hosts)
+            assert proc.returncode == 2 and "hostb is in maintenance" in proc.stderr
+        finally:
+            maintenance.clear("hostb")
+
+
+def test_cli_tag_and_maintenance_list(three_hosts):
+    proc = run_vpd("vm", "tag", "db", inventory=three_hosts)
+    assert proc.returncode == 2 and "--anti-affinity" in proc.stderr
+    assert "anti-affinity group dbs" in run_vpd("vm", "tag", "db", "--anti-affinity", "dbs", inventory=three_hosts,
+                                                 check_rc=0).stdout
+    assert json.loads(run_vpd("host", "maintenance-list", "--json", inventory=three_hosts, check_rc=0).stdout) == {}
+
+
+def test_cli_maintenance_on_marks_drains_and_off_clears(three_hosts):
+    on = json.loads(run_vpd("host", "maintenance", "on", "hostc", "--json", inventory=three_hosts,
+                            check_rc=0).stdout)
+    assert on["maintenance"] and on["cluster"] is None and on["drain"]["results"] == []  # hostc runs nothing
+    assert "hostc" in json.loads(run_vpd("host", "maintenance-list", "--json", inventory=three_hosts).stdout)
+    proc = run_vpd("host", "drain", "hosta", "--dry-run", "--json", inventory=three_hosts, check_rc=0)
+    assert "hostc" not in {p["host"] for p in json.loads(proc.stdout)["plan"]["placements"]}
+    off = run_vpd("host", "maintenance", "off", "hostc", inventory=three_hosts, check_rc=0)
+    assert "hostc: back in service" in off.stdout
+    assert not maintenance.is_marked("hostc")
