@@ -175,3 +175,28 @@ def host_maintenance_list(session):
     from ..host.maintenance import marked
 
     return marked()
+
+
+@host.group("check")
+def host_check() -> None:
+    """Read-only audits of hosts."""
+
+
+def _render_security(r: dict) -> None:
+    for h in r["hosts"]:
+        if h["error"]:
+            say(f"{h['host']}: {h['error']}", "red")
+            continue
+        table(f"{h['host']}: security", ["check", "ok", "evidence", "fix"],
+              [[c["name"], "yes" if c["ok"] else "NO", c["detail"], c["fix"]] for c in h["checks"]])
+
+
+@command(host_check, "security", render=_render_security, bars=False)
+@click.argument("names", metavar="HOST...", nargs=-1)
+def host_check_security(session, names: tuple[str, ...]):
+    """libvirt's security driver (sVirt), each running VM's label, graphics open without a password.
+    Read-only; every host of the inventory when none is named."""
+    from ..host.security import check_hosts
+
+    found = check_hosts(session, session.hosts(names))
+    return require_an_answer({"hosts": found}, [h["error"] for h in found])
