@@ -1,4 +1,4 @@
-"""`vpd host list|prepare|unprepare`: parse, call the library, render."""
+"""`vpd host list|prepare|unprepare|drain|maintenance`: parse, call the library, render."""
 from __future__ import annotations
 
 import click
@@ -7,6 +7,7 @@ from rich.text import Text
 from ..host.facts import list_hosts
 from ..hostprep import operations as hostprep_ops
 from ..ops import require_an_answer
+from ..ops.results import jsonable
 from .command import command, say
 from .main import cli
 from .render import console, table
@@ -93,3 +94,109 @@ def _render_report(r: dict, done: str) -> None:
         say(f"{r['host']}: {done}" + ("" if r["changes"] else " (no changes needed)"))
     else:
         say(f"{r['host']}: checks failed", "red")
+
+
+def _targets(to: str) -> list[str] | None:
+    return None if to == "auto" else [t.strip() for t in to.split(",") if t.strip()]
+
+
+def _render_plan(plan: dict, title: str) -> None:
+    table(title, ["VM", "from", "to", "why"],
+          [[p["vm"], p["source"], p["host"] or "NOT placed", p["reason"]] for p in plan["placements"]])
+
+
+def _render_drain(r) -> None:
+    r = jsonable(r)  # a DrainResult, also when a failed drain attaches it to its error
+    _render_plan(r["plan"], f"drain {r['host']}: plan")
+    if r["dry_run"]:
+        say("dry run: nothing was moved")
+        return
+    if r["results"]:
+        table(f"drain {r['host']}: results", ["VM", "to", "moved", "stage", "mode", "downtime ms", "s", "error"],
+              [[x["vm"], x["destination"], "yes" if x["moved"] else "NO", x["stage"], x["mode"], x["downtime_ms"],
+                x["seconds"], x["error"]] for x in r["results"]])
+    say(f"{r['host']}: {len(r['moved'])} moved, {len(r['not_moved'])} not moved ({r['seconds']} s)",
+        "red" if r["not_moved"] else "green")
+
+
+@command(host, "drain", render=_render_drain)
+@click.argument("name", metavar="HOST")
+@click.option("--to", "to", default="auto", show_default=True, metavar="auto|H1,H2",
+              help="Where the VMs may go: auto (every other host) or these hosts; placement picks among them.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Migrations at once (only 1 for now).")
+@click.option("--include-stopped", is_flag=True, help="Move stopped VMs' definitions too (cold).")
+@click.option("--max-downtime", "max_downtime_ms", default=300, show_default=True, type=int, help="ms, per VM.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (which VM goes where, and why) and move nothing.")
+def host_drain(session, name, to, parallel, include_stopped, max_downtime_ms, dry_run):
+    """Move every running VM off HOST, each with vpd migrate's preflight, access, validation and report.
+
+    Placement (free memory after overhead, vCPU commitment, CPU, storage, anti-affinity groups,
+    hosts in maintenance) chooses each VM's host. A VM refused (no host, a failed preflight) is
+    reported and the others still move; exit 1 if any VM did not move."""
+    from ..migration.drain import drain
+
+    return drain(session, name, _targets(to), parallel=parallel, include_stopped=include_stopped,
+                 dry_run=dry_run, options={"max_downtime_ms": max_downtime_ms})
+
+
+def _render_maintenance(r: dict) -> None:
+    if r.get("standby"):
+        say(f"{r['host']}: cluster {r['cluster']} member {'in standby' if r['maintenance'] else 'back from standby'}")
+    if r.get("drain") and "plan" in r["drain"]:
+        _render_drain(r["drain"])
+    elif r.get("drain"):
+        say(f"{r['host']}: drain failed: {r['drain'].get('error')}", "red")
+    if r["maintenance"]:
+        say(f"{r['host']}: in maintenance (vpd places no VM there; `vpd host maintenance off {r['host']}` ends it)")
+    else:
+        say(f"{r['host']}: back in service" + ("" if r.get("was_on") else " (it was not in maintenance)"))
+
+
+@command(host, "maintenance", render=_render_maintenance)
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.argument("name", metavar="HOST")
+@click.option("--to", "to", default="auto", show_default=True, metavar="auto|H1,H2",
+              help="on: where its VMs may go.")
+@click.option("--include-stopped", is_flag=True, help="on: move stopped VMs' definitions too.")
+def host_maintenance(session, state, name, to, include_stopped):
+    """on: mark HOST (vpd places nothing there), standby when it is a cluster member, drain it.
+    off: clear the mark (and the standby); VMs are not moved back."""
+    from ..cluster.maintenance import maintenance
+
+    return maintenance(session, name, state == "on", _targets(to), include_stopped)
+
+
+@command(host, "maintenance-list", render=lambda r: table("hosts in maintenance", ["host", "since", "reason"],
+                                                         [[h, v["since"], v["reason"]] for h, v in r.items()]),
+         bars=False)
+def host_maintenance_list(session):
+    """Hosts vpd keeps in maintenance."""
+    from ..host.maintenance import marked
+
+    return marked()
+
+
+@host.group("check")
+def host_check() -> None:
+    """Read-only audits of hosts."""
+
+
+def _render_security(r: dict) -> None:
+    for h in r["hosts"]:
+        if h["error"]:
+            say(f"{h['host']}: {h['error']}", "red")
+            continue
+        table(f"{h['host']}: security", ["check", "ok", "evidence", "fix"],
+              [[c["name"], "yes" if c["ok"] else "NO", c["detail"], c["fix"]] for c in h["checks"]])
+
+
+@command(host_check, "security", render=_render_security, bars=False)
+@click.argument("names", metavar="HOST...", nargs=-1)
+def host_check_security(session, names: tuple[str, ...]):
+    """libvirt's security driver (sVirt), each running VM's label, graphics open without a password.
+    Read-only; every host of the inventory when none is named."""
+    from ..host.security import check_hosts
+
+    found = check_hosts(session, session.hosts(names))
+    return require_an_answer({"hosts": found}, [h["error"] for h in found])

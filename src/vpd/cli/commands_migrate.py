@@ -12,7 +12,9 @@ from .render import table
 
 @command(cli, "migrate", render=lambda report: print_report(report))
 @click.argument("name")
-@click.option("--to", "dst_name", required=True, help="Destination host (inventory name, FQDN or address).")
+@click.option("--to", "dst_name", required=True,
+              help="Destination host (inventory name, FQDN or address), or auto: the host placement picks "
+                   "(as vpd host drain does).")
 @click.option("--from", "src_name", help="Source host (default: the host the VM runs on).")
 @click.option("--live/--offline", "live", default=None, help="Default: live if running, offline if not.")
 @click.option("--persistent", is_flag=True, help="Define it persistently on the destination.")

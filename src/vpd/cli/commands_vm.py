@@ -236,6 +236,23 @@ _action("autostart", "Start the VM when its host's libvirt starts (--disable: do
         [click.option("--disable", is_flag=True)])
 
 
+@command(vm, "tag", render=lambda r: say(f"{r['vm']} on {r['host']}: anti-affinity group "
+                                          f"{r['anti_affinity'] or '(none)'}" + (f" (was {r['was']})" if r['was']
+                                                                                 and r['was'] != r['anti_affinity']
+                                                                                 else "")))
+@click.argument("name")
+@host_option()
+@click.option("--anti-affinity", "group", metavar="GROUP",
+              help="Keep this VM off hosts that run another VM of GROUP when vpd places it (drain, migrate --to "
+                   "auto).")
+@click.option("--no-anti-affinity", "clear", is_flag=True, help="Remove the VM from its anti-affinity group.")
+def vm_tag(session, name, host_ref, group, clear):
+    """Set the VM's placement tags (kept in its libvirt metadata, so they travel with it)."""
+    if bool(group) == clear:
+        raise UsageError("give one of --anti-affinity GROUP or --no-anti-affinity")
+    return vm_ops.tag(session, name, host_ref, None if clear else group)
+
+
 def _render_info(data: dict) -> None:
     for key in ("host", "name", "uuid", "state", "vcpus", "memory_mib", "max_memory_mib", "autostart", "persistent",
                 "template"):

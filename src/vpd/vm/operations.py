@@ -11,6 +11,7 @@ import libvirt
 from ..core import paths
 from ..core.errors import UsageError
 from ..core.names import check_name
+from ..host import maintenance
 from ..ops import Operation, Session
 from ..ops.locks import vm_key
 from . import identity
@@ -120,6 +121,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
 
     check_name(name, "VM name")
     host = session.host(host_ref)
+    maintenance.refuse_new_guests(host.name)
     kernel = initrd = None
     cmdline = ""
     if request.lab_guest:
@@ -154,6 +156,7 @@ def create_from_template(session: Session, name: str, host_ref: str, template: s
 
     check_name(name, "VM name")
     host = session.host(host_ref)
+    maintenance.refuse_new_guests(host.name)
     ids = identity.gather(session)
     ids.require_new_name(name)
     with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name), vm_key(template)],
@@ -167,6 +170,34 @@ def create_from_template(session: Session, name: str, host_ref: str, template: s
             dom = session.call(host, lambda c: c.lookupByName(name))
             result.update(session.call(host, lambda _c: lifecycle.start_new(dom, wait_boot=wait_boot)))
         op.result = result
+    return op.result
+
+
+def tag(session: Session, name: str, host_ref: str | None = None, anti_affinity: str | None = None) -> dict:
+    """Set (a group name) or clear (None) the VM's anti-affinity group: vpd's element in its
+    libvirt <metadata>, in the running guest and its persistent definition, so it travels with
+    the VM (migration, dumpxml). Placement keeps a group's VMs on different hosts."""
+    from ..xml.edit import ANTI_AFFINITY_NS, anti_affinity_element, anti_affinity_of
+
+    if anti_affinity is not None:
+        check_name(anti_affinity, "anti-affinity group")
+    vm = locate(session, name, host_ref, prefer_running=True)
+    dom = vm.domain
+
+    def apply(_conn: libvirt.virConnect) -> dict:
+        before = anti_affinity_of(dom.XMLDesc(0))
+        flags = ((libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+                 | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if dom.isPersistent() else 0))
+        if anti_affinity is None:
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, ANTI_AFFINITY_NS, flags)
+        else:
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, anti_affinity_element(anti_affinity), "vpd",
+                            ANTI_AFFINITY_NS, flags)
+        return {"host": vm.host.name, "vm": name, "anti_affinity": anti_affinity, "was": before}
+
+    with Operation(session, "vm.tag", target=f"{vm.host.name}/{name}", locks=[vm_key(name)],
+                   anti_affinity=anti_affinity) as op:
+        op.result = session.call(vm.host, apply)
     return op.result
 
 

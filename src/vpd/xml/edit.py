@@ -32,6 +32,14 @@ VPD_NS_PREFIX = "https://vpd.example/ns/"
 TEMPLATE_NS = VPD_NS_PREFIX + "template"
 TEMPLATE_MARKER = "<template/>"
 """The element vpd puts under <metadata> (namespace TEMPLATE_NS, prefix 'vpd') to mark a template."""
+ANTI_AFFINITY_NS = VPD_NS_PREFIX + "anti-affinity"
+"""`<vpd:anti-affinity group="GROUP"/>` under <metadata>: placement keeps a group's VMs on different hosts."""
+
+
+def anti_affinity_element(group: str) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    return f"<anti-affinity group={quoteattr(group)}/>"
 
 # Attributes and children of a disk's <source> that say *where* the data is: repointing replaces
 # them. The rest (startupPolicy, <seclabel>, anything unknown) says how to treat the data and stays.
@@ -368,6 +376,12 @@ class DomainEditor(_Node):
 def disk_files(xml: str | bytes, device: str | None = None) -> list[str]:
     """The file paths of a domain's disks (of `device` only, when given), in document order."""
     return [d.source_file for d in DomainEditor.from_xml(xml).disks(device) if d.source_file]
+
+
+def anti_affinity_of(xml: str | bytes) -> str | None:
+    """The VM's anti-affinity group (vpd's metadata element), or None."""
+    node = DomainEditor.from_xml(xml).metadata(ANTI_AFFINITY_NS)
+    return (node.get("group") or None) if node is not None else None
 
 
 def macs_of(xml: str | bytes) -> list[str]:
