@@ -294,3 +294,18 @@ def test_nft_decisions_on_the_labs_recorded_ruleset():
     assert decide("10.9.8.7", 49216).accepted and not decide("10.9.8.7", 49217).accepted
     assert decide("198.18.4.12", 49152, "lo").accepted  # not eth0: accepted first
     assert decide("2001:db8::1", 49152).by.startswith("policy drop")
+
+
+def test_a_class_gets_one_row_per_pair(capsys):
+    from vpd.cli.commands_practica import _render_check
+
+    def pair(src, dst, ok):
+        return {"src": src, "dst": dst, "vm": f"mvp4_{src}", "ok": ok, "goals": [
+            {"id": "fqdn", "title": "FQDN", "ok": True, "checks": [Check("fqdn", True, "ok").to_dict()]},
+            {"id": "key-revoked", "title": "key", "ok": ok,
+             "checks": [Check("no key", ok, "line 2", None if ok else "grep -vF ...").to_dict()]}]}
+    _render_check({"practica": 4, "title": "Migración", "lang": "es", "ok": False,
+                   "pairs": [pair("pc01a", "pc01b", True), pair("pc02a", "pc02b", False)]})
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("│ pc0")]
+    assert len(rows) == 2 and "FAIL" not in rows[0] and "FAIL" in rows[1]
