@@ -125,7 +125,7 @@ FLOORS = {
     "vm": 4, "storage": 4, "snapshot": 4, "ct": 4, "host": 4,
     "ovf": 5, "backup": 5,
     "migration": 6,
-    "cluster": 7,
+    "cluster": 7, "practica": 7,
     "cli": 8, "web": 8,
 }
 # Front ends sit side by side; `vpd web`'s CLI command starts the server and manages its tokens.

@@ -87,6 +87,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "export": ("commands_ovf",),
     "import": ("commands_ovf",),
     "pool": ("commands_pool",),
+    "practica": ("commands_practica",),
     "recover": ("commands_recover",),
     "vol": ("commands_vol",),
     "snapshot": ("commands_snapshot",),
