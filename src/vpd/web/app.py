@@ -126,6 +126,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         networks,
         ovf,
         pools,
+        practicas,
         recovery,
         snapshots,
         templates,
@@ -135,7 +136,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, lab, containers, recovery, journal, jobs):
+                   ovf, clusters, access, lab, containers, recovery, practicas, journal, jobs):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     if app.state.assets:
