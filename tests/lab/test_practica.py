@@ -23,7 +23,7 @@ def _pid(name: str) -> int:
 
 
 def _check() -> tuple[int, dict]:
-    proc = vpd("practica", "check", "4", "--hosts", "hosta,hostb", "--json", "--lang", "en", timeout=120)
+    proc = vpd("practica", "check", "4", "--hosts", "hosta,hostb", "--vm", VM, "--json", "--lang", "en", timeout=120)
     assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
     [pair] = json.loads(proc.stdout)["pairs"]
     return proc.returncode, {g["id"]: g for g in pair["goals"]}
