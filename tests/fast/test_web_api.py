@@ -274,3 +274,26 @@ def test_practicas_are_readable_by_viewers(web):
     shown = client.get("/api/v1/practicas/4?lang=en", headers=bearer(view))
     assert shown.status_code == 200 and shown.json()["number"] == 4
     assert client.get("/api/v1/practicas/99", headers=bearer(view)).status_code in (400, 404)
+
+
+def test_migration_dialog_dry_run_and_its_report_without_javascript(web):
+    """The VM page offers operators the migrate dialog (destinations: the other hosts); a dry run's
+    report renders as named checks (ok/warn/NO, detail, fix) for the dialog, on the job page, and
+    — kept by the journal even though the preflight failed — on the VM page without JavaScript."""
+    client, op, view = web
+    page = client.get("/vms/web", headers=bearer(op)).text
+    assert 'id="migrate-dialog"' in page and '<option value="hostb">' in page and "No migration of web" in page
+    assert "migrate-dialog" not in client.get("/vms/web", headers=bearer(view)).text
+    r = client.post("/api/v1/migrations", json={"vm": "web", "to": "hostb", "dry_run": True}, headers=bearer(op))
+    assert r.status_code == 202
+    job = wait_job(client, op, r.json()["job"])
+    assert job["state"] == "failed" and job["error"]["report"]["dry_run"]  # the test driver's hosts fail checks
+    for html in (client.get(f"/fragments/jobs/{job['id']}/migration-report", headers=bearer(view)).text,
+                 client.get(f"/jobs/{job['id']}", headers=bearer(view)).text,
+                 client.get("/vms/web", headers=bearer(view)).text):
+        assert 'data-check="migration ports hosta-&gt;hostb"' in html  # named, not a crash on a host without address
+        assert '<td class="verdict">NO</td>' in html and "give hostb an `address` in the inventory" in html
+        assert "preflight failed" in html
+    assert "Last migration" in client.get("/vms/web", headers=bearer(view)).text
+    assert "Last migration" not in client.get("/vms/db", headers=bearer(view)).text
+    assert journal.entries(1, "migrate")[0]["result"]["report"]["preflight"]

@@ -90,3 +90,28 @@ def test_browser_operator_starts_a_vm_viewer_cannot(console):
             expect(viewer.locator('#vm-rows tr[data-vm="solo"] td.state')).to_have_text("shut off")
         finally:
             browser.close()
+
+
+def test_browser_migrate_dialog_runs_the_preflight(console):
+    """The VM page's migrate dialog runs the dry run and shows the preflight's named checks
+    (the test driver's hosts fail some: the table shows them with their verdicts and fixes)."""
+    url, op, _ = console
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_context().new_page()
+            login(page, url, op)
+            page.goto(f"{url}/vms/web")
+            assert page.evaluate("typeof uPlot") == "function"  # the chart library is served from the package
+            page.click("#migrate-open")
+            dialog = page.locator("#migrate-dialog")
+            expect(dialog).to_be_visible()
+            dialog.locator("select[name=to]").select_option("hostb")
+            dialog.locator("button[data-run=check]").click()
+            checks = dialog.locator("#migrate-report table.preflight tr[data-check]")
+            expect(checks.first).to_be_visible(timeout=10_000)
+            assert checks.count() >= 5
+            expect(dialog.locator('tr[data-check="migration ports hosta->hostb"] td.verdict')).to_have_text("NO")
+            expect(page.locator("#migrate-status")).to_contain_text("failed")
+        finally:
+            browser.close()
