@@ -113,5 +113,12 @@ def test_browser_migrate_dialog_runs_the_preflight(console):
             assert checks.count() >= 5
             expect(dialog.locator('tr[data-check="migration ports hosta->hostb"] td.verdict')).to_have_text("NO")
             expect(page.locator("#migrate-status")).to_contain_text("failed")
+
+            # The serial console: xterm.js loads and its websocket reaches the server under uvicorn
+            # (the test driver has no console to open: the server's notice shows, nothing hangs).
+            page.goto(f"{url}/vms/web/console")
+            assert page.evaluate("typeof Terminal") == "function"
+            expect(page.locator("#console-status")).to_contain_text("virDomainOpenConsole", timeout=5_000)
+            expect(page.locator("#terminal .xterm")).to_be_visible()
         finally:
             browser.close()

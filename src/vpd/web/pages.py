@@ -135,6 +135,20 @@ def last_migration(name: str, scan: int = 200) -> dict | None:
     return None
 
 
+@router.get("/vms/{name}/console")
+def vm_console_page(request: Request, name: str, host: str | None = None, lines: int = Query(500, ge=1, le=100_000),
+                    who: Principal = Depends(viewer), s: Session = Depends(session)):
+    """The serial console: its history (the log virtlogd keeps) for everyone, and for operators
+    the live console in xterm.js over the websocket /api/v1/vms/{name}/console."""
+    found = vm_ops.locate(s, name, host)
+    try:
+        history, history_error = vm_ops.console_log(s, name, found.host.name, lines), None
+    except VpdError as exc:  # the page still offers the live console
+        history, history_error = None, exc.message
+    return render(request, "console.html", who, vm_name=name, host=found.host.name, history=history,
+                  history_error=history_error, running=bool(found.domain.isActive()), lines=lines)
+
+
 def _migration_report(job: Job) -> dict | None:
     if job.kind != "migrate":
         return None
