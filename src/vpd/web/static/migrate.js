@@ -77,8 +77,8 @@
     source.addEventListener("end", function (ev) {
       source.close(); source = null;
       var job = JSON.parse(ev.data);
-      say("job " + job.id + " " + job.state + (job.error ? ": " + job.error.error : ""),
-          job.state === "succeeded" ? "ok" : "error");
+      var why = !job.error ? "" : (job.error.report ? " (the report below says why)" : ": " + job.error.error);
+      say("job " + job.id + " " + job.state + why, job.state === "succeeded" ? "ok" : "error");
       finish(job.id);
     });
     source.onerror = function () { if (!running && source) { source.close(); } };
