@@ -38,6 +38,7 @@
       axes: [{label: "elapsed s"}, {scale: "mib", label: "MiB"}, {scale: "rate", side: 1, label: "MiB/s",
                                                                     grid: {show: false}}],
     }, [[], [], [], []], chartBox);
+    dialog.chart = chart;  // for tests and the browser's console
   }
 
   function plot(d) {
