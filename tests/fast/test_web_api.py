@@ -285,6 +285,8 @@ def test_migration_dialog_dry_run_and_its_report_without_javascript(web):
     page = client.get("/vms/web", headers=bearer(op)).text
     assert 'id="migrate-dialog"' in page and '<option value="hostb">' in page and "No migration of web" in page
     assert "migrate-dialog" not in client.get("/vms/web", headers=bearer(view)).text
+    assert 'href="/vms/web?host=hosta#migrate"' in client.get("/vms", headers=bearer(op)).text
+    assert "#migrate" not in client.get("/vms", headers=bearer(view)).text
     r = client.post("/api/v1/migrations", json={"vm": "web", "to": "hostb", "dry_run": True}, headers=bearer(op))
     assert r.status_code == 202
     job = wait_job(client, op, r.json()["job"])

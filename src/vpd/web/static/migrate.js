@@ -18,6 +18,7 @@
 
   opener.hidden = false;
   opener.addEventListener("click", function () { dialog.showModal(); });
+  if (location.hash === "#migrate") { dialog.showModal(); }  // the VM list's "Migrate…" link
 
   function say(text, cls) { status.textContent = text; status.className = cls || ""; }
 
