@@ -131,8 +131,20 @@ def test_operation_journals_planned_objects_and_undoes_on_failure(two_hosts):
     assert done == ["volume"]
     row = journal.entries(1, "test.make")[0]
     assert row["status"] == "failed" and row["objects"] == [{"kind": "volume", "name": "x.qcow2", "host": "hosta"}]
+    assert row["result"] == {"error": "disk full"}  # nothing reported: the error alone
     assert "undo: remove file: failed: host gone" in row["notes"]
     assert "undo: delete volume x.qcow2: done" in row["notes"]
+
+
+def test_failed_operation_keeps_its_report_next_to_the_error(two_hosts):
+    """A migration whose preflight failed: the journal keeps the checks (the web console's VM page
+    shows them without JavaScript), not only the error."""
+    with Session(two_hosts) as s, pytest.raises(VpdError):
+        with Operation(s, "test.check", target="t") as op:
+            op.result = {"preflight": [{"name": "ports", "ok": False}]}
+            raise VpdError("preflight failed: ports")
+    assert journal.entries(1, "test.check")[0]["result"] == {
+        "error": "preflight failed: ports", "report": {"preflight": [{"name": "ports", "ok": False}]}}
 
 
 def test_operation_result_is_journaled(two_hosts):

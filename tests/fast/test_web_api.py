@@ -11,6 +11,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from vpd.core import events, journal  # noqa: E402
+from vpd.core.errors import VpdError  # noqa: E402
 from vpd.web import create_app  # noqa: E402
 from vpd.web.tokens import TokenStore  # noqa: E402
 
@@ -274,3 +275,112 @@ def test_practicas_are_readable_by_viewers(web):
     shown = client.get("/api/v1/practicas/4?lang=en", headers=bearer(view))
     assert shown.status_code == 200 and shown.json()["number"] == 4
     assert client.get("/api/v1/practicas/99", headers=bearer(view)).status_code in (400, 404)
+
+
+def test_migration_dialog_dry_run_and_its_report_without_javascript(web):
+    """The VM page offers operators the migrate dialog (destinations: the other hosts); a dry run's
+    report renders as named checks (ok/warn/NO, detail, fix) for the dialog, on the job page, and
+    — kept by the journal even though the preflight failed — on the VM page without JavaScript."""
+    client, op, view = web
+    page = client.get("/vms/web", headers=bearer(op)).text
+    assert 'id="migrate-dialog"' in page and '<option value="hostb">' in page and "No migration of web" in page
+    assert "migrate-dialog" not in client.get("/vms/web", headers=bearer(view)).text
+    assert 'href="/vms/web?host=hosta#migrate"' in client.get("/vms", headers=bearer(op)).text
+    assert "#migrate" not in client.get("/vms", headers=bearer(view)).text
+    r = client.post("/api/v1/migrations", json={"vm": "web", "to": "hostb", "dry_run": True}, headers=bearer(op))
+    assert r.status_code == 202
+    job = wait_job(client, op, r.json()["job"])
+    assert job["state"] == "failed" and job["error"]["report"]["dry_run"]  # the test driver's hosts fail checks
+    for html in (client.get(f"/fragments/jobs/{job['id']}/migration-report", headers=bearer(view)).text,
+                 client.get(f"/jobs/{job['id']}", headers=bearer(view)).text,
+                 client.get("/vms/web", headers=bearer(view)).text):
+        assert 'data-check="migration ports hosta-&gt;hostb"' in html  # named, not a crash on a host without address
+        assert '<td class="verdict">NO</td>' in html and "give hostb an `address` in the inventory" in html
+        assert "preflight failed" in html
+    assert "Last migration" in client.get("/vms/web", headers=bearer(view)).text
+    assert "Last migration" not in client.get("/vms/db", headers=bearer(view)).text
+    assert journal.entries(1, "migrate")[0]["result"]["report"]["preflight"]
+
+
+class BytePipe:
+    """A console in memory (no libvirt): what the guest writes is queued for recv, what the
+    bridge sends is kept; None queued is the guest closing."""
+
+    def __init__(self):
+        import queue
+
+        self.from_guest: queue.Queue = queue.Queue()
+        self.to_guest: queue.Queue = queue.Queue()
+        self.closed = False
+
+    def recv(self, timeout: float) -> bytes:
+        import queue
+
+        try:
+            chunk = self.from_guest.get(timeout=timeout)
+        except queue.Empty:
+            return b""
+        if chunk is None:
+            raise VpdError("the guest console closed")
+        return chunk
+
+    def send(self, data: bytes) -> None:
+        self.to_guest.put(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _refused(client, path: str, headers: dict) -> tuple[str, int]:
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect(path, headers=headers) as ws:
+        notice = ws.receive_text()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    return notice, closed.value.code
+
+
+def test_console_websocket_is_for_operators_from_this_site(web):
+    client, op, view = web
+    path = "/api/v1/vms/web/console"
+    assert _refused(client, path, {})[1] == 4401
+    notice, code = _refused(client, path, bearer(view))
+    assert code == 4403 and "viewer" in notice
+    cookie = {"cookie": f"vpd_session={op}"}
+    notice, code = _refused(client, path, {**cookie, "origin": "http://evil.example"})
+    assert code == 4403 and "from this site" in notice
+    assert _refused(client, path, cookie)[1] == 4403  # a browser always sends an Origin
+    # Allowed through: the test driver has no console to open, and `db` is not running.
+    notice, code = _refused(client, path, {**cookie, "origin": "http://testserver"})
+    assert code == 4404 and "virDomainOpenConsole" in notice
+    notice, code = _refused(client, "/api/v1/vms/db/console", bearer(op))
+    assert code == 4404 and "not running" in notice
+    assert _refused(client, "/api/v1/vms/nope/console", bearer(op))[1] == 4404
+
+
+def test_console_websocket_bridges_bytes_both_ways(web):
+    """The bridge over an in-memory pipe: keys reach the guest, the guest's bytes the browser,
+    and the guest closing ends the websocket with a notice (and closes the stream)."""
+    client, op, _ = web
+    pipe = BytePipe()
+    client.app_state.console_opener = lambda ws, name, host: pipe
+    with client.websocket_connect("/api/v1/vms/web/console", headers=bearer(op)) as ws:
+        ws.send_bytes(b"root\r")
+        assert pipe.to_guest.get(timeout=5) == b"root\r"
+        ws.send_text("ls\r")
+        assert pipe.to_guest.get(timeout=5) == b"ls\r"
+        pipe.from_guest.put(b"login: \x1b[0m\xc3\xa9")
+        assert ws.receive_bytes() == b"login: \x1b[0m\xc3\xa9"
+        pipe.from_guest.put(None)
+        assert "console closed: the guest console closed" in ws.receive_text()
+    assert pipe.closed
+
+
+def test_console_page_history_for_viewers_terminal_for_operators(web):
+    client, op, view = web
+    page = client.get("/vms/web/console", headers=bearer(view)).text
+    assert 'id="terminal"' not in page and "History" in page and "viewers see the history" in page
+    page = client.get("/vms/web/console", headers=bearer(op)).text
+    assert 'data-ws="/api/v1/vms/web/console?host=hosta"' in page and "xterm.js" in page
+    assert 'href="/vms/web/console?host=hosta"' in client.get("/vms/web", headers=bearer(view)).text

@@ -144,7 +144,9 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
         status, error = "failed", str(exc)
         raise
     finally:
-        result = {"error": error} if error else entry.result
+        # A failed operation keeps what it had reported (a migration's preflight) next to the error.
+        result = ({"error": error} | ({"report": entry.result} if entry.result is not None else {})) if error \
+            else entry.result
         with _connect() as db:
             db.execute(
                 "UPDATE operations SET finished=?, status=?, result=?, notes=? WHERE id=?",

@@ -3,6 +3,7 @@ The seed's failures (a missing /etc/hosts line, a closed port, a disk that is
 not really shared) are found here in seconds instead of after a 137 s hang."""
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from pathlib import PurePosixPath
@@ -122,6 +123,12 @@ def port_check(src: Host, dst: Host, timeout: float = 2.0) -> Check:
 
     port = MIGRATION_PORTS[0]
     target = dst.address or dst.hostname
+    try:
+        ipaddress.ip_address(target or "")
+    except ValueError:  # nothing to probe (e.g. a test:// host): a failed check, not a crash
+        return _check(f"migration ports {src.name}->{dst.name}", False,
+                      f"{dst.name} has no IP address in the inventory ({target or 'none'})",
+                      f"give {dst.name} an `address` in the inventory")
     state = probe_ports(src, target, [port], timeout)[port]
     return _check(f"migration ports {src.name}->{dst.name}", reachable(state), f"{target}:{port} {state}",
                   f"open {port_range_text(MIGRATION_PORTS)}/tcp on {dst.name} to {src.name}: "

@@ -93,12 +93,12 @@ class Operation:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            if self.entry is not None:  # a failure's result is journaled too, as its report
+                self.entry.result = self.result
             if exc_type is not None:
                 steps = self.undo.run()
                 for step in steps:
                     self.note(f"undo: {step.description}: " + ("done" if step.ok else f"failed: {step.error}"))
-            elif self.entry is not None:
-                self.entry.result = self.result
         finally:
             # Locks go first, then the journal entry closes with the outcome (the exception, if any).
             self._stack.__exit__(exc_type, exc, tb)

@@ -73,6 +73,8 @@ class Backend:
 def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bool = False,
                tokens: TokenStore | None = None, secure_cookies: bool = False, workers: int = 4) -> FastAPI:
     """The app. `inventory`: an Inventory, a path, or None for the CLI's default resolution."""
+    from .api.console import open_console as console_opener
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -91,6 +93,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     app.state.read_only = read_only
     app.state.secure_cookies = secure_cookies
     app.state.assets = VENDOR.is_dir()
+    app.state.console_opener = console_opener  # what the serial console websocket bridges to
 
     @app.exception_handler(VpdError)
     @app.exception_handler(HttpError)
@@ -116,6 +119,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         access,
         backups,
         clusters,
+        console,
         containers,
         hosts,
         iscsi,
@@ -136,7 +140,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, lab, containers, recovery, practicas, journal, jobs):
+                   ovf, clusters, access, lab, containers, recovery, practicas, journal, jobs, console):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     if app.state.assets:

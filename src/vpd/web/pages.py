@@ -118,7 +118,55 @@ def vm_page(request: Request, name: str, host: str | None = None, who: Principal
         snapshots, snapshots_error = snap_ops.list_(s, name, info["host"]), None
     except VpdError as exc:  # the page still shows the VM
         snapshots, snapshots_error = None, exc.message
-    return render(request, "vm.html", who, vm=info, xml=xml, snapshots=snapshots, snapshots_error=snapshots_error)
+    return render(request, "vm.html", who, vm=info, xml=xml, snapshots=snapshots, snapshots_error=snapshots_error,
+                  migrate_hosts=[h.name for h in s.hosts() if h.name != info["host"]],
+                  last_migration=last_migration(name))
+
+
+def last_migration(name: str, scan: int = 200) -> dict | None:
+    """The newest journal entry of a migration (or its dry run) of VM `name` that kept its
+    report: what the VM page shows without JavaScript."""
+    for entry in journal.entries(scan, "migrate"):
+        target, result = entry.get("target") or "", entry.get("result")
+        if isinstance(result, dict) and "preflight" not in result:
+            result = result.get("report")  # a failed migration: {"error", "report"}
+        if f"/{name}->" in target and isinstance(result, dict) and "preflight" in result:
+            return {**entry, "report": result}
+    return None
+
+
+@router.get("/vms/{name}/console")
+def vm_console_page(request: Request, name: str, host: str | None = None, lines: int = Query(500, ge=1, le=100_000),
+                    who: Principal = Depends(viewer), s: Session = Depends(session)):
+    """The serial console: its history (the log virtlogd keeps) for everyone, and for operators
+    the live console in xterm.js over the websocket /api/v1/vms/{name}/console."""
+    found = vm_ops.locate(s, name, host)
+    try:
+        history, history_error = vm_ops.console_log(s, name, found.host.name, lines), None
+    except VpdError as exc:  # the page still offers the live console
+        history, history_error = None, exc.message
+    return render(request, "console.html", who, vm_name=name, host=found.host.name, history=history,
+                  history_error=history_error, running=bool(found.domain.isActive()), lines=lines)
+
+
+def _migration_report(job: Job) -> dict | None:
+    if job.kind != "migrate":
+        return None
+    report = job.result if isinstance(job.result, dict) else (job.error or {}).get("report")
+    return report if isinstance(report, dict) and "preflight" in report else None
+
+
+@router.get("/fragments/jobs/{job_id}/migration-report")
+def migration_report(request: Request, job_id: str, who: Principal = Depends(viewer)):
+    """A migration job's report as HTML, for the migrate dialog once the job's stream ended."""
+    job = request.app.state.jobs.get(job_id)
+    report = _migration_report(job) if job is not None else None
+    if job is None or (report is None and job.done and job.error):
+        return render(request, "job_fragment.html", who, status=404 if job is None else 200, job=job,
+                      error=job.error if job else {"error": f"no job {job_id!r} on this server"})
+    if report is None:
+        return render(request, "job_fragment.html", who, job=job, error=None)
+    return render(request, "migration_report.html", who, report=report)
 
 
 def _job_fragment(request: Request, submit: Callable[[Principal], Job]) -> Response:
@@ -170,7 +218,8 @@ def job_page(request: Request, job_id: str, partial: bool = False, who: Principa
     job = request.app.state.jobs.get(job_id)
     if job is None:
         raise HttpError(404, f"no job {job_id!r} on this server")
-    response = render(request, "job_fragment.html" if partial else "job.html", who, job=job, error=job.error)
+    response = render(request, "job_fragment.html" if partial else "job.html", who, job=job, error=job.error,
+                      report=None if partial else _migration_report(job))
     if partial and job.done:  # the followed job ended: the VM table refreshes now, not at its next poll
         response.headers["HX-Trigger"] = "vpd-refresh"
     return response
