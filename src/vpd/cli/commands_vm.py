@@ -67,6 +67,8 @@ def _render_created(result: dict) -> None:
         + (f", MACs {', '.join(result['macs'])}" if result["macs"] else "")
         + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
            else "; started" if result.get("started") else ""))
+    for note in result.get("notes") or []:
+        say(f"  note: {note}", "yellow")
 
 
 @command(vm, "create", render=_render_created)
@@ -74,7 +76,8 @@ def _render_created(result: dict) -> None:
 @click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
 @click.option("--spec", "spec_file", type=LocalPath(dir_okay=False),
               help="A TOML file with the same settings as the flags (see the docs of vpd.vm.spec).")
-@click.option("--memory", "memory_mib", default=128, show_default=True, type=int, help="Memory in MiB.")
+@click.option("--memory", "memory_mib", type=int,
+              help="Memory in MiB [default: what --os-variant recommends, else 128].")
 @click.option("--vcpus", default=1, show_default=True, type=int)
 @click.option("--disk", "disks", multiple=True,
               help="size=SIZE[,pool=POOL][,format=qcow2|raw][,bus=ide|virtio|sata|scsi] or import=IMAGE[,pool=..]"
@@ -84,8 +87,8 @@ def _render_created(result: dict) -> None:
 @click.option("--network", "networks", multiple=True,
               help="network=NAME or bridge=NAME, then [,mac=MAC][,model=virtio|e1000...] (repeatable).")
 @click.option("--boot", help="kernel=PATH[,initrd=PATH][,cmdline=...] (direct kernel boot)")
-@click.option("--os-variant", help="OS family and version (debian12, rhel9, win11, generic...): picks disk bus and "
-                                   "NIC model defaults.")
+@click.option("--os-variant", help="An osinfo-db short id (debian11, rhel9.0, win11, generic... as `osinfo-query os` "
+                                   "lists): recommended memory, disk bus and NIC model; warns below its minimums.")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
@@ -144,7 +147,7 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     if dirty and not request.lab_guest:
         raise UsageError("--dirty needs --lab-guest")
     return vm_ops.create(session, name, host_name, request, start=start, wait_boot=wait_boot,
-                         dirty=_dirty(dirty, request.memory) if dirty else None, spec_file=spec_file)
+                         dirty=_dirty(dirty, request.memory or 128) if dirty else None, spec_file=spec_file)
 
 
 def _boot_request(text: str):

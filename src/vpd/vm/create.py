@@ -77,6 +77,8 @@ class VmSpec:
     accel: str = "auto"  # auto | kvm | tcg
     serial_log: str | None = None
     os_variant: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """What the OS variant chose or warns about, shown with the result."""
 
     def __post_init__(self) -> None:
         check_name(self.name, "VM name")
@@ -232,4 +234,5 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
         ).to_xml_string()
         dom = conn.defineXML(xml)
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
-    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs)
+    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,
+                        notes=list(spec.notes))
