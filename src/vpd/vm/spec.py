@@ -20,6 +20,10 @@ ignored typos.
     [[networks]]
     network = "default"   # or: bridge = "br0"
     mac = "52:54:00:12:34:56"
+
+    cdrom = "/srv/iso/debian-12.iso"   # or "POOL/VOLUME"; boots first, then the disk
+    graphics = "vnc"                   # vnc | spice | none
+    video = "virtio"
 """
 from __future__ import annotations
 
@@ -96,6 +100,9 @@ class VmRequest(_Strict):
     boot: BootRequest | None = None
     disks: list[DiskRequest] = []
     networks: list[NicRequest] = []
+    cdrom: str | None = None
+    graphics: str = "none"
+    video: str | None = None
     start: bool = False
     wait_boot: bool = False
 
@@ -131,7 +138,7 @@ class VmRequest(_Strict):
                         model=n.model or model) for n in self.networks]
         return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory,
                       vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant,
-                      notes=notes)
+                      cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes)
 
 
 def load_request(path: str | Path) -> VmRequest:
