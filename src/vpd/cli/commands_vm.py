@@ -69,6 +69,8 @@ def _render_created(result: dict) -> None:
            else "; started" if result.get("started") else ""))
     if result.get("cdroms"):
         say(f"  CD-ROM {', '.join(result['cdroms'])} (boots first)")
+    if result.get("seed"):
+        say(f"  cloud-init seed {result['seed']} (read-only CD-ROM, label cidata)")
     if result.get("graphics"):
         g = result["graphics"]
         say(f"  {g['type'].upper()} on {g['listen']}, password {g['password']} (shown only now); "
@@ -102,6 +104,12 @@ def _render_created(result: dict) -> None:
                    "(`vpd vm display` tells how to reach it).")
 @click.option("--video", type=click.Choice(["vga", "virtio", "qxl", "bochs", "cirrus", "ramfb", "none"]),
               help="Video card model (default: libvirt's, when there is a display).")
+@click.option("--cloud-init", "cloud_init",
+              help="user=NAME,ssh-key=FILE.pub,hostname=H,password-hash=HASH (any of them): a NoCloud seed ISO "
+                   "(label cidata) uploaded next to the first disk and attached read-only.")
+@click.option("--cloud-init-file", type=LocalPath(dir_okay=False), help="Your own user-data (#cloud-config) instead.")
+@click.option("--network-config", type=LocalPath(dir_okay=False),
+              help="With --cloud-init(-file): a network-config file (version 1 or 2).")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
@@ -111,7 +119,8 @@ def _render_created(result: dict) -> None:
 @click.option("--template", help="Clone this template (on the same host) instead of defining from scratch.")
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
-              cdrom, graphics, video, lab_guest, dirty, accel, start, wait_boot, template, linked):
+              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, lab_guest, dirty, accel, start,
+              wait_boot, template, linked):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
@@ -119,7 +128,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
                 "accel": "--accel", "import_image": "--import", "networks": "--network", "boot": "--boot",
                 "os_variant": "--os-variant", "lab_guest": "--lab-guest", "cdrom": "--cdrom",
-                "graphics": "--graphics", "video": "--video"}
+                "graphics": "--graphics", "video": "--video", "cloud_init": "--cloud-init",
+                "cloud_init_file": "--cloud-init-file", "network_config": "--network-config"}
     given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
@@ -147,7 +157,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
             boot=_boot_request(boot) if boot else None,
             disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
                                                               if import_image else []),
-            networks=[_nic_request(text) for text in networks], cdrom=cdrom, graphics=graphics, video=video)
+            networks=[_nic_request(text) for text in networks], cdrom=cdrom, graphics=graphics, video=video,
+            cloud_init=_cloud_init_request(cloud_init, cloud_init_file, network_config))
         if import_image:  # the imported image boots: it goes first
             request.disks.insert(0, request.disks.pop())
     if not name:
@@ -164,6 +175,19 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         raise UsageError("--dirty needs --lab-guest")
     return vm_ops.create(session, name, host_name, request, start=start, wait_boot=wait_boot,
                          dirty=_dirty(dirty, request.memory or 128) if dirty else None, spec_file=spec_file)
+
+
+def _cloud_init_request(text: str | None, user_data: str | None, network_config: str | None):
+    from ..vm.spec import CloudInitRequest
+
+    if text is None and user_data is None:
+        if network_config is not None:
+            raise UsageError("--network-config goes with --cloud-init or --cloud-init-file")
+        return None
+    keys = {"user": "user", "ssh-key": "ssh_key_file", "hostname": "hostname", "password-hash": "password_hash"}
+    given = _key_values(text, "--cloud-init", set(keys)) if text else {}
+    return CloudInitRequest(**{keys[k]: v for k, v in given.items()}, user_data_file=user_data,
+                            network_config_file=network_config)
 
 
 def _boot_request(text: str):

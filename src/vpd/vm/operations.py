@@ -146,7 +146,8 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     ids.require_unused_images([d.import_image for d in spec.disks if d.import_image])
     with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name)],
                    memory_mib=spec.memory_mib, vcpus=spec.vcpus, disks=[vars(d) for d in spec.disks],
-                   nics=[vars(n) for n in spec.nics], start=start, spec=spec_file) as op:
+                   nics=[vars(n) for n in spec.nics], start=start, spec=spec_file, cdrom=spec.cdrom,
+                   graphics=spec.graphics, cloud_init=spec.seed is not None) as op:
         op.plan("domain", name, host.name)
         dom, created = session.call(host, lambda c: create_vm(c, host, spec, taken_macs=ids.taken_macs()))
         result = vars(created)

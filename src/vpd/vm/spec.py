@@ -24,6 +24,12 @@ ignored typos.
     cdrom = "/srv/iso/debian-12.iso"   # or "POOL/VOLUME"; boots first, then the disk
     graphics = "vnc"                   # vnc | spice | none
     video = "virtio"
+
+    [cloud_init]                       # a NoCloud seed, attached read-only (label cidata)
+    user = "alice"
+    ssh_key_file = "~/.ssh/id_ed25519.pub"
+    hostname = "web1.example.org"
+    # or: user_data_file = "user-data.yaml", and network_config_file = "net.yaml"
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..core.errors import UsageError
 from ..core.names import parse_size
-from . import osinfo
+from . import cloudinit, osinfo
 from .create import DiskSpec, NicSpec, VmSpec
 
 LAB_DEFAULTS = ("ide", "virtio")
@@ -88,6 +94,37 @@ class NicRequest(_Strict):
         return self
 
 
+class CloudInitRequest(_Strict):
+    """A NoCloud seed: either built from these keys, or `user_data_file` as written by hand."""
+
+    user: str | None = None
+    ssh_key_file: str | None = None
+    hostname: str | None = None
+    password_hash: str | None = None
+    user_data_file: str | None = None
+    network_config_file: str | None = None
+
+    def seed(self, vm_name: str) -> cloudinit.Seed:
+        """Every file read and checked (exit 2 on anything wrong), nothing made yet."""
+        built = [k for k in ("user", "ssh_key_file", "password_hash") if getattr(self, k) is not None]
+        if self.user_data_file is not None and built:
+            raise UsageError(f"--cloud-init-file cannot go with --cloud-init {', '.join(built)}: "
+                             "put them in the user-data file")
+        hostname = cloudinit.check_hostname(self.hostname) if self.hostname is not None else None
+        if self.user_data_file is not None:
+            data = cloudinit.user_data_file(self.user_data_file)
+        else:
+            if not (self.user or self.ssh_key_file or hostname or self.password_hash):
+                raise UsageError("--cloud-init needs at least one of user=, ssh-key=, hostname=, password-hash=")
+            user = cloudinit.check_user(self.user) if self.user is not None else None
+            keys = cloudinit.read_key_file(self.ssh_key_file) if self.ssh_key_file is not None else []
+            pw = cloudinit.check_password_hash(self.password_hash) if self.password_hash is not None else None
+            data = cloudinit.user_data(user, keys, hostname or vm_name, pw)
+        network = (cloudinit.network_config_file(self.network_config_file)
+                   if self.network_config_file is not None else None)
+        return cloudinit.Seed(data, cloudinit.meta_data(vm_name, hostname), network, hostname or vm_name)
+
+
 class VmRequest(_Strict):
     name: str | None = None
     host: str | None = None
@@ -103,6 +140,7 @@ class VmRequest(_Strict):
     cdrom: str | None = None
     graphics: str = "none"
     video: str | None = None
+    cloud_init: CloudInitRequest | None = None
     start: bool = False
     wait_boot: bool = False
 
@@ -138,7 +176,8 @@ class VmRequest(_Strict):
                         model=n.model or model) for n in self.networks]
         return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory,
                       vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant,
-                      cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes)
+                      cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes,
+                      seed=self.cloud_init.seed(name) if self.cloud_init is not None else None)
 
 
 def load_request(path: str | Path) -> VmRequest:
