@@ -157,7 +157,7 @@ def cdrom_disk(path: str | os.PathLike[str], *, bus: str = "sata", index: int = 
 
 GraphicsChoice = Literal["vnc", "spice"]
 VNC_PASSWORD_MAX = 8
-"""VNC authentication keys on 8 characters: QEMU refuses longer VNC passwords."""
+"""VNC authentication (a DES key) uses only a password's first 8 characters: longer ones only seem stronger."""
 
 
 def graphics_device(kind: str, password: str | None = None, listen: str = "127.0.0.1") -> Graphics:
