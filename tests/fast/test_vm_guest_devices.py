@@ -97,6 +97,17 @@ def test_remove_storage_takes_the_vms_own_seed_only():
     assert lifecycle.owned_storage(domain) == ["/p/s1.qcow2", "/p/s1-cidata.iso"]
 
 
+@pytest.mark.parametrize("cdrom,match", [("/nonexistent/x.iso", "no ISO"), ("default-pool/none.iso", "no volume"),
+                                         ("nosuchpool/x.iso", "no storage pool")])
+def test_missing_iso_makes_nothing(conn, cdrom, match):
+    before = sorted(conn.storagePoolLookupByName("default-pool").listVolumes())
+    with pytest.raises(UsageError, match=match):
+        create_vm(conn, HOST, VmSpec(name="noiso", accel="tcg", cdrom=cdrom,
+                                     disks=[DiskSpec(size=2**20, pool="default-pool")]))
+    assert sorted(conn.storagePoolLookupByName("default-pool").listVolumes()) == before
+    assert "noiso" not in [d.name() for d in conn.listAllDomains()]
+
+
 RUNNING = ('<domain type="kvm"><name>w</name><memory>1</memory><vcpu>1</vcpu><devices>'
            '<graphics type="vnc" port="{port}" autoport="yes" listen="{listen}">'
            '<listen type="address" address="{listen}"/></graphics></devices></domain>')
