@@ -105,8 +105,9 @@ apt_pkgs_containers=(incus-base xz-utils)
 # inside them (`vpd cluster create`); on the machine itself nothing may start them
 # (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
 # osinfo-db: `vm create --os-variant` reads its XML (memory, disk, bus and NIC model per OS);
-# without it vpd falls back to a small built-in table of families. xorriso: the lab test's small
-# bootable ISO (issue 14).
+# without it vpd falls back to a small built-in table of families. xorriso: a fast test reads the
+# cloud-init seed vpd builds (with pycdlib) back with an independent tool; the bootable lab ISOs
+# of issue 14 §5 will be made with it.
 # chromium: the web console's browser tests drive Debian's Chromium headless (Playwright's
 # own browser download needs the internet).
 
