@@ -94,7 +94,8 @@ apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 o
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
   firewalld dbus-daemon virtinst tgt
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
-  chromium)
+  chromium
+  osinfo-db xorriso)
 # Containers (issue 15, Práctica 1 §3): Incus, LXD's maintained successor. incus-base has the
 # daemon (/usr/libexec/incus/incusd) and the client; bookworm has it only in backports. It must be
 # installed before any lab host boots: lab hosts see /usr and /etc through overlays of the machine's.
@@ -103,6 +104,10 @@ apt_pkgs_containers=(incus-base xz-utils)
 # The HA cluster packages (Práctica 7) are for lab hosts only: their daemons run
 # inside them (`vpd cluster create`); on the machine itself nothing may start them
 # (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
+# osinfo-db: `vm create --os-variant` reads its XML (memory, disk, bus and NIC model per OS);
+# without it vpd falls back to a small built-in table of families. xorriso: a fast test reads the
+# cloud-init seed vpd builds (with pycdlib) back with an independent tool; the bootable lab ISOs
+# of issue 14 §5 will be made with it.
 # chromium: the web console's browser tests drive Debian's Chromium headless (Playwright's
 # own browser download needs the internet).
 
@@ -146,7 +151,8 @@ setup_dnf() {
   local pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-client libvirt-devel qemu-kvm
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
-    incus xz firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium)
+    incus xz firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium
+    osinfo-db xorriso)
   local missing=() p
   keep_firewalld_off_the_machine
   keep_cluster_off_the_machine

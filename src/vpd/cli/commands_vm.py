@@ -67,6 +67,16 @@ def _render_created(result: dict) -> None:
         + (f", MACs {', '.join(result['macs'])}" if result["macs"] else "")
         + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
            else "; started" if result.get("started") else ""))
+    if result.get("cdroms"):
+        say(f"  CD-ROM {', '.join(result['cdroms'])} (boots first)")
+    if result.get("seed"):
+        say(f"  cloud-init seed {result['seed']} (read-only CD-ROM, label cidata)")
+    if result.get("graphics"):
+        g = result["graphics"]
+        say(f"  {g['type'].upper()} on {g['listen']}, password {g['password']} (shown only now); "
+            f"`vpd vm display {result['name']}` once it runs")
+    for note in result.get("notes") or []:
+        say(f"  note: {note}", "yellow")
 
 
 @command(vm, "create", render=_render_created)
@@ -74,7 +84,8 @@ def _render_created(result: dict) -> None:
 @click.option("--host", "host_name", help="Host to create it on (or `host` in the spec file).")
 @click.option("--spec", "spec_file", type=LocalPath(dir_okay=False),
               help="A TOML file with the same settings as the flags (see the docs of vpd.vm.spec).")
-@click.option("--memory", "memory_mib", default=128, show_default=True, type=int, help="Memory in MiB.")
+@click.option("--memory", "memory_mib", type=int,
+              help="Memory in MiB [default: what --os-variant recommends, else 128].")
 @click.option("--vcpus", default=1, show_default=True, type=int)
 @click.option("--disk", "disks", multiple=True,
               help="size=SIZE[,pool=POOL][,format=qcow2|raw][,bus=ide|virtio|sata|scsi] or import=IMAGE[,pool=..]"
@@ -84,8 +95,21 @@ def _render_created(result: dict) -> None:
 @click.option("--network", "networks", multiple=True,
               help="network=NAME or bridge=NAME, then [,mac=MAC][,model=virtio|e1000...] (repeatable).")
 @click.option("--boot", help="kernel=PATH[,initrd=PATH][,cmdline=...] (direct kernel boot)")
-@click.option("--os-variant", help="OS family and version (debian12, rhel9, win11, generic...): picks disk bus and "
-                                   "NIC model defaults.")
+@click.option("--os-variant", help="An osinfo-db short id (debian11, rhel9.0, win11, generic... as `osinfo-query os` "
+                                   "lists): recommended memory, disk bus and NIC model; warns below its minimums.")
+@click.option("--cdrom", metavar="ISO", help="Install from an ISO: a file on the host or a pool volume POOL/VOLUME; "
+                                            "the VM boots it first, then its disk (give one with --disk size=...).")
+@click.option("--graphics", type=click.Choice(["none", "vnc", "spice"]), default="none", show_default=True,
+              help="A graphical display on the host's loopback with a random password, shown once "
+                   "(`vpd vm display` tells how to reach it).")
+@click.option("--video", type=click.Choice(["vga", "virtio", "qxl", "bochs", "cirrus", "ramfb", "none"]),
+              help="Video card model (default: libvirt's, when there is a display).")
+@click.option("--cloud-init", "cloud_init",
+              help="user=NAME,ssh-key=FILE.pub,hostname=H,password-hash=HASH (any of them): a NoCloud seed ISO "
+                   "(label cidata) uploaded next to the first disk and attached read-only.")
+@click.option("--cloud-init-file", type=LocalPath(dir_okay=False), help="Your own user-data (#cloud-config) instead.")
+@click.option("--network-config", type=LocalPath(dir_okay=False),
+              help="With --cloud-init(-file): a network-config file (version 1 or 2).")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
@@ -95,14 +119,17 @@ def _render_created(result: dict) -> None:
 @click.option("--template", help="Clone this template (on the same host) instead of defining from scratch.")
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
-              lab_guest, dirty, accel, start, wait_boot, template, linked):
+              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, lab_guest, dirty, accel, start,
+              wait_boot, template, linked):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
     ctx = click.get_current_context()
     hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
                 "accel": "--accel", "import_image": "--import", "networks": "--network", "boot": "--boot",
-                "os_variant": "--os-variant", "lab_guest": "--lab-guest"}
+                "os_variant": "--os-variant", "lab_guest": "--lab-guest", "cdrom": "--cdrom",
+                "graphics": "--graphics", "video": "--video", "cloud_init": "--cloud-init",
+                "cloud_init_file": "--cloud-init-file", "network_config": "--network-config"}
     given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
@@ -130,7 +157,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
             boot=_boot_request(boot) if boot else None,
             disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
                                                               if import_image else []),
-            networks=[_nic_request(text) for text in networks])
+            networks=[_nic_request(text) for text in networks], cdrom=cdrom, graphics=graphics, video=video,
+            cloud_init=_cloud_init_request(cloud_init, cloud_init_file, network_config))
         if import_image:  # the imported image boots: it goes first
             request.disks.insert(0, request.disks.pop())
     if not name:
@@ -139,12 +167,27 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         raise UsageError("give --host (or `host` in the spec file)")
     if sum(map(bool, (request.boot, request.lab_guest))) > 1:
         raise UsageError("give only one of --boot or --lab-guest")
-    if not (request.boot or request.lab_guest or request.disks):
-        raise UsageError("nothing to boot: give --boot, --lab-guest, --import or --template")
+    if not (request.boot or request.lab_guest or request.disks or request.cdrom):
+        raise UsageError("nothing to boot: give --boot, --lab-guest, --import, --cdrom or --template")
+    if request.video and request.graphics == "none":
+        raise UsageError("--video needs --graphics vnc|spice")
     if dirty and not request.lab_guest:
         raise UsageError("--dirty needs --lab-guest")
     return vm_ops.create(session, name, host_name, request, start=start, wait_boot=wait_boot,
-                         dirty=_dirty(dirty, request.memory) if dirty else None, spec_file=spec_file)
+                         dirty=_dirty(dirty, request.memory or 128) if dirty else None, spec_file=spec_file)
+
+
+def _cloud_init_request(text: str | None, user_data: str | None, network_config: str | None):
+    from ..vm.spec import CloudInitRequest
+
+    if text is None and user_data is None:
+        if network_config is not None:
+            raise UsageError("--network-config goes with --cloud-init or --cloud-init-file")
+        return None
+    keys = {"user": "user", "ssh-key": "ssh_key_file", "hostname": "hostname", "password-hash": "password_hash"}
+    given = _key_values(text, "--cloud-init", set(keys)) if text else {}
+    return CloudInitRequest(**{keys[k]: v for k, v in given.items()}, user_data_file=user_data,
+                            network_config_file=network_config)
 
 
 def _boot_request(text: str):
@@ -309,6 +352,24 @@ def vm_edit(session, name, host_ref):
     if edited is None or edited == before:
         return {"host": located.host.name, "name": name, "changed": False}
     return vm_ops.apply_edit(session, located, edited)
+
+
+def _render_display(r: dict) -> None:
+    if r["port"] is None:
+        say(f"{r['vm']} on {r['host']}: {r['type'].upper()} on {r['listen']}, no port until it runs "
+            f"(`vpd vm start {r['vm']}`)")
+        return
+    say(f"{r['uri']}  ({r['type'].upper()} of {r['vm']} on {r['host']}, listening on {r['listen']})")
+    if r["tunnel"]:
+        say(f"it listens on the host's loopback only: tunnel with\n  {r['tunnel']}\nthen open {r['local_uri']}")
+
+
+@command(vm, "display", render=_render_display, bars=False)
+@click.argument("name")
+@host_option()
+def vm_display(session, name, host_ref):
+    """The VM's VNC/SPICE URI, and the SSH tunnel that reaches a display on the host's loopback."""
+    return vm_ops.display(session, name, host_ref)
 
 
 @command(vm, "console", render=lambda r: click.echo(r["output"], nl=False), bars=False)

@@ -4,8 +4,12 @@ defined from typed XML. Everything is checked before anything is made; whatever 
 later, what was made is removed."""
 from __future__ import annotations
 
+import secrets
+import string
+import tempfile
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import libvirt
@@ -17,13 +21,18 @@ from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
-from ..xml.domain import file_disk, guest_domain, nic
+from ..storage.streams import upload_volume
+from ..storage.volumes import parse_vol_ref
+from ..xml.domain import VNC_PASSWORD_MAX, cdrom_disk, file_disk, graphics_device, guest_domain, nic, video_device
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
+from .cloudinit import Seed, build_iso
 from .console import serial_log_path
 from .inventory import disk_users, domain_exists, volume_by_path
 
+GRAPHICS = ("none", "vnc", "spice")
+VIDEO_MODELS = ("vga", "virtio", "qxl", "bochs", "cirrus", "ramfb", "none")
 IMPORT_FORMATS = ("qcow2", "raw")
 """Formats a disk keeps when imported; any other image (vmdk, vdi, vhdx...) is converted to qcow2."""
 
@@ -77,6 +86,16 @@ class VmSpec:
     accel: str = "auto"  # auto | kvm | tcg
     serial_log: str | None = None
     os_variant: str | None = None
+    cdrom: str | None = None
+    """An ISO to install from: a file on the host or a pool volume ('POOL/VOLUME'); boots first."""
+    graphics: str = "none"
+    """'vnc' or 'spice': a display on the host's loopback with a generated password; 'none': headless."""
+    video: str | None = None
+    """The video card model; None lets libvirt pick its default when there is a display."""
+    seed: Seed | None = None
+    """cloud-init NoCloud files: made into a `cidata` ISO volume next to the first disk, attached read-only."""
+    notes: list[str] = field(default_factory=list)
+    """What the OS variant chose or warns about, shown with the result."""
 
     def __post_init__(self) -> None:
         check_name(self.name, "VM name")
@@ -86,8 +105,18 @@ class VmSpec:
             raise UsageError(f"vcpus {self.vcpus} is out of range (1-512)")
         if self.accel not in ("auto", "kvm", "tcg"):
             raise UsageError(f"accel {self.accel!r}: use auto, kvm or tcg")
-        if self.kernel is None and not self.disks:
-            raise UsageError("nothing to boot: give --boot kernel=..., --import IMAGE or a --disk")
+        if self.kernel is None and not self.disks and self.cdrom is None:
+            raise UsageError("nothing to boot: give --boot kernel=..., --import IMAGE, --cdrom ISO or a --disk")
+        if self.graphics not in GRAPHICS:
+            raise UsageError(f"graphics {self.graphics!r}: use {', '.join(GRAPHICS)}")
+        if self.video is not None and self.video not in VIDEO_MODELS:
+            raise UsageError(f"video model {self.video!r}: use {', '.join(VIDEO_MODELS)}")
+        if self.seed is not None and not self.disks:
+            raise UsageError("--cloud-init needs a disk to boot (--import IMAGE or --disk): the seed goes next to it")
+        if self.cdrom is not None and self.cdrom.startswith("/"):
+            self.cdrom = require_host_path(self.cdrom, "ISO")
+        elif self.cdrom is not None:
+            parse_vol_ref(self.cdrom)
         if self.os_variant is not None:
             check_name(self.os_variant, "OS variant")
         macs = [n.mac for n in self.nics if n.mac]
@@ -106,6 +135,11 @@ class Created:
     macs: list[str] = field(default_factory=list)
     started: bool = False
     notes: list[str] = field(default_factory=list)
+    cdroms: list[str] = field(default_factory=list)
+    seed: str | None = None
+    """The cloud-init seed volume's path (also in `cdroms`)."""
+    graphics: dict | None = None
+    """{'type', 'listen', 'password'}: the password is shown once, in this result."""
 
 
 @dataclass
@@ -174,6 +208,54 @@ def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostF
     return planned
 
 
+def _resolve_cdrom(conn: libvirt.virConnect, host: Host, ref: str, files: HostFiles) -> str:
+    """The host path of the ISO: a file on the host, or a pool volume given as POOL/VOLUME."""
+    if ref.startswith("/"):
+        if not files.exists(ref):
+            raise UsageError(f"no ISO {ref} on {host.name}")
+        return ref
+    pool_name, vol_name = parse_vol_ref(ref)
+    pool = _active_pool(conn, host, pool_name)
+    pool.refresh(0)
+    try:
+        return pool.storageVolLookupByName(vol_name).path()
+    except libvirt.libvirtError:
+        raise UsageError(f"no volume {vol_name!r} in pool {pool_name} on {host.name}",
+                         hint=f"vpd vol list {pool_name} --host {host.name}") from None
+
+
+def _seed_pool(conn: libvirt.virConnect, host: Host, first: _PlannedDisk, name: str) -> libvirt.virStoragePool:
+    """The pool of the VM's first disk, where its seed volume goes; checked to have no volume `name`."""
+    if first.pool is not None:
+        pool = first.pool
+    else:
+        vol = volume_by_path(conn, first.in_place or "")
+        if vol is None:
+            raise UsageError(f"{first.in_place} is in no pool on {host.name}: cannot put the seed next to it")
+        pool = vol.storagePoolLookupByVolume()
+    pool.refresh(0)
+    if name in pool.listVolumes():
+        raise UsageError(f"volume {name} already exists in pool {pool.name()} on {host.name}",
+                         hint=f"a seed of an earlier VM? vpd vol delete {pool.name()}/{name} --host {host.name}")
+    return pool
+
+
+def _upload_seed(pool: libvirt.virStoragePool, name: str, image: bytes, undo: Undo) -> str:
+    vol = pool.createXML(volume_xml(name, len(image), fmt="raw").to_xml_string(), 0)
+    undo.push(lambda: vol.delete(0))
+    with tempfile.NamedTemporaryFile(prefix="vpd-seed-", suffix=".iso") as f:
+        f.write(image)
+        f.flush()
+        upload_volume(vol, Path(f.name))
+    return vol.path()
+
+
+def new_password(kind: str) -> str:
+    """A random display password: 8 characters for VNC (its limit), 16 for SPICE."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(VNC_PASSWORD_MAX if kind == "vnc" else 16))
+
+
 def _check_nics(conn: libvirt.virConnect, host: Host, nics: list[NicSpec], files: HostFiles) -> None:
     for n in nics:
         if n.kind == "network":
@@ -195,6 +277,9 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
         raise UsageError(f"a VM named {spec.name!r} already exists on {host.name}")
     files = files or HostFiles(host)
     planned = _plan_disks(conn, host, spec, files)
+    iso = _resolve_cdrom(conn, host, spec.cdrom, files) if spec.cdrom is not None else None
+    seed_name = f"{spec.name}-cidata.iso"
+    seed_pool = _seed_pool(conn, host, planned[0], seed_name) if spec.seed is not None else None
     _check_nics(conn, host, spec.nics, files)
     taken = macs_in_use(conn) | (taken_macs or set())
     for n in spec.nics:
@@ -219,6 +304,21 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             per_bus[p.spec.bus] = index + 1
             disks.append(file_disk(path, fmt, bus=p.spec.bus, index=index))
             paths.append(path)
+        cdroms, seed_path = [], None
+        if iso is not None:
+            cdroms.append(cdrom_disk(iso, bus="sata", index=per_bus.get("sata", 0)))
+            per_bus["sata"] = per_bus.get("sata", 0) + 1
+        if spec.seed is not None and seed_pool is not None:
+            events.emit("vm.create", f"cloud-init seed {seed_name}", len(planned), len(planned), "disks")
+            ops.plan("volume", seed_name, host.name, pool=seed_pool.name(), owner=spec.name)
+            seed_path = _upload_seed(seed_pool, seed_name, build_iso(spec.seed), undo)
+            cdroms.append(cdrom_disk(seed_path, bus="sata", index=per_bus.get("sata", 0)))
+            per_bus["sata"] = per_bus.get("sata", 0) + 1
+        graphics, shown = [], None
+        if spec.graphics != "none":
+            password = new_password(spec.graphics)
+            graphics.append(graphics_device(spec.graphics, password))
+            shown = {"type": spec.graphics, "listen": "127.0.0.1", "password": password}
         macs = []
         for n in spec.nics:
             mac = n.mac.lower() if n.mac else new_mac(taken)
@@ -229,7 +329,11 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             kernel=spec.kernel, initrd=spec.initrd or None, cmdline=spec.cmdline if spec.kernel else "",
             disks=disks, interfaces=[nic(n.kind, n.source, m, n.model) for n, m in zip(spec.nics, macs, strict=True)],
             serial_log=spec.serial_log or serial_log_path(spec.name),
+            cdroms=cdroms, boot=(["cdrom"] if iso else []) + (["hd"] if disks else []) or None,
+            graphics=graphics, videos=[video_device(spec.video)] if spec.video else [],
         ).to_xml_string()
         dom = conn.defineXML(xml)
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
-    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs)
+    return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,
+                        notes=list(spec.notes), cdroms=[c.source.file for c in cdroms if c.source and c.source.file],
+                        seed=seed_path, graphics=shown)

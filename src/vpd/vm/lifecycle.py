@@ -72,6 +72,17 @@ def destroy(dom: libvirt.virDomain) -> None:
     dom.destroy()
 
 
+def owned_storage(domain: Domain) -> list[str]:
+    """What `undefine --remove-storage` may delete (those that are pool volumes): the disks; a
+    kernel and initrd that are pool volumes (an imported VM's) — host files such as /boot/vmlinuz
+    are no volume and stay; of the CD-ROMs only the cloud-init seed vpd made for this VM — an
+    installer ISO is the user's, even in a pool."""
+    seed = f"{domain.name}-cidata.iso"
+    paths = [ref for d in domain.disks if d.source is not None and (ref := d.source.reference) is not None
+             and (d.device != "cdrom" or ref.rsplit("/", 1)[-1] == seed)]
+    return paths + [str(p) for p in (domain.os.kernel, domain.os.initrd) if p]
+
+
 def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     """Undefine a stopped VM; with remove_storage also delete its disk volumes."""
     if dom.isActive():
@@ -81,10 +92,7 @@ def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
     removed = []
     paths = []
     if remove_storage:
-        domain = Domain.from_xml(dom.XMLDesc(0))
-        # A kernel and initrd that are pool volumes (an imported VM's) go with it too; host files
-        # such as /boot/vmlinuz are no volume and stay.
-        paths = domain.disk_paths() + [p for p in (domain.os.kernel, domain.os.initrd) if p]
+        paths = owned_storage(Domain.from_xml(dom.XMLDesc(0)))
     conn = dom.connect()
     flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)

@@ -104,6 +104,14 @@ def apply_edit(session: Session, vm: LocatedVm, edited: str) -> dict:
     return op.result
 
 
+def display(session: Session, name: str, host_ref: str | None = None) -> dict:
+    """The VM's VNC/SPICE URI and, for a loopback listener, the SSH tunnel to reach it."""
+    from .display import display_of
+
+    vm = locate(session, name, host_ref)
+    return display_of(session.call(vm.host, lambda _c: vm.domain.XMLDesc(0)), vm.host, name)
+
+
 def console_log(session: Session, name: str, host_ref: str | None = None, lines: int | None = None) -> dict:
     from . import lifecycle
 
@@ -138,14 +146,17 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     ids.require_unused_images([d.import_image for d in spec.disks if d.import_image])
     with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name)],
                    memory_mib=spec.memory_mib, vcpus=spec.vcpus, disks=[vars(d) for d in spec.disks],
-                   nics=[vars(n) for n in spec.nics], start=start, spec=spec_file) as op:
+                   nics=[vars(n) for n in spec.nics], start=start, spec=spec_file, cdrom=spec.cdrom,
+                   graphics=spec.graphics, cloud_init=spec.seed is not None) as op:
         op.plan("domain", name, host.name)
         dom, created = session.call(host, lambda c: create_vm(c, host, spec, taken_macs=ids.taken_macs()))
         result = vars(created)
         if start:
             result.update(session.call(host, lambda _c: lifecycle.start_new(dom, wait_boot=wait_boot)))
-        op.result = result
-    return op.result
+        # The display password is shown once, to the caller: the journal keeps no copy.
+        op.result = {**result, "graphics": {**result["graphics"], "password": "(not kept)"}} \
+            if result.get("graphics") else result
+    return result
 
 
 def create_from_template(session: Session, name: str, host_ref: str, template: str, linked: bool = False,

@@ -6,7 +6,7 @@ ignored typos.
     host = "hosta"
     memory = 512          # MiB
     vcpus = 2
-    os_variant = "debian12"
+    os_variant = "debian11"
     start = true
 
     [[disks]]
@@ -20,6 +20,16 @@ ignored typos.
     [[networks]]
     network = "default"   # or: bridge = "br0"
     mac = "52:54:00:12:34:56"
+
+    cdrom = "/srv/iso/debian-12.iso"   # or "POOL/VOLUME"; boots first, then the disk
+    graphics = "vnc"                   # vnc | spice | none
+    video = "virtio"
+
+    [cloud_init]                       # a NoCloud seed, attached read-only (label cidata)
+    user = "alice"
+    ssh_key_file = "~/.ssh/id_ed25519.pub"
+    hostname = "web1.example.org"
+    # or: user_data_file = "user-data.yaml", and network_config_file = "net.yaml"
 """
 from __future__ import annotations
 
@@ -30,32 +40,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..core.errors import UsageError
 from ..core.names import parse_size
+from . import cloudinit, osinfo
 from .create import DiskSpec, NicSpec, VmSpec
 
-_FAMILY_DEFAULTS = {
-    # family prefix: (disk bus, NIC model) — what virt-install's osinfo picks for these.
-    "generic": ("ide", "e1000"),
-    "linux": ("virtio", "virtio"), "debian": ("virtio", "virtio"), "ubuntu": ("virtio", "virtio"),
-    "fedora": ("virtio", "virtio"), "rhel": ("virtio", "virtio"), "centos": ("virtio", "virtio"),
-    "rocky": ("virtio", "virtio"), "almalinux": ("virtio", "virtio"), "alpine": ("virtio", "virtio"),
-    "opensuse": ("virtio", "virtio"), "archlinux": ("virtio", "virtio"), "freebsd": ("virtio", "virtio"),
-    "win": ("sata", "e1000e"),
-}
 LAB_DEFAULTS = ("ide", "virtio")
 """Without --os-variant: IDE disks (any kernel drives them, the lab guest included) and virtio NICs."""
+DEFAULT_MEMORY_MIB = 128
+"""Without --memory and without an OS variant that recommends more: enough for the lab guest."""
 
 
 def device_defaults(os_variant: str | None) -> tuple[str, str]:
-    """(disk bus, NIC model) for an OS variant such as 'debian12' or 'win11'."""
+    """(disk bus, NIC model) for an OS variant such as 'debian11' or 'win11' (vm/osinfo.py)."""
     if os_variant is None:
         return LAB_DEFAULTS
-    for family, defaults in _FAMILY_DEFAULTS.items():
-        rest = os_variant[len(family):]
-        if os_variant.startswith(family) and (not rest or rest[0].isdigit() or rest[0] in ".-"):
-            return defaults
-    raise UsageError(f"unknown OS variant {os_variant!r}",
-                     hint=f"use a family and version like debian12, rhel9, win11; families: "
-                          f"{', '.join(sorted(_FAMILY_DEFAULTS))}")
+    variant = osinfo.lookup(os_variant)
+    return variant.disk_bus, variant.nic_model
 
 
 class _Strict(BaseModel):
@@ -95,10 +94,42 @@ class NicRequest(_Strict):
         return self
 
 
+class CloudInitRequest(_Strict):
+    """A NoCloud seed: either built from these keys, or `user_data_file` as written by hand."""
+
+    user: str | None = None
+    ssh_key_file: str | None = None
+    hostname: str | None = None
+    password_hash: str | None = None
+    user_data_file: str | None = None
+    network_config_file: str | None = None
+
+    def seed(self, vm_name: str) -> cloudinit.Seed:
+        """Every file read and checked (exit 2 on anything wrong), nothing made yet."""
+        built = [k for k in ("user", "ssh_key_file", "password_hash") if getattr(self, k) is not None]
+        if self.user_data_file is not None and built:
+            raise UsageError(f"--cloud-init-file cannot go with --cloud-init {', '.join(built)}: "
+                             "put them in the user-data file")
+        hostname = cloudinit.check_hostname(self.hostname) if self.hostname is not None else None
+        if self.user_data_file is not None:
+            data = cloudinit.user_data_file(self.user_data_file)
+        else:
+            if not (self.user or self.ssh_key_file or hostname or self.password_hash):
+                raise UsageError("--cloud-init needs at least one of user=, ssh-key=, hostname=, password-hash=")
+            user = cloudinit.check_user(self.user) if self.user is not None else None
+            keys = cloudinit.read_key_file(self.ssh_key_file) if self.ssh_key_file is not None else []
+            pw = cloudinit.check_password_hash(self.password_hash) if self.password_hash is not None else None
+            data = cloudinit.user_data(user, keys, hostname or vm_name, pw)
+        network = (cloudinit.network_config_file(self.network_config_file)
+                   if self.network_config_file is not None else None)
+        return cloudinit.Seed(data, cloudinit.meta_data(vm_name, hostname), network, hostname or vm_name)
+
+
 class VmRequest(_Strict):
     name: str | None = None
     host: str | None = None
-    memory: int = 128
+    memory: int | None = None
+    """MiB; None: the OS variant's recommended memory, else DEFAULT_MEMORY_MIB."""
     vcpus: int = 1
     accel: str = "auto"
     os_variant: str | None = None
@@ -106,13 +137,36 @@ class VmRequest(_Strict):
     boot: BootRequest | None = None
     disks: list[DiskRequest] = []
     networks: list[NicRequest] = []
+    cdrom: str | None = None
+    graphics: str = "none"
+    video: str | None = None
+    cloud_init: CloudInitRequest | None = None
     start: bool = False
     wait_boot: bool = False
 
     def to_spec(self, name: str, kernel: str | None = None, initrd: str | None = None,
                 cmdline: str = "") -> VmSpec:
         """The checked VmSpec; `kernel`/`initrd`/`cmdline` come from the lab guest when it is used."""
-        bus, model = device_defaults(self.os_variant)
+        bus, model = LAB_DEFAULTS
+        notes: list[str] = []
+        memory = self.memory
+        if self.os_variant is not None:
+            variant = osinfo.lookup(self.os_variant)
+            bus, model = variant.disk_bus, variant.nic_model
+            if memory is None and variant.recommended_memory_mib:
+                memory = variant.recommended_memory_mib
+                notes.append(f"memory {memory} MiB: what {variant.name} recommends ({variant.source})")
+            if memory is not None and variant.min_memory_mib and memory < variant.min_memory_mib:
+                notes.append(f"memory {memory} MiB is below the {variant.min_memory_mib} MiB {variant.name} needs")
+            for d in self.disks:
+                size = parse_size(d.size, "disk size") if d.size is not None else None
+                if size is not None and variant.min_disk_bytes and size < variant.min_disk_bytes:
+                    notes.append(f"a {d.size} disk is below the {variant.min_disk_bytes / 2**30:.0f} GiB "
+                                 f"{variant.name} needs")
+                    break
+            if variant.source == "built-in":
+                notes.append("osinfo-db is not installed: OS defaults from vpd's built-in families")
+        memory = memory or DEFAULT_MEMORY_MIB
         if self.boot is not None:
             kernel, initrd, cmdline = self.boot.kernel, self.boot.initrd, self.boot.cmdline
         disks = [DiskSpec(size=parse_size(d.size, "disk size") if d.size is not None else None, pool=d.pool,
@@ -120,8 +174,10 @@ class VmRequest(_Strict):
                  for d in self.disks]
         nics = [NicSpec(kind="network" if n.network else "bridge", source=n.network or n.bridge, mac=n.mac,
                         model=n.model or model) for n in self.networks]
-        return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=self.memory,
-                      vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant)
+        return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory,
+                      vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant,
+                      cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes,
+                      seed=self.cloud_init.seed(name) if self.cloud_init is not None else None)
 
 
 def load_request(path: str | Path) -> VmRequest:

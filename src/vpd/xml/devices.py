@@ -188,12 +188,37 @@ class Channel(CharDevice, tag="channel"):
     """A named host-guest pipe, e.g. a unix socket seen by the guest as a virtio-serial port."""
 
 
+class GraphicsListen(LibvirtXml, tag="listen"):
+    """Where the VNC/SPICE server listens: type 'address' with an IP ('127.0.0.1': the host only)."""
+
+    type: Literal["address", "network", "socket", "none"] = attr()
+    address: str | None = attr(default=None)
+
+
 class Graphics(LibvirtXml, tag="graphics"):
     type: GraphicsType = attr()
     port: int | None = attr(default=None)
-    """-1 together with autoport 'yes' lets libvirt pick a free port."""
+    """-1 together with autoport 'yes' lets libvirt pick a free port; a running guest reports the one taken."""
     autoport: Literal["yes", "no"] | None = attr(default=None)
     listen: str | None = attr(default=None)
+    passwd: str | None = attr(default=None)
+    """VNC (at most 8 characters) or SPICE password; libvirt shows it only with VIR_DOMAIN_XML_SECURE."""
+    listens: list[GraphicsListen] = element(default_factory=list)
+
+
+VideoModelType = Literal["vga", "cirrus", "vmvga", "xen", "vbox", "qxl", "virtio", "gop", "bochs", "ramfb", "none"]
+
+
+class VideoModel(LibvirtXml, tag="model"):
+    type: VideoModelType = attr()
+    heads: int | None = attr(default=None)
+    primary: Literal["yes", "no"] | None = attr(default=None)
+
+
+class Video(LibvirtXml, tag="video"):
+    """The guest's graphics card, what a VNC/SPICE display shows."""
+
+    model: VideoModel = element()
 
 
 class Devices(LibvirtXml, tag="devices"):
@@ -204,3 +229,4 @@ class Devices(LibvirtXml, tag="devices"):
     consoles: list[Console] = element(default_factory=list)
     channels: list[Channel] = element(default_factory=list)
     graphics: list[Graphics] = element(default_factory=list)
+    videos: list[Video] = element(default_factory=list)

@@ -29,11 +29,16 @@ from .devices import (
     DiskDriver,
     DiskSource,
     DiskTarget,
+    Graphics,
+    GraphicsListen,
     Interface,
     InterfaceModel,
     InterfaceSource,
     MacAddress,
     Serial,
+    Video,
+    VideoModel,
+    VideoModelType,
 )
 from .units import MemorySize
 
@@ -137,6 +142,41 @@ def file_disk(path: str | os.PathLike[str], fmt: str = "qcow2", *, bus: str = "i
     )
 
 
+def cdrom_disk(path: str | os.PathLike[str], *, bus: str = "sata", index: int = 0) -> Disk:
+    """A read-only CD-ROM drive holding an ISO image (an installer, a cloud-init seed). SATA by
+    default: libvirt adds the AHCI controller on both pc and q35 machines."""
+    return Disk(
+        type="file",
+        device="cdrom",
+        driver=DiskDriver(name="qemu", type="raw"),
+        source=DiskSource(file=require_absolute_path(path, "ISO path")),
+        target=disk_target(bus, index),
+        readonly=True,
+    )
+
+
+GraphicsChoice = Literal["vnc", "spice"]
+VNC_PASSWORD_MAX = 8
+"""VNC authentication (a DES key) uses only a password's first 8 characters: longer ones only seem stronger."""
+
+
+def graphics_device(kind: str, password: str | None = None, listen: str = "127.0.0.1") -> Graphics:
+    """A VNC or SPICE display on a port libvirt picks, listening on `listen` (the host's loopback
+    by default: reach it through an SSH tunnel)."""
+    require_choice(kind, "graphics type", get_args(GraphicsChoice))
+    if password is not None:
+        require_text(password, "graphics password")
+        if kind == "vnc" and len(password) > VNC_PASSWORD_MAX:
+            raise UsageError(f"a VNC password has at most {VNC_PASSWORD_MAX} characters")
+    listen = require_text(listen, "graphics listen address")
+    return Graphics(type=kind, port=-1, autoport="yes", listen=listen, passwd=password,
+                    listens=[GraphicsListen(type="address", address=listen)])
+
+
+def video_device(model: str) -> Video:
+    return Video(model=VideoModel(type=require_choice(model, "video model", get_args(VideoModelType))))
+
+
 def nic(kind: str, source: str, mac: str, model: str = "virtio") -> Interface:
     """A NIC on a libvirt network (`kind` 'network') or a host bridge ('bridge')."""
     require_choice(kind, "interface type", get_args(NicSourceKind))
@@ -162,11 +202,16 @@ def guest_domain(
     disks: Sequence[Disk] = (),
     interfaces: Sequence[Interface] = (),
     serial_log: str | os.PathLike[str] | None = None,
+    cdroms: Sequence[Disk] = (),
+    boot: Sequence[BootDevice] | None = None,
+    graphics: Sequence[Graphics] = (),
+    videos: Sequence[Video] = (),
 ) -> Domain:
-    """A headless guest: direct kernel boot when `kernel` is given, else the firmware boots
-    the first disk. serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1
-    (ttyS1) is a second port (the lab guest takes commands there). No <cpu> element: libvirt's
-    default model works under both TCG and KVM.
+    """A guest, headless unless `graphics` are given: direct kernel boot when `kernel` is given,
+    else the firmware boots the devices of `boot` in order (default: the first disk; with
+    `cdroms` and no `boot`, a CD-ROM first, then the disk, as an ISO install wants).
+    serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) is a second
+    port (the lab guest takes commands there). No <cpu> element: libvirt's default model works under both TCG and KVM.
     Raises UsageError for arguments libvirt would reject or that are surely a mistake."""
     if kernel is not None:
         os_el = Os(kernel=require_absolute_path(kernel, "kernel"),
@@ -175,13 +220,17 @@ def guest_domain(
     else:
         if initrd or cmdline:
             raise UsageError("initrd and cmdline need a kernel (direct kernel boot)")
-        if not disks:
-            raise UsageError("nothing to boot: give a kernel or a disk")
-        os_el = Os(boot=[Boot(dev="hd")])
+        if not disks and not cdroms:
+            raise UsageError("nothing to boot: give a kernel, a disk or a CD-ROM")
+        if boot is None:
+            boot = (["cdrom"] if cdroms else []) + (["hd"] if disks else [])
+        for dev in boot:
+            require_choice(dev, "boot device", get_args(BootDevice))
+        os_el = Os(boot=[Boot(dev=dev) for dev in boot])
     console_log = None
     if serial_log is not None:
         console_log = CharLog(file=require_absolute_path(serial_log, "serial log"), append="on")
-    targets = [d.target.dev for d in disks]
+    targets = [d.target.dev for d in [*disks, *cdroms]]
     if len(set(targets)) != len(targets):
         raise UsageError(f"two disks share a target device: {', '.join(targets)}")
     return Domain(
@@ -196,13 +245,15 @@ def guest_domain(
         os=os_el,
         features=Features(acpi=True),
         devices=Devices(
-            disks=list(disks),
+            disks=[*disks, *cdroms],
             interfaces=list(interfaces),
             serials=[
                 Serial(type="pty", target=CharTarget(port=0), log=console_log),
                 Serial(type="pty", target=CharTarget(port=1)),
             ],
             consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
+            graphics=list(graphics),
+            videos=list(videos),
         ),
     )
 
