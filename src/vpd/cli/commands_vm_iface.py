@@ -61,8 +61,12 @@ def iface_detach(session, name, host_ref, mac, network, bridge, live, config):
                                 config=config)
 
 
-@command(iface, "link", render=lambda r: say(
-    f"{r['vm']} on {r['host']}: NIC {r['mac']} link {r['state']}" + ("" if r["changed"] else " already: nothing to do")))
+def _render_link(r: dict) -> None:
+    say(f"{r['vm']} on {r['host']}: NIC {r['mac']} link {r['state']}"
+        + ("" if r["changed"] else " already: nothing to do"))
+
+
+@command(iface, "link", render=_render_link)
 @click.argument("name")
 @click.argument("iface_ref", metavar="MAC|DEV")
 @click.argument("state", type=click.Choice(["up", "down"]))
