@@ -248,9 +248,10 @@ def set_nft_loss(name: str, loss_pct: float | None) -> None:
         script += f"delete chain netdev {table} {chain}\n"
     if loss_pct:
         # numgen's modulus: 10000 steps give a loss setting to 0.01 %.
+        steps = round(loss_pct * 100)
+        rule = "counter drop" if steps >= 10000 else f"numgen random mod 10000 < {steps} counter drop"
         script += (f"table netdev {table} {{\n chain {chain} {{\n"
-                   f"  type filter hook egress device \"{name}\" priority 0;\n"
-                   f"  numgen random mod 10000 < {round(loss_pct * 100)} counter drop\n }}\n}}\n")
+                   f"  type filter hook egress device \"{name}\" priority 0;\n  {rule}\n }}\n}}\n")
     proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
     if proc.returncode != 0:
         raise VpdError(f"nft could not set loss on {name}: {proc.stderr.strip()}")

@@ -209,6 +209,10 @@ def set_link(dom: libvirt.virDomain, host: Host, ref: str, state: str, *, live: 
     else:
         require_ifname(ref, "interface")
     flags, live, config = _flags(dom, live, config)
+    if ":" not in ref:
+        # A host-side device (vnet0) exists only in the running VM: name the NIC by its MAC from there.
+        by_dev = _find_nic(dom, host, ref, 0)
+        ref = (by_dev.mac or "").lower() or ref
     views = ([("running VM", 0, libvirt.VIR_DOMAIN_AFFECT_LIVE)] if live else []) + \
             ([("definition", libvirt.VIR_DOMAIN_XML_INACTIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG)] if config else [])
     before: dict[str, str] = {}
