@@ -471,6 +471,10 @@ def host_down(name: str, lock_wait: float = 0.0) -> HostState:
             raise UsageError(f"lab host {name} is already down", hint=f"`vpd lab host-up {name}`")
         close_masters()  # a master to a dead host would stall the next command for seconds
         hostproc.power_off(hs.holder_pid)
+        veth = LabHost(hs.index, paths.lab_dir()).veth
+        for outside in [o for o in state.nft_loss if o == veth or o.startswith(veth + "-")]:
+            network.set_nft_loss(outside, None)  # the links go with the host: so do their faults
+            del state.nft_loss[outside]
         network.unplug(LabHost(hs.index, paths.lab_dir()))
         incus.cleanup(LabHost(hs.index, paths.lab_dir()))
         hs.powered, hs.holder_pid = False, None
