@@ -311,6 +311,12 @@ def test_probe_ssh_never_rides_the_shared_connection():
     ["vm", "iface", "attach", "test", "--host", "t1"],
     ["vm", "iface", "attach", "novm", "--host", "t1", "--network", "default"],
     ["host", "bridge", "create", "br 0", "--iface", "eth0", "--host", "t1"],
+    ["host", "bond", "create", "bond0", "--host", "t1", "--mode", "active-roundrobin", "--ports", "eth1,eth2"],
+    ["host", "bond", "create", "bond0", "--host", "t1", "--mode", "balance-rr", "--ports", "eth1,eth2",
+     "--primary", "eth1"],
+    ["host", "bond", "create", "bond0", "--host", "t1", "--mode", "1", "--ports", "eth1"],
+    ["vm", "iface", "link", "test", "52:54:00:00:00:99", "down", "--host", "t1"],
+    ["vm", "iface", "link", "novm", "aa:bb:cc:dd:ee:ff", "down", "--host", "t1"],
 ])
 def test_cli_bad_input_exits_2(args, test_inventory):
     proc = run_vpd(*args, "--json", inventory=test_inventory, check_rc=2)

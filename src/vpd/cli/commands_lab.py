@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..lab import control
+from ..lab import control, links
 from ..lab import operations as lab_ops
 from .command import command, say
 from .main import cli
@@ -25,9 +25,28 @@ def _render_up(report: dict) -> None:
 @click.option("--link-rate", default="1gbit", show_default=True, help="Shape each host's link (tc), or 'none'.")
 @click.option("--firewall", type=click.Choice(control.FIREWALLS), default="nftables", show_default=True,
               help="Each host's firewall (closed except SSH and libvirt): an nftables table, or firewalld.")
-def lab_up(session, count: int, link_rate: str, firewall: str):
+@click.option("--links", "n_links", default=1, show_default=True, type=int,
+              help=f"Links from each host to the lab LAN (1-{links.MAX_LINKS}): eth0, plus spare eth1.. "
+                   "without addresses (for host bonds and bridges).")
+def lab_up(session, count: int, link_rate: str, firewall: str, n_links: int):
     """Bring the lab up: hosts hosta, hostb, ... each with libvirtd, sshd and a firewall."""
-    return lab_ops.up(session, count, link_rate, firewall)
+    return lab_ops.up(session, count, link_rate, firewall, n_links)
+
+
+def _render_link(r: dict) -> None:
+    say(f"{r['host']}: {links.describe(r)}" + (f" (through {r['backend']})" if r.get("backend") else ""))
+
+
+@command(lab, "link", render=_render_link)
+@click.argument("name")
+@click.argument("iface")
+@click.argument("action", type=click.Choice(links.ACTIONS))
+@click.argument("value", required=False)
+def lab_link(session, name: str, iface: str, action: str, value: str | None):
+    """Cut (down) or restore (up) a lab host's link IFACE (eth0, eth1...), or impair it:
+    `loss 5%` (0-100), `delay 50` (ms, 0-10000), `clear` (no impairment, link up).
+    Faults apply to what the link carries towards the host."""
+    return lab_ops.link(session, name, iface, action, value)
 
 
 @command(lab, "down", render=lambda r: say(f"lab down in {r['seconds']:.1f} s"))
@@ -62,9 +81,10 @@ def _render_status(report: dict) -> None:
     rate = report["link_rate_bps"]
     table(f"lab (bridge {report['bridge']}, link {f'{rate / 1e6:g} Mbit/s' if rate else 'unshaped'}, "
           f"firewall {report['firewall']}, shared pool {report['shared_pool']} at {report['shared_path']})",
-          ["host", "FQDN", "address", "powered", "virtlogd", "libvirtd", "sshd", "libvirt", "VMs running"],
+          ["host", "FQDN", "address", "powered", "virtlogd", "libvirtd", "sshd", "libvirt", "VMs running", "links"],
           [[h["name"], h["fqdn"], h["address"], _yn(h["powered"]), *(_yn(v) for v in h["daemons"].values()),
-            _yn(h["libvirt_reachable"]), h["vms_running"]] for h in report["hosts"]])
+            _yn(h["libvirt_reachable"]), h["vms_running"], ", ".join(links.describe(x) for x in h.get("links", []))]
+           for h in report["hosts"]])
 
 
 def _yn(flag: bool) -> str:

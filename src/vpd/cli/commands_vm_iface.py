@@ -61,9 +61,28 @@ def iface_detach(session, name, host_ref, mac, network, bridge, live, config):
                                 config=config)
 
 
+def _render_link(r: dict) -> None:
+    say(f"{r['vm']} on {r['host']}: NIC {r['mac']} link {r['state']}"
+        + ("" if r["changed"] else " already: nothing to do"))
+
+
+@command(iface, "link", render=_render_link)
+@click.argument("name")
+@click.argument("iface_ref", metavar="MAC|DEV")
+@click.argument("state", type=click.Choice(["up", "down"]))
+@host_option()
+@_live
+@_config
+def iface_link(session, name, iface_ref, state, host_ref, live, config):
+    """Plug (up) or unplug (down) a NIC's virtual cable, as virsh domif-setlink: the guest sees
+    the carrier change. The NIC is named by its MAC or its host-side device (vnet0)."""
+    return devices.iface_link(session, name, iface_ref, state, host_ref, live=live, config=config)
+
+
 def _render_list(r: dict) -> None:
-    table(f"interfaces of {r['vm']} on {r['host']}", ["interface", "type", "source", "model", "MAC", "addresses"],
-          [[x["interface"], x["type"], x["source"], x["model"], x["mac"], ", ".join(x["addresses"]) or None]
+    table(f"interfaces of {r['vm']} on {r['host']}",
+          ["interface", "type", "source", "model", "MAC", "link", "addresses"],
+          [[x["interface"], x["type"], x["source"], x["model"], x["mac"], x["link"], ", ".join(x["addresses"]) or None]
            for x in r["interfaces"]])
 
 

@@ -77,7 +77,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "cluster": ("commands_cluster",),
     "ct": ("commands_ct",),
     "ha": ("commands_cluster",),
-    "host": ("commands_host", "commands_host_bridge"),
+    "host": ("commands_host", "commands_host_bridge", "commands_host_bond"),
     "iscsi": ("commands_iscsi",),
     "journal": ("commands_journal",),
     "lab": ("commands_lab",),

@@ -30,7 +30,7 @@ from ..connect.ssh import close_masters
 from ..core import events, paths
 from ..core.errors import UsageError, VpdError
 from ..vm.accel import kvm_boots_here
-from . import hostproc, incus, layout, network
+from . import hostproc, incus, layout, links, network
 from .layout import LabHost
 
 REQUIRED_BINARIES = ["libvirtd", "virtlogd", "sshd", "ssh-keygen", "nft", "unshare", "nsenter",
@@ -60,6 +60,10 @@ class LabState:
     firewall: str = "nftables"
     created: float = field(default_factory=time.time)
     pdu_pid: int | None = None
+    links: int = 1
+    """Each host's links to the lab LAN: eth0, and eth1.. as spare ports (`lab up --links`)."""
+    nft_loss: dict[str, float] = field(default_factory=dict)
+    """Loss set through nftables (kernels without netem), by root-side link name."""
 
     def host(self, name: str) -> HostState:
         for h in self.hosts:
@@ -216,7 +220,7 @@ def _known_hosts(hosts: list[LabHost]) -> str:
 
 # --- powering a host on -----------------------------------------------------------
 
-def _power_on(hosts: list[LabHost], rate_bps: int | None) -> dict[str, int]:
+def _power_on(hosts: list[LabHost], rate_bps: int | None, n_links: int = 1) -> dict[str, int]:
     """Start holders for all hosts at once, plug them in, and wait until each is ready."""
     hide_kvm = not kvm_boots_here()
     procs = {h.name: hostproc.spawn_holder(h, hide_kvm) for h in hosts}
@@ -227,6 +231,8 @@ def _power_on(hosts: list[LabHost], rate_bps: int | None) -> dict[str, int]:
             pids[h.name] = hostproc.holder_pid(proc)
             hostproc.expect_line(proc, "mounted", h)
             network.plug(h, pids[h.name], rate_bps)
+            if n_links > 1:
+                network.plug_extra_links(h, pids[h.name], n_links)
             hostproc.configure(proc, h)
         for h in hosts:
             hostproc.expect_line(procs[h.name], "ready", h)
@@ -331,9 +337,12 @@ def _boot_host(h: LabHost, pid: int, firewall: str) -> None:
 
 # --- the commands -----------------------------------------------------------------
 
-def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str = "nftables") -> LabState:
-    """Bring a lab of `count` hosts up; on any failure, tear down what was made."""
+def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str = "nftables",
+       n_links: int = 1) -> LabState:
+    """Bring a lab of `count` hosts up, each with `n_links` links to the lab LAN (eth0 has the
+    address; the others are spare ports); on any failure, tear down what was made."""
     _check_prerequisites(firewall)
+    links.check_links(n_links)
     hosts = layout.lab_hosts(paths.lab_dir(), count)
     with _lab_lock():
         state = load_state()
@@ -369,10 +378,11 @@ def up(count: int = 2, link_rate_bps: int | None = 1_000_000_000, firewall: str 
                 hosts=[HostState(h.name, h.index, h.address, h.fqdn) for h in hosts],
                 link_rate_bps=link_rate_bps,
                 firewall=firewall,
+                links=n_links,
             )
             save_state(state)
             events.emit(op, f"powering on {count} hosts", 3, total)
-            pids = _power_on(hosts, link_rate_bps)
+            pids = _power_on(hosts, link_rate_bps, n_links)
             for hs in state.hosts:
                 hs.holder_pid = pids[hs.name]
             state.pdu_pid = _start_pdu()
@@ -430,6 +440,7 @@ def _teardown(state: LabState | None) -> None:
     for name in network.lab_links():
         if name != layout.bridge_name():
             network.unplug_name(name)
+    network.drop_fault_table()
     network.remove_bridge()
     shutil.rmtree(paths.lab_dir(), ignore_errors=True)
 
@@ -460,6 +471,10 @@ def host_down(name: str, lock_wait: float = 0.0) -> HostState:
             raise UsageError(f"lab host {name} is already down", hint=f"`vpd lab host-up {name}`")
         close_masters()  # a master to a dead host would stall the next command for seconds
         hostproc.power_off(hs.holder_pid)
+        veth = LabHost(hs.index, paths.lab_dir()).veth
+        for outside in [o for o in state.nft_loss if o == veth or o.startswith(veth + "-")]:
+            network.set_nft_loss(outside, None)  # the links go with the host: so do their faults
+            del state.nft_loss[outside]
         network.unplug(LabHost(hs.index, paths.lab_dir()))
         incus.cleanup(LabHost(hs.index, paths.lab_dir()))
         hs.powered, hs.holder_pid = False, None
@@ -475,7 +490,7 @@ def host_up(name: str, lock_wait: float = 0.0) -> HostState:
         if hs.powered and hostproc.alive(hs.holder_pid):
             raise UsageError(f"lab host {name} is already up")
         host = LabHost(hs.index, paths.lab_dir())
-        pids = _power_on([host], state.link_rate_bps)
+        pids = _power_on([host], state.link_rate_bps, state.links)
         hs.holder_pid, hs.powered = pids[name], True
         save_state(state)
         try:
@@ -495,6 +510,65 @@ def _require_state() -> LabState:
     return state
 
 
+def link(name: str, iface: str, change: links.LinkChange) -> dict:
+    """`vpd lab link`: cut, restore or impair one of a lab host's links (its root-side veth)."""
+    with _lab_lock():
+        state = _require_state()
+        hs = state.host(name)
+        index = links.link_index(iface)
+        if not hs.powered or not hostproc.alive(hs.holder_pid):
+            raise UsageError(f"lab host {name} is powered off", hint=f"`vpd lab host-up {name}`")
+        outside = _outside(hs, index)
+        if network.link_up(outside) is None:
+            raise UsageError(f"lab host {name} has {state.links} link(s) (eth0..eth{state.links - 1}), no {iface}",
+                             hint="`vpd lab up --links N` gives hosts more")
+        backend = None
+        if change.action in ("up", "down"):
+            network.set_link_state(outside, change.action == "up")
+        elif change.action == "clear":
+            network.clear_netem(outside)
+            if state.nft_loss.pop(outside, None) is not None:
+                network.set_nft_loss(outside, None)
+            network.set_link_state(outside, True)
+        else:
+            current = _faults(state, outside)
+            loss = change.loss_pct if change.action == "loss" else current.get("loss_pct")
+            delay = change.delay_ms if change.action == "delay" else current.get("delay_ms")
+            try:
+                network.set_netem(outside, loss, delay)
+                backend = "netem"
+            except network.NoNetem:
+                if delay:
+                    raise VpdError("this kernel has no netem qdisc (sch_netem): a link delay cannot be emulated "
+                                   "here", hint="see docs/lab.md, 'Link faults'") from None
+                network.set_nft_loss(outside, loss)
+                backend = "nftables"
+                if loss:
+                    state.nft_loss[outside] = loss
+                else:
+                    state.nft_loss.pop(outside, None)
+        save_state(state)
+        return {"host": name, **_link_state(state, hs, index), "backend": backend}
+
+
+def _outside(hs: HostState, index: int) -> str:
+    return links.outside_name(LabHost(hs.index, paths.lab_dir()).veth, index)
+
+
+def _faults(state: LabState, outside: str) -> dict:
+    faults = network.netem_of(outside)
+    if outside in state.nft_loss:
+        faults["loss_pct"] = state.nft_loss[outside]
+    return faults
+
+
+def _link_state(state: LabState, hs: HostState, index: int) -> dict:
+    outside = _outside(hs, index)
+    up = network.link_up(outside)
+    return {"iface": f"eth{index}", "outside": outside, "present": up is not None, "up": bool(up),
+            "loss_pct": None, "delay_ms": None, **_faults(state, outside)}
+
+
 @dataclass
 class HostStatus:
     name: str
@@ -504,6 +578,7 @@ class HostStatus:
     daemons: dict[str, bool]
     libvirt_reachable: bool
     vms_running: int | None
+    links: list[dict] = field(default_factory=list)
 
 
 def _daemon_alive(holder: int, pidfile: str) -> bool:
@@ -532,11 +607,13 @@ def status() -> dict:
                 reachable = True
             except VpdError:
                 pass
-        out.append(HostStatus(hs.name, hs.fqdn, hs.address, powered, daemons, reachable, running))
+        host_links = [_link_state(state, hs, i) for i in range(state.links)] if powered else []
+        out.append(HostStatus(hs.name, hs.fqdn, hs.address, powered, daemons, reachable, running, host_links))
     return {
         "hosts": [asdict(h) for h in out],
         "bridge": layout.bridge_name(),
         "link_rate_bps": state.link_rate_bps,
+        "links": state.links,
         "firewall": state.firewall,
         "shared_pool": layout.SHARED_POOL,
         "shared_path": layout.SHARED_MOUNT,

@@ -2,10 +2,14 @@
 All through netlink (pyroute2), nothing parsed from `ip` output."""
 from __future__ import annotations
 
+import subprocess
+
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ..core.errors import NotFound, VpdError
 from .layout import LabHost, bridge_address, bridge_name, subnet, veth_prefix
+from .links import outside_name
 
 
 def _index(ipr: IPRoute, name: str) -> int | None:
@@ -125,3 +129,133 @@ def unplug_name(name: str) -> None:
             except NetlinkError as exc:
                 if exc.code != 19:
                     raise
+
+
+def plug_extra_links(host: LabHost, holder_pid: int, links: int) -> list[str]:
+    """`vpd lab up --links N`: eth1..eth(N-1) inside the host, each a veth to the lab bridge
+    without an address (spare ports for host bonds and bridges)."""
+    made = []
+    with IPRoute() as ipr:
+        for i in range(1, links):
+            outside = outside_name(host.veth, i)
+            stale = _index(ipr, outside)
+            if stale is not None:
+                ipr.link("del", index=stale)
+            ipr.link("add", ifname=outside, kind="veth", peer={"ifname": f"eth{i}", "net_ns_pid": holder_pid})
+            ipr.link("set", index=_index(ipr, outside), master=_index(ipr, bridge_name()), state="up")
+            made.append(outside)
+    return made
+
+
+# --- faults on a host's link (vpd lab link) ----------------------------------------------
+# netem where the kernel has it (a child of the link's tbf shaping, or the root qdisc); this
+# sandbox's kernel has no sch_netem (CONFIG_NET_SCH_NETEM is not set: adding one answers
+# ENOENT), so loss then falls back to an nftables netdev egress chain on the same veth
+# (numgen random), and delay has no fallback.
+
+NETEM_HANDLE = 0x20000
+TBF_HANDLE = 0x10000
+ENOENT = 2
+
+
+class NoNetem(Exception):
+    """The kernel has no netem qdisc."""
+
+
+def _require_link(ipr: IPRoute, name: str) -> int:
+    idx = _index(ipr, name)
+    if idx is None:
+        raise NotFound(f"lab link {name} does not exist (is the host powered on, with that many links?)")
+    return idx
+
+
+def set_link_state(name: str, up: bool) -> None:
+    """The cable: the root-side end down makes the host's NIC lose its carrier."""
+    with IPRoute() as ipr:
+        ipr.link("set", index=_require_link(ipr, name), state="up" if up else "down")
+
+
+def _netem_parent(ipr: IPRoute, idx: int) -> dict:
+    kinds = {q.get_attr("TCA_KIND"): q for q in ipr.get_qdiscs(index=idx)}
+    if "tbf" in kinds and kinds["tbf"]["handle"] == TBF_HANDLE:
+        return {"parent": TBF_HANDLE | 1}  # under the shaping: the rate stays
+    return {"parent": 0xFFFFFFFF}  # root
+
+
+def set_netem(name: str, loss_pct: float | None, delay_ms: int | None) -> None:
+    """Replace the link's netem with this loss and delay (None: none). Raises NoNetem."""
+    with IPRoute() as ipr:
+        idx = _require_link(ipr, name)
+        opts: dict = {}
+        if loss_pct:
+            opts["loss"] = loss_pct
+        if delay_ms:
+            opts["delay"] = delay_ms * 1000  # pyroute2 takes microseconds
+        try:
+            ipr.tc("replace", "netem", index=idx, handle=NETEM_HANDLE, **_netem_parent(ipr, idx), **opts)
+        except NetlinkError as exc:
+            if exc.code == ENOENT:
+                raise NoNetem() from None
+            raise
+
+
+def clear_netem(name: str) -> None:
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return
+        for q in ipr.get_qdiscs(index=idx):
+            if q.get_attr("TCA_KIND") == "netem":
+                ipr.tc("del", "netem", index=idx, handle=q["handle"], parent=q["parent"])
+
+
+def netem_of(name: str) -> dict:
+    """{'loss_pct': .., 'delay_ms': ..} of the link's netem, read from the kernel (empty: none)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return {}
+        for q in ipr.get_qdiscs(index=idx):
+            if q.get_attr("TCA_KIND") == "netem":
+                opts = q.get_attr("TCA_OPTIONS") or {}
+                loss = opts.get("loss", 0) if hasattr(opts, "get") else 0
+                delay = opts.get("delay", 0) if hasattr(opts, "get") else 0
+                return {"loss_pct": round(loss * 100 / 0xFFFFFFFF, 2) if loss else None,
+                        "delay_ms": round(delay / 1000) if delay else None}
+    return {}
+
+
+def link_up(name: str) -> bool | None:
+    """Is the root-side end administratively up (None: no such link)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return None
+        return bool(ipr.get_links(idx)[0]["flags"] & 1)  # IFF_UP
+
+
+def fault_table() -> str:
+    return f"{bridge_name()}_faults"
+
+
+def set_nft_loss(name: str, loss_pct: float | None) -> None:
+    """Drop loss_pct % of the packets the link carries towards the host (as netem on that
+    veth would), in this lab network's own netdev table; None removes the rule."""
+    table, chain = fault_table(), f"loss_{name.replace('-', '_')}"
+    script = f"table netdev {table} {{}}\n"
+    exists = subprocess.run(["nft", "list", "chain", "netdev", table, chain], capture_output=True).returncode == 0
+    if exists:
+        script += f"delete chain netdev {table} {chain}\n"
+    if loss_pct:
+        # numgen's modulus: 10000 steps give a loss setting to 0.01 %.
+        steps = round(loss_pct * 100)
+        rule = "counter drop" if steps >= 10000 else f"numgen random mod 10000 < {steps} counter drop"
+        script += (f"table netdev {table} {{\n chain {chain} {{\n"
+                   f"  type filter hook egress device \"{name}\" priority 0;\n  {rule}\n }}\n}}\n")
+    proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise VpdError(f"nft could not set loss on {name}: {proc.stderr.strip()}")
+
+
+def drop_fault_table() -> None:
+    subprocess.run(["nft", "delete", "table", "netdev", fault_table()], capture_output=True)

@@ -14,6 +14,7 @@ from ..core.errors import NotFound, UsageError, VpdError
 from ..xml.checks import require_choice, require_ifname, require_unicast_mac
 from ..xml.devices import Interface, InterfaceModel, InterfaceSource, MacAddress
 from ..xml.domain import Domain
+from ..xml.edit import DomainEditor, InterfaceEditor
 from .hostnet import HostNetwork
 from .networks import find_network
 
@@ -183,6 +184,57 @@ def detach(dom: libvirt.virDomain, host: Host, *, mac: str | None = None, networ
             "source": _source(nic), "live": live, "config": config, "unplug_pending": pending}
 
 
+LINK_STATES = ("up", "down")
+
+
+def _find_nic(dom: libvirt.virDomain, host: Host, ref: str, flags: int) -> InterfaceEditor:
+    """The NIC named by MAC or by its host-side device (vnet0...), as virsh domif-setlink takes it."""
+    wanted = ref.lower()
+    editor = DomainEditor.from_xml(dom.XMLDesc(flags))
+    found = [n for n in editor.interfaces() if (n.mac or "").lower() == wanted or n.target == ref]
+    if not found:
+        raise NotFound(f"VM {dom.name()} on {host.name} has no NIC {ref}", hint=f"vpd vm iface list {dom.name()}")
+    if len(found) > 1:
+        raise UsageError(f"{len(found)} NICs of {dom.name()} match {ref}", hint="name one by its MAC")
+    return found[0]
+
+
+def set_link(dom: libvirt.virDomain, host: Host, ref: str, state: str, *, live: bool | None = None,
+             config: bool | None = None) -> dict:
+    """virsh domif-setlink: plug or unplug the NIC's virtual cable (<link state=.../>) through
+    updateDeviceFlags, in the running VM and/or its definition. The same state again is a no-op."""
+    require_choice(state, "link state", LINK_STATES)
+    if ":" in ref:
+        ref = require_unicast_mac(ref, "MAC address")
+    else:
+        require_ifname(ref, "interface")
+    flags, live, config = _flags(dom, live, config)
+    if ":" not in ref:
+        # A host-side device (vnet0) exists only in the running VM: name the NIC by its MAC from there.
+        by_dev = _find_nic(dom, host, ref, 0)
+        ref = (by_dev.mac or "").lower() or ref
+    views = ([("running VM", 0, libvirt.VIR_DOMAIN_AFFECT_LIVE)] if live else []) + \
+            ([("definition", libvirt.VIR_DOMAIN_XML_INACTIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG)] if config else [])
+    before: dict[str, str] = {}
+    mac = None
+    for what, xml_flags, affect in views:
+        nic = _find_nic(dom, host, ref, xml_flags)
+        mac = nic.mac.lower() if nic.mac else mac
+        before[what] = nic.link_state
+        if nic.link_state == state:
+            continue
+        nic.link_state = state
+        try:
+            dom.updateDeviceFlags(nic.to_xml(), affect)
+        except libvirt.libvirtError as exc:
+            raise VpdError(f"cannot set the link of NIC {ref} of {dom.name()} {state} ({what}): "
+                           f"{exc.get_error_message()}") from None
+        if _find_nic(dom, host, mac or ref, xml_flags).link_state != state:
+            raise VpdError(f"libvirt accepted the change but the {what} of {dom.name()} does not show link {state}")
+    return {"vm": dom.name(), "host": host.name, "mac": mac, "state": state,
+            "changed": any(s != state for s in before.values()), "before": before, "live": live, "config": config}
+
+
 def list_interfaces(dom: libvirt.virDomain, host: Host) -> list[dict]:
     """domiflist, plus the addresses libvirt knows: DHCP leases first, else the host's ARP table."""
     running = bool(dom.isActive())
@@ -207,5 +259,6 @@ def list_interfaces(dom: libvirt.virDomain, host: Host) -> list[dict]:
         mac = i.mac.address.lower() if i.mac else None
         rows.append({"vm": dom.name(), "host": host.name, "interface": i.target.dev if i.target else None,
                      "type": i.type, "source": _source(i), "model": i.model.type if i.model else None,
-                     "mac": mac, "addresses": addresses.get(mac or "", [])})
+                     "mac": mac, "link": i.link.state if i.link else "up",
+                     "addresses": addresses.get(mac or "", [])})
     return rows

@@ -12,6 +12,7 @@ from ..core.names import check_name
 from ..ops import Operation, Session
 from ..ops.locks import object_key
 from ..xml.checks import require_ifname
+from . import bond as bonds
 from . import bridge as bridges
 from . import networks
 
@@ -112,3 +113,40 @@ def bridge_delete(session: Session, name: str, host_ref: str, *, force_managemen
                    force_management=force_management) as op:
         op.result = bridges.delete(host, name, force_management=force_management, confirm_s=confirm_s)
     return op.result
+
+
+# --- host bonds --------------------------------------------------------------------------
+
+
+def _bond_key(host: str, name: str) -> str:
+    return object_key("bond", host, name)
+
+
+def bond_create(session: Session, name: str, host_ref: str, *, mode: str, ports: list[str] | str,
+                miimon: int = 100, primary: str | None = None, xmit_hash_policy: str | None = None,
+                lacp_rate: str | None = None, force: bool = False,
+                confirm_s: float = bridges.DEFAULT_CONFIRM_S) -> dict:
+    """Make bond `name` of `ports` in `mode` (options checked per mode first; commit-confirmed).
+    The same bond with the same ports again is a no-op."""
+    spec = bonds.validate(name, mode, ports, miimon=miimon, primary=primary, xmit_hash_policy=xmit_hash_policy,
+                          lacp_rate=lacp_rate)
+    host = session.host(host_ref)
+    with Operation(session, "host.bond.create", target=f"{host.name}/{name}", locks=[_bond_key(host.name, name)],
+                   options=spec.options(), ports=list(spec.ports), force=force) as op:
+        op.result = bonds.create(host, spec, force_management=force, confirm_s=confirm_s)
+    return op.result
+
+
+def bond_delete(session: Session, name: str, host_ref: str, *, force: bool = False,
+                confirm_s: float = bridges.DEFAULT_CONFIRM_S) -> dict:
+    require_ifname(name, "bond name")
+    host = session.host(host_ref)
+    with Operation(session, "host.bond.delete", target=f"{host.name}/{name}", locks=[_bond_key(host.name, name)],
+                   force=force) as op:
+        op.result = bonds.delete(host, name, force_management=force, confirm_s=confirm_s)
+    return op.result
+
+
+def bond_status(session: Session, name: str, host_ref: str) -> dict:
+    require_ifname(name, "bond name")
+    return bonds.status(session.host(host_ref), name)

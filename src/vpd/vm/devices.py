@@ -97,6 +97,19 @@ def iface_detach(session: Session, name: str, host_ref: str | None = None, *, ma
     return op.result
 
 
+def iface_link(session: Session, name: str, iface: str, state: str, host_ref: str | None = None, *,
+               live: bool | None = None, config: bool | None = None) -> dict:
+    """Set a NIC's link up or down (virsh domif-setlink): the guest sees its cable unplugged or
+    plugged; by default in the running VM and in its definition alike."""
+    vm = locate_vm(session, name, host_ref)
+    host = vm.host
+    with Operation(session, "vm.iface.link", target=f"{host.name}/{name}", locks=[vm_key(name)], iface=iface,
+                   state=state, live=live, config=config) as op:
+        op.result = session.call(host, lambda _c: ifaces.set_link(vm.domain, host, iface, state, live=live,
+                                                                  config=config))
+    return op.result
+
+
 def iface_list(session: Session, name: str, host_ref: str | None = None) -> dict:
     """The VM's NICs with their addresses (DHCP leases, else the host's ARP table)."""
     vm = locate_vm(session, name, host_ref)

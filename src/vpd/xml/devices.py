@@ -137,12 +137,18 @@ class InterfaceTarget(LibvirtXml, tag="target"):
     """The host-side tap or macvtap device."""
 
 
+class InterfaceLink(LibvirtXml, tag="link"):
+    state: Literal["up", "down"] = attr()
+    """The virtual cable: 'down' is an unplugged NIC as the guest sees it."""
+
+
 class Interface(LibvirtXml, tag="interface"):
     type: InterfaceType = attr()
     mac: MacAddress | None = element(default=None)
     source: InterfaceSource | None = element(default=None)
     model: InterfaceModel | None = element(default=None)
     target: InterfaceTarget | None = element(default=None)
+    link: InterfaceLink | None = element(default=None)
 
 
 class CharSource(LibvirtXml, tag="source"):

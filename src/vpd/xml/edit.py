@@ -174,6 +174,24 @@ class InterfaceEditor(_Node):
     def mac(self, address: str) -> None:
         _child(self.element, "mac").set("address", address)
 
+    @property
+    def target(self) -> str | None:
+        """The host-side device (tap, vnet0...) of a running VM's NIC."""
+        return self._attr("target", "dev")
+
+    @property
+    def link_state(self) -> str:
+        """'up' or 'down': the virtual cable (libvirt's <link state=.../>; none means up)."""
+        return self._attr("link", "state") or "up"
+
+    @link_state.setter
+    def link_state(self, state: str) -> None:
+        _child(self.element, "link", after=("mac", "source", "target", "model")).set("state", state)
+
+    def to_xml(self) -> str:
+        """This <interface> alone, with everything libvirt reported (what updateDevice wants)."""
+        return etree.tostring(self.element, encoding="unicode", with_tail=False)
+
 
 class DomainEditor(_Node):
     """A <domain> document, edited in place; `to_xml()` gives it back with everything it had."""
