@@ -3,6 +3,8 @@ and roles, CSRF, jobs running the CLI's operations, errors mapped like the CLI's
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,22 +20,37 @@ from vpd.web.tokens import TokenStore  # noqa: E402
 from .test_operation_layer import _node  # noqa: E402
 
 
-@pytest.fixture
-def web(tmp_path: Path, monkeypatch):
-    """An app over two test-driver hosts: hosta runs `web`, has `db` shut off; hostb has `solo` shut off.
-    Yields (client, operator token, viewer token)."""
-    monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
+def two_host_inventory(tmp_path: Path) -> Path:
+    """hosta runs `web` and has `db` shut off; hostb has `solo` shut off (test-driver node files)."""
     a = _node(tmp_path / "a.xml", {"web": ("52:54:00:00:00:01", True), "db": ("52:54:00:00:00:02", False)})
     b = _node(tmp_path / "b.xml", {"solo": ("52:54:00:00:00:03", False)})
     inv = tmp_path / "inventory.toml"
     inv.write_text(f'[[hosts]]\nname = "hosta"\nuri = "{a}"\n\n[[hosts]]\nname = "hostb"\nuri = "{b}"\n')
+    return inv
+
+
+def tokens() -> tuple[str, str]:
+    """An operator and a viewer token in this test's VPD_HOME."""
     store = TokenStore()
-    _, op = store.create("operator")
-    _, view = store.create("viewer")
-    app = create_app(str(inv))
+    return store.create("operator")[1], store.create("viewer")[1]
+
+
+@contextmanager
+def web_client(inventory: Path) -> Iterator[tuple[TestClient, str, str]]:
+    """(client, operator token, viewer token) of an app over `inventory`."""
+    op, view = tokens()
+    app = create_app(str(inventory))
     with TestClient(app) as client:
         client.app_state = app.state
         yield client, op, view
+
+
+@pytest.fixture
+def web(tmp_path: Path, monkeypatch):
+    """An app over two_host_inventory. Yields (client, operator token, viewer token)."""
+    monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
+    with web_client(two_host_inventory(tmp_path)) as served:
+        yield served
 
 
 def bearer(token: str) -> dict:

@@ -19,22 +19,16 @@ import uvicorn  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from vpd.web import create_app  # noqa: E402
-from vpd.web.tokens import TokenStore  # noqa: E402
 
-from .test_operation_layer import _node  # noqa: E402
+from .test_web_api import tokens, two_host_inventory  # noqa: E402
 
 
 @pytest.fixture
 def console(tmp_path: Path, monkeypatch):
     """vpd web under uvicorn on a free loopback port, over two test-driver hosts."""
     monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
-    a = _node(tmp_path / "a.xml", {"web": ("52:54:00:00:00:01", True), "db": ("52:54:00:00:00:02", False)})
-    b = _node(tmp_path / "b.xml", {"solo": ("52:54:00:00:00:03", False)})
-    inv = tmp_path / "inventory.toml"
-    inv.write_text(f'[[hosts]]\nname = "hosta"\nuri = "{a}"\n\n[[hosts]]\nname = "hostb"\nuri = "{b}"\n')
-    store = TokenStore()
-    _, op = store.create("operator")
-    _, view = store.create("viewer")
+    inv = two_host_inventory(tmp_path)
+    op, view = tokens()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(str(inv)), log_level="warning"))

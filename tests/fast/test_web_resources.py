@@ -9,14 +9,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
 
 from vpd.core import journal  # noqa: E402
-from vpd.web import create_app  # noqa: E402
-from vpd.web.tokens import TokenStore  # noqa: E402
 from vpd.xml.domain import lab_guest_domain  # noqa: E402
 
-from .test_web_api import bearer, wait_job, web  # noqa: E402, F401  (web: a fixture)
+from .test_web_api import bearer, wait_job, web, web_client  # noqa: E402, F401  (web: a fixture)
 
 
 @pytest.fixture
@@ -35,13 +32,8 @@ def guest_web(tmp_path: Path, monkeypatch):
     node.write_text(f"<node>{guest}</node>")
     inv = tmp_path / "inventory.toml"
     inv.write_text(f'[[hosts]]\nname = "t"\nuri = "test://{node}"\n')
-    store = TokenStore()
-    _, op = store.create("operator")
-    _, view = store.create("viewer")
-    app = create_app(str(inv))
-    with TestClient(app) as client:
-        client.app_state = app.state
-        yield client, op, view
+    with web_client(inv) as served:
+        yield served
 
 
 def act(client, token: str, method: str, url: str, **kw) -> dict:
