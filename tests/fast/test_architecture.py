@@ -12,7 +12,7 @@ PACKAGE_ROOT = Path(vpd.__file__).parent
 LAB = "vpd.lab"
 # The lab's own CLI (`vpd lab ...`) drives the lab, so it may import it; no other
 # module outside vpd.lab may.
-MAY_IMPORT_LAB = {"vpd.cli.commands_lab", "vpd.web.api.lab"}
+MAY_IMPORT_LAB = {"vpd.cli.commands_lab"}
 
 
 def _module_name(path: Path) -> str:

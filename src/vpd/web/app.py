@@ -125,7 +125,6 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         iscsi,
         jobs,
         journal,
-        lab,
         migrations,
         networks,
         ovf,
@@ -140,8 +139,10 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, lab, containers, recovery, practicas, journal, jobs, console):
+                   ovf, clusters, access, containers, recovery, practicas, journal, jobs, console):
         app.include_router(module.router, prefix=API)
+    for extension in _router_extensions():
+        app.include_router(extension, prefix=API)
     app.include_router(pages.router)
     if app.state.assets:
         app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")
@@ -150,3 +151,14 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     return app
+
+
+ROUTER_ENTRY_POINTS = "vpd.web.routers"
+
+
+def _router_extensions() -> list:
+    """Routers other packages plug in under /api/v1 through the `vpd.web.routers` entry point
+    (the lab registers /api/v1/lab this way: the console depends on no test bed)."""
+    from importlib.metadata import entry_points
+
+    return [ep.load() for ep in sorted(entry_points(group=ROUTER_ENTRY_POINTS), key=lambda ep: ep.name)]
