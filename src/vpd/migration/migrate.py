@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import libvirt
 
@@ -34,7 +35,7 @@ class MigrateOptions:
     postcopy: bool = False
     compressed: bool = False
     timeout_s: float | None = None
-    timeout_action: str = "abort"
+    timeout_action: Literal["abort", "postcopy", "suspend"] = "abort"
     stall_s: float = 30.0
     link_mib_s: float | None = None  # None: the hosts' link_mbit, else 1 Gbit/s
     dry_run: bool = False

@@ -2,11 +2,12 @@
 preflight, temporary access, job, validation, report) in a job; list past migrations."""
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import typing
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from ...core import journal
 from ...migration.migrate import MigrateOptions
@@ -19,25 +20,22 @@ from .common import ERRORS, accepted, run_in_job, session
 router = APIRouter(prefix="/migrations", tags=["migrations"], dependencies=[Depends(viewer)], responses=ERRORS)
 
 
-class MigrationRequest(BaseModel):
+class _MigrationTarget(BaseModel):
     vm: str = Field(description="The VM to migrate")
     to: str = Field(description="Destination host (inventory name, FQDN or address)")
     source: str | None = Field(None, alias="from", description="Source host (default: where the VM runs)")
-    live: bool | None = Field(None, description="Default: live if running, offline if not")
-    persistent: bool = False
-    undefine_source: bool = False
-    copy_storage: bool = False
-    max_downtime_ms: int = 300
-    bandwidth_mib: int | None = None
-    auto_converge: bool = False
-    postcopy: bool = False
-    compressed: bool = False
-    timeout_s: float | None = None
-    timeout_action: Literal["abort", "postcopy", "suspend"] = "abort"
-    stall_s: float = 30.0
-    dry_run: bool = Field(False, description="Run the preflight and show the plan; change nothing")
 
     model_config = {"populate_by_name": True}
+
+
+def _option_fields() -> dict:
+    """`MigrateOptions`' fields, types and defaults as request fields: the CLI and the API share
+    one definition of what a migration can be asked for, so they cannot drift apart."""
+    hints = typing.get_type_hints(MigrateOptions)
+    return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(MigrateOptions)}
+
+
+MigrationRequest = create_model("MigrationRequest", __base__=_MigrationTarget, **_option_fields())
 
 
 @router.post("", status_code=202)
