@@ -9,7 +9,8 @@ import sys
 from .conftest import run_vpd
 
 HOLD = ("import os, sys; from vpd.ops.locks import LockSet, vm_key; "
-        "lock = LockSet([vm_key(sys.argv[1])], {'journal_id': 41, 'operation': 'migrate', 'pid': os.getpid()}).acquire(); "
+        "owner = {'journal_id': 41, 'operation': 'migrate', 'pid': os.getpid()}; "
+        "lock = LockSet([vm_key(sys.argv[1])], owner).acquire(); "
         "print('held', flush=True); sys.stdin.read(); lock.release()")
 
 

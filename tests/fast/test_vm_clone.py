@@ -196,3 +196,11 @@ def test_a_running_clone_that_libvirt_cannot_copy_leaves_nothing(conn):
         clone_vms(conn, HOST, "src", ["copy4"], allow_running=True)
     assert conn.storagePoolLookupByName("images").listVolumes() == ["src.qcow2"]
     assert "copy4" not in conn.listDefinedDomains()
+
+
+def test_a_single_full_clone_checks_room_too(conn):
+    """clone_vm alone (as `vm create --template` calls it) checks like a batch does."""
+    thin_source(conn, 150)
+    with pytest.raises(UsageError, match="does not fit"):
+        clone_vm(conn, HOST, "thin", "big2")
+    assert sorted(conn.storagePoolLookupByName("images").listVolumes()) == ["src.qcow2", "thin.qcow2"]

@@ -4,8 +4,8 @@ A full clone copies each disk into a new volume (libvirt runs qemu-img), and the
 new definition gets its own name, UUID and MACs. A running or paused source is copied
 only when the caller accepts a crash-consistent copy (--allow-running): qemu-img cannot
 read a disk QEMU holds with its write lock, so libvirt's backup job (push mode) has QEMU
-write the disks, as of the instant it begins, into the new volumes while the guest runs on. A linked clone instead gets
-qcow2 overlays on the source's disks, in the same pool: its source must then
+write the disks, as of the instant it begins, into the new volumes while the guest runs on.
+A linked clone instead gets qcow2 overlays on the source's disks, in the same pool: its source must then
 stay shut off for as long as overlays depend on it (`linked_dependents`).
 Anything made is removed when a later step fails."""
 from __future__ import annotations
@@ -139,6 +139,8 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                               "with --allow-running")
     if domain_exists(conn, new_name):
         raise UsageError(f"a VM named {new_name!r} already exists on {host.name}")
+    if not linked:
+        check_room(conn, host, source, 1, pool_name)  # clone_vms checked a whole batch already; a template's one here
     ed = DomainEditor.from_xml(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
     result = Cloned(host.name, new_name, "")
     live_copies: dict[str, str] = {}  # target dev -> new volume path, for the backup job
