@@ -27,10 +27,12 @@ def vpd_json(*args: str, timeout: float = 300):
 
 
 def vpd_traced(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str]:
-    """`vpd ARGS` under strace: (its result, the trace of every execve -- the argv of each
-    process it starts, at any depth -- and every write, e.g. what went to a child's stdin)."""
+    """`vpd ARGS` under strace: (its result, the trace of vpd's own writes -- e.g. what went to a
+    child's stdin -- and of the execve of every process it starts, with its argv). `-b execve`
+    lets go of each child once it has exec'd: an SSH connection master it forks lives on for
+    ControlPersist, and strace would wait for it."""
     trace = os.path.join(os.environ["VPD_HOME"], f"strace-{os.getpid()}-{len(args)}.txt")
-    proc = subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve,write", "-e", "signal=none",
+    proc = subprocess.run(["strace", "-f", "-qq", "-b", "execve", "-e", "trace=execve,write", "-e", "signal=none",
                            "-s", "65536", "-o", trace, *VPD, *args], capture_output=True, text=True, timeout=timeout)
     try:
         with open(trace) as f:
