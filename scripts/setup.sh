@@ -93,6 +93,7 @@ apt_pkgs_backports=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients li
 apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 openssh-server openssh-client
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
   firewalld dbus-daemon virtinst tgt
+  strace
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
   chromium
   osinfo-db xorriso)

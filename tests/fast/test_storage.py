@@ -561,3 +561,22 @@ def test_parallel_deletes_of_different_volumes_all_succeed(conn, pool_name):
             results = list(ex.map(lambda n: volumes.delete_volume(HOST, conn, pool_name, n), names))
         assert all(r["deleted"] for r in results)
     assert conn.storagePoolLookupByName(pool_name).listVolumes() == []
+
+
+def test_listings_rescan_directory_pools_and_say_when_a_view_may_be_stale(conn):
+    """A volume another host wrote into a shared directory is listed only after a refresh:
+    directory pools are re-scanned, the others are named as possibly stale."""
+    dir_pool = conn.storagePoolLookupByName("default-pool")
+    assert pools.rescan(HOST, dir_pool) is None
+    vg = conn.storagePoolCreateXML("<pool type='logical'><name>vg1</name><source><name>vg1</name></source>"
+                                   "<target><path>/dev/vg1</path></target></pool>", 0)
+    note = pools.rescan(HOST, vg)
+    assert note == "pool vg1 (logical) on t1 shows libvirt's last scan: `vpd pool refresh vg1 --host t1` re-reads it"
+    from vpd.connect.libvirt_conn import Connections
+
+    with Connections() as conns:
+        [listing] = volumes.list_volumes(conns, [HOST])
+        [pool_listing] = pools.list_pools(conns, [HOST])
+    # The listings carry the note for the logical pool only.
+    assert listing.error is None and listing.stale == [note]
+    assert {p.name: p.stale for p in pool_listing.pools if p.stale} == {"vg1": note}

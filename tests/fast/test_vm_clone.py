@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 
 from vpd.connect.inventory import Host
-from vpd.core.errors import UsageError
+from vpd.core.errors import UsageError, VpdError
 from vpd.vm import lifecycle
 from vpd.vm.clone import clone_names, clone_vm, clone_vms, linked_dependents, new_mac
 from vpd.xml.domain import lab_guest_domain
@@ -148,3 +148,59 @@ def test_mac_cannot_go_with_count(conn):
     with pytest.raises(UsageError, match="--count"):
         clone_vms(conn, HOST, "src", clone_names("m", 2), mac="52:54:00:00:00:09")
     assert _volumes(conn) == ["src.qcow2"]
+
+
+def thin_source(conn, gib: int) -> None:
+    """A VM 'thin' whose qcow2 disk has `gib` GiB of capacity and nothing allocated yet
+    (the test driver's pool holds 100 GiB)."""
+    pool = conn.storagePoolLookupByName("images")
+    vol = pool.createXML(f"<volume><name>thin.qcow2</name><capacity>{gib * 2**30}</capacity>"
+                         "<allocation>0</allocation><target><format type='qcow2'/></target></volume>", 0)
+    conn.defineXML(lab_guest_domain("thin", kernel="/k", initrd="/i", cmdline="x", disk_path=vol.path(),
+                                    domain_type="test", macs={"52:54:00:00:00:02": "default"}).to_xml_string())
+
+
+def test_full_clone_of_a_disk_its_pool_can_never_hold_is_refused_up_front(conn):
+    thin_source(conn, 150)
+    with pytest.raises(UsageError, match="does not fit: pool images on t cannot hold 153600 MiB more") as refused:
+        clone_vms(conn, HOST, "thin", ["big1"])
+    hint, refused = refused.value.hint, None  # its traceback's frames would keep the test driver's pool alive
+    assert "--linked" in (hint or "")
+    assert sorted(conn.storagePoolLookupByName("images").listVolumes()) == ["src.qcow2", "thin.qcow2"]
+    assert "big1" not in conn.listDefinedDomains()
+
+
+def test_clones_of_one_batch_are_counted_together(conn):
+    thin_source(conn, 60)  # one copy fits in 100 GiB, two do not
+    with pytest.raises(UsageError, match="does not fit"):
+        clone_vms(conn, HOST, "thin", clone_names("many", 2))
+    assert sorted(conn.storagePoolLookupByName("images").listVolumes()) == ["src.qcow2", "thin.qcow2"]
+    assert [c.name for c in clone_vms(conn, HOST, "thin", clone_names("one", None))] == ["one"]
+
+
+def test_a_paused_source_needs_consent_too_and_the_hint_does_not_say_pause(conn):
+    dom = conn.lookupByName("src")
+    dom.create()
+    dom.suspend()
+    with pytest.raises(UsageError, match="src is paused: .*crash-consistent") as refused:
+        clone_vm(conn, HOST, "src", "copy3")
+    hint, refused = refused.value.hint, None
+    assert "--allow-running" in hint and "pause" not in hint
+    assert conn.storagePoolLookupByName("images").listVolumes() == ["src.qcow2"]
+
+
+def test_a_running_clone_that_libvirt_cannot_copy_leaves_nothing(conn):
+    # The test driver has no backup job: the copy fails after the new volume was made.
+    conn.lookupByName("src").create()
+    with pytest.raises(VpdError, match="libvirt refused the backup"):
+        clone_vms(conn, HOST, "src", ["copy4"], allow_running=True)
+    assert conn.storagePoolLookupByName("images").listVolumes() == ["src.qcow2"]
+    assert "copy4" not in conn.listDefinedDomains()
+
+
+def test_a_single_full_clone_checks_room_too(conn):
+    """clone_vm alone (as `vm create --template` calls it) checks like a batch does."""
+    thin_source(conn, 150)
+    with pytest.raises(UsageError, match="does not fit"):
+        clone_vm(conn, HOST, "thin", "big2")
+    assert sorted(conn.storagePoolLookupByName("images").listVolumes()) == ["src.qcow2", "thin.qcow2"]

@@ -26,6 +26,26 @@ def vpd_json(*args: str, timeout: float = 300):
     return json.loads(proc.stdout)
 
 
+def vpd_traced(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, str]:
+    """`vpd ARGS` under strace: (its result, the trace of vpd's own writes -- e.g. what went to a
+    child's stdin -- and of the execve of every process it starts, with its argv). `-b execve`
+    lets go of each child once it has exec'd: an SSH connection master it forks lives on for
+    ControlPersist, and strace would wait for it."""
+    trace = os.path.join(os.environ["VPD_HOME"], f"strace-{os.getpid()}-{len(args)}.txt")
+    proc = subprocess.run(["strace", "-f", "-qq", "-b", "execve", "-e", "trace=execve,write", "-e", "signal=none",
+                           "-s", "65536", "-o", trace, *VPD, *args], capture_output=True, text=True, timeout=timeout)
+    try:
+        with open(trace) as f:
+            return proc, f.read()
+    finally:
+        os.unlink(trace)
+
+
+def started_argvs(trace: str) -> list[str]:
+    """The execve lines of a `vpd_traced` trace."""
+    return [line for line in trace.splitlines() if " execve(" in line]
+
+
 def lab_processes() -> list[str]:
     """Processes of this test run's lab: every one names its VPD_HOME (holder spec, daemon configs)."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout

@@ -9,6 +9,7 @@ destroy (hosts back as they were)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from vpd.core import paths
 from vpd.lab import control, layout
 
 from . import cluster_helpers as h
-from .conftest import vpd, vpd_json
+from .conftest import started_argvs, vpd, vpd_json, vpd_traced
 
 pytestmark = pytest.mark.lab
 
@@ -29,10 +30,12 @@ SLOW = 600
 
 @pytest.fixture(scope="module")
 def cluster(lab):
-    created = vpd_json("cluster", "create", CLUSTER, "--hosts", "hosta,hostb", "--fence", "fence_vpdlab",
-                       timeout=SLOW)
+    made, trace = vpd_traced("cluster", "create", CLUSTER, "--hosts", "hosta,hostb", "--fence", "fence_vpdlab",
+                             "--json", timeout=SLOW)
+    assert made.returncode == 0, (made.stdout, made.stderr)
+    created = json.loads(made.stdout)
     try:
-        yield created
+        yield {**created, "trace": trace}
     finally:
         # Whatever a test left behind: hosts powered, the cluster gone, the guest removed.
         state = control.load_state()
@@ -68,7 +71,13 @@ def test_create_makes_a_quorate_fenced_cluster(cluster):
     assert fence["agent"] == "stonith:fence_vpdlab" and fence["running_on"]
     # The password is random and nowhere in vpd's output or journal.
     journal = vpd("journal", "--json").stdout
-    assert "hacluster:" not in journal and "hacluster:" not in json.dumps(cluster)
+    assert "hacluster:" not in journal and "hacluster:" not in json.dumps({**cluster, "trace": ""})
+    # It went to chpasswd and pcs host auth on stdin, and is in the argv of no process vpd started.
+    written = set(re.findall(r"hacluster(?::|\\n)([A-Za-z0-9_-]{32})\\n", cluster["trace"]))
+    assert len(written) == 1, written
+    password = written.pop()
+    argvs = started_argvs(cluster["trace"])
+    assert any("chpasswd" in a for a in argvs) and not [a for a in argvs if password in a]
     print(f"\ncluster create: {cluster['seconds']} s")
 
 

@@ -116,16 +116,25 @@ def test_nftables_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(l
 
 def test_set_fqdn_renames_a_host_and_unprepare_names_it_back(lab):
     a, b = _pair()
-    files = [_host_dir("hosta") / "etc-hosts", _host_dir("hostb") / "etc-hosts", _host_dir("hostb") / "etc-hostname"]
+    files = [_host_dir("hosta") / "etc-hosts", _host_dir("hostb") / "etc-hosts", _host_dir("hostb") / "etc-hostname",
+             _host_dir("hosta") / "root-ssh" / "known_hosts"]
     before = [f.read_text() for f in files]
     machine_hostname = Path("/etc/hostname").read_text()
     try:
         [report] = prepare([b], [a, b], set_fqdn="hostz.vpd.lab")
         assert report.ok, report.to_dict()
         assert [(c.kind, c.on.name) for c in report.changes] == [
-            ("hostname", "hostb"), ("hosts-lines", "hostb"), ("hosts-lines", "hosta"), ("nft-rule", "hostb")]
+            ("hostname", "hostb"), ("hosts-lines", "hostb"), ("hosts-lines", "hosta"),
+            ("known-hosts-lines", "hosta"), ("nft-rule", "hostb")]
         assert host_fqdn(b) == "hostz.vpd.lab" and files[2].read_text() == "hostz.vpd.lab\n"
         assert all(c.ok for c in resolution_checks(a, [b]))
+        # hosta's root (whose libvirtd carries a migration to hostb) trusts hostb's key under the
+        # new name: ssh gets past the host key to authentication.
+        probe = hostproc.run_in_host(_pid("hosta"), ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                                                     "-o", "ConnectTimeout=5", "root@hostz.vpd.lab", "true"],
+                                     check=False)
+        assert "Host key verification failed" not in probe.stderr, probe.stderr
+        assert probe.returncode == 0 or "Permission denied" in probe.stderr, probe.stderr
 
         [undone] = unprepare([b])
         assert undone.ok, undone.to_dict()

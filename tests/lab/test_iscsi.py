@@ -14,7 +14,7 @@ import pytest
 from vpd.hostprep.firewall import probe_ports
 from vpd.lab import control, hostproc
 
-from .conftest import vpd, vpd_json
+from .conftest import started_argvs, vpd, vpd_json, vpd_traced
 from .test_storage import channel
 
 pytestmark = pytest.mark.lab
@@ -68,9 +68,15 @@ def test_iscsi_seed_scenario(san, lab_inventory, conns):
     closed = initiator_pool("hostb", secret)
     assert closed.returncode == 1 and "filtered" in json.loads(closed.stdout)["error"], closed.stdout
 
-    made = vpd_json("iscsi", "target", "create", "--host", "hosta", "--iqn", IQN, "--vol", "st-san/lun.raw",
-                    "--allow", "hostb", "--allow", f"hosta={READER}", "--chap", "vpduser",
-                    "--chap-secret-file", str(secret))
+    # Traced: the secret is in the argv of no process vpd starts (the local ssh command line
+    # would show it to every local user), only on stdin.
+    made_proc, trace = vpd_traced("iscsi", "target", "create", "--host", "hosta", "--iqn", IQN, "--vol",
+                                  "st-san/lun.raw", "--allow", "hostb", "--allow", f"hosta={READER}", "--chap",
+                                  "vpduser", "--chap-secret-file", str(secret), "--json")
+    assert made_proc.returncode == 0, made_proc.stderr
+    made = json.loads(made_proc.stdout)
+    assert any("tgtadm" in line for line in started_argvs(trace))
+    assert not [line for line in started_argvs(trace) if SECRET in line]
     assert made["changed"] and made["backend"] == "tgt" and made["lun"] == 1
     again = vpd_json("iscsi", "target", "create", "--host", "hosta", "--iqn", IQN, "--vol", "st-san/lun.raw",
                      "--allow", "hostb", "--allow", f"hosta={READER}", "--chap", "vpduser",
@@ -97,8 +103,11 @@ def test_iscsi_seed_scenario(san, lab_inventory, conns):
     assert "st-isc" not in {p["name"] for p in pools_b}
 
     # hostb: the writer.
-    writer_pool = initiator_pool("hostb", secret)
+    writer_pool, trace = vpd_traced("pool", "create", "st-isc", "--host", "hostb", "--type", "iscsi-direct",
+                                    "--portal", control.load_state().host("hosta").address, "--target", IQN,
+                                    "--chap", "vpduser", "--chap-secret-file", str(secret), "--json")
     assert writer_pool.returncode == 0, writer_pool.stderr
+    assert started_argvs(trace) and not [line for line in started_argvs(trace) if SECRET in line]
     assert SECRET not in writer_pool.stdout
     luns = {v["name"]: v for v in vpd_json("vol", "list", "st-isc", "--host", "hostb")["hosts"][0]["volumes"]}
     assert luns["unit:0:0:1"]["capacity"] > 15 * 1024**2

@@ -116,6 +116,19 @@ def test_live_copy_storage_without_shared_storage(local_guest):
     dom = connect("hosta").lookupByName(local_guest)
     mark_disk(dom)
     capacity = connect("hosta").storageVolLookupByPath(f"{LOCAL_DIR}/{local_guest}.qcow2").info()[1]
+    # Without an active pool at the disk's directory on hostb libvirt would fail mid-job:
+    # vpd refuses first, naming the path and the fix, and starts nothing.
+    dst_pool = connect("hostb").storagePoolLookupByName(LOCAL_POOL)
+    dst_pool.destroy()
+    try:
+        refused = vpd("migrate", local_guest, "--to", "hostb", "--copy-storage", "--persistent", "--json")
+    finally:
+        dst_pool.create(0)
+    assert refused.returncode == 2, refused.stderr
+    error = json.loads(refused.stdout)
+    assert f"hostb has no active pool at {LOCAL_DIR}" in error["error"], error
+    assert f"vpd pool create NAME --host hostb --type dir --path {LOCAL_DIR}" in error["hint"]
+    assert where(local_guest) == {"hosta": "running"} and open_grants() == []
     with migration_ports_open():
         report = vpd_json("migrate", local_guest, "--to", "hostb", "--copy-storage", "--persistent",
                           "--undefinesource")

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from vpd.core import paths
-from vpd.lab import control, hostproc
+from vpd.lab import control, hostproc, layout
 from vpd.vm.console import ConsoleStream
 from vpd.vm.guest_channel import GuestChannel
 
@@ -177,3 +177,20 @@ def test_fs_pool_on_a_loop_device(loop_device):
     gone = vpd_json("pool", "delete", "st-fs", "--host", "hosta", "--wipe", "--yes")
     assert "v.raw" in gone["volumes_deleted"]
     assert "st-fs" not in pool_names("hosta")
+
+
+def test_a_volume_written_on_one_host_is_listed_and_found_on_the_other(lab):
+    """CONT_VOL_COMP is one directory on both hosts: hostb's libvirt lists only what it saw at
+    its last scan, so vpd re-scans before listing and when a lookup misses."""
+    pool, vol = layout.SHARED_POOL, "st-seen-by-b.qcow2"
+    before = {p["name"]: p["volumes"] for p in vpd_json("pool", "list", "--host", "hostb")["hosts"][0]["pools"]}
+    vpd_json("vol", "create", pool, vol, "--host", "hosta", "--size", "1M", "--format", "qcow2")
+    try:
+        listed = vpd_json("vol", "list", pool, "--host", "hostb")["hosts"][0]
+        assert vol in {v["name"] for v in listed["volumes"]} and listed["stale"] == []
+        after = {p["name"]: p["volumes"] for p in vpd_json("pool", "list", "--host", "hostb")["hosts"][0]["pools"]}
+        assert after[pool] == before[pool] + 1
+        assert vpd_json("vol", "info", pool, vol, "--host", "hostb")["name"] == vol
+    finally:
+        vpd("vol", "delete", pool, vol, "--host", "hosta")
+    assert vol not in {v["name"] for v in vpd_json("vol", "list", pool, "--host", "hostb")["hosts"][0]["volumes"]}

@@ -5,6 +5,7 @@ import pytest
 
 from vpd.lab import layout
 
+from .cluster_helpers import in_host
 from .conftest import vpd, vpd_json
 
 pytestmark = pytest.mark.lab
@@ -18,9 +19,23 @@ def base(lab):
     created = vpd_json("vm", "create", "lcbase", *HOST, "--lab-guest", "--disk", f"size=32M,pool={layout.SHARED_POOL}",
                        "--start", "--wait-boot")
     yield created
-    for name in ("lclink", "lctpl-vm", "lcbase"):
+    for name in ("lclive", "lclink", "lctpl-vm", "lcbase"):
         vpd("vm", "destroy", name, *HOST)
         vpd("vm", "undefine", name, *HOST, "--remove-storage")
+
+
+def test_running_guest_is_cloned_through_the_backup_job(base):
+    """qemu-img cannot read a disk QEMU holds with its write lock: libvirt's backup job copies it."""
+    refused = vpd("vm", "clone", "lcbase", "lclive", *HOST)
+    assert refused.returncode == 2 and "--allow-running" in refused.stderr and "pause" not in refused.stderr
+    cloned = vpd_json("vm", "clone", "lcbase", "lclive", *HOST, "--allow-running")
+    assert cloned["disks"] == [f"{layout.SHARED_MOUNT}/lclive.qcow2"]
+    assert vpd_json("vm", "info", "lcbase", *HOST)["state"] == "running"  # it ran on throughout
+    # The lab guest does not write its data disk: the copy is identical (-U: the source is in use).
+    same = in_host("hosta", ["qemu-img", "compare", "-U", f"{layout.SHARED_MOUNT}/lcbase.qcow2",
+                             f"{layout.SHARED_MOUNT}/lclive.qcow2"])
+    assert same.returncode == 0, same.stdout + same.stderr
+    vpd_json("vm", "undefine", "lclive", *HOST, "--remove-storage")
 
 
 def test_graceful_shutdown_reaches_shut_off(base):

@@ -14,20 +14,18 @@ from dataclasses import dataclass
 
 import libvirt
 
-from .. import ops
 from ..connect.hostfiles import HostFiles, require_host_dir
 from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.undo import Undo
+from ..vm.backupjob import run_push_backup
 from ..vm.inventory import volume_by_path
 from ..xml.backup import checkpoint as checkpoint_xml
 from ..xml.backup import push_backup
 from ..xml.domain import Domain
 from . import catalog
 from . import manifest as mf
-
-JOB_POLL_S = 0.1
 
 
 @dataclass
@@ -154,38 +152,10 @@ def _backup_running(host: Host, dom: libvirt.virDomain, disks: list[DiskToCopy],
     """Run one push-mode backup job to the end, making checkpoint `cp_name` (None for raw disks)."""
     backup = push_backup(copies, incremental=parent.checkpoint if parent else None).to_xml_string()
     cp = checkpoint_xml(cp_name, [d.target for d in disks], "vpd backup").to_xml_string() if cp_name else None
-    # Journaled before it starts: libvirt runs the job on without vpd if vpd is killed.
-    ops.plan("backup-job", dom.name(), host.name)
-    try:
-        dom.backupBegin(backup, cp, 0)
-    except libvirt.libvirtError as exc:
-        raise VpdError(f"{dom.name()}: libvirt refused the backup: {exc.get_error_message()}") from None
-    if cp_name:
-        # libvirt made the checkpoint when the job began: a job that then fails must not leave it.
-        undo.push(lambda: _drop_checkpoint(dom, cp_name), f"delete checkpoint {cp_name}")
-    try:
-        _wait_for_job(dom)
-    except BaseException:
-        try:
-            dom.abortJob()
-        except libvirt.libvirtError:
-            pass
-        raise
-
-
-def _wait_for_job(dom: libvirt.virDomain) -> None:
-    label = f"backup {dom.name()}"
-    while True:
-        stats = dom.jobStats(0)
-        if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
-            break
-        total = stats.get("disk_total") or stats.get("data_total")
-        done = stats.get("disk_processed") or stats.get("data_processed")
-        events.emit("backup", label, done, total, "bytes")
-        time.sleep(JOB_POLL_S)
-    final = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-    if final.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
-        raise VpdError(f"{label} failed: {final.get('errmsg') or 'libvirt reports the job did not complete'}")
+    # libvirt makes the checkpoint when the job begins: a job that then fails must not leave it.
+    run_push_backup(host, dom, backup, cp, "backup", f"backup {dom.name()}", on_begun=(
+        (lambda: undo.push(lambda: _drop_checkpoint(dom, cp_name), f"delete checkpoint {cp_name}"))
+        if cp_name else None))
 
 
 def _drop_checkpoint(dom: libvirt.virDomain, name: str) -> None:

@@ -20,6 +20,7 @@ from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
+from ..storage.room import PoolRoom
 from ..vm.clone import macs_in_use
 from ..vm.console import serial_log_path
 from ..vm.inventory import domain_exists
@@ -98,12 +99,8 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
         except libvirt.libvirtError:
             pass
     pool = _pick_pool(conn, host, pool_name, latest.disks[0].pool)
-    pool.refresh(0)
     need = sum(d.bytes for _, m in links for d in m.disks)
-    available = pool.info()[3]
-    if need > available:
-        raise UsageError(f"pool {pool.name()} on {host.name} has {available / 2**20:.0f} MiB free; "
-                         f"the restore may need {need / 2**20:.0f} MiB", hint="free space or pick another --pool")
+    PoolRoom(host.name).take(pool, need, f"the restore of {name}", hint="free space or pick another --pool")
     vol_names = [f"{name}.qcow2" if i == 0 else f"{name}-{i}.qcow2" for i in range(len(latest.disks))]
     clash = [v for v in vol_names if v in pool.listVolumes()]
     if clash:

@@ -150,6 +150,9 @@ def _render_list(r: dict) -> None:
     for h in r["hosts"]:
         if h["error"]:
             say(f"{h['host']}: {h['error']}", "red")
+        for p in h["pools"]:
+            if p.get("stale"):
+                say(f"note: {p['stale']}", "yellow")
 
 
 @command(pool, "list", render=_render_list, bars=False)

@@ -228,7 +228,9 @@ def _render_clones(result: dict) -> None:
 @click.argument("new_name")
 @host_option()
 @click.option("--pool", help="Pool for the copied disks (default: the source disk's pool).")
-@click.option("--allow-running", is_flag=True, help="Clone a running guest (its disks are only crash-consistent).")
+@click.option("--allow-running", is_flag=True,
+              help="Clone a running or paused guest: libvirt's backup job copies its disks as of one instant "
+                   "(crash-consistent, as after a power cut).")
 @click.option("--linked", is_flag=True,
               help="Linked clone: qcow2 overlays on the source's disks; the source then stays shut off.")
 @click.option("--count", type=int, help="Make N clones, named NEW-1..NEW-N.")

@@ -50,6 +50,8 @@ def _render_list(r: dict) -> None:
     for h in r["hosts"]:
         if h["error"]:
             say(f"{h['host']}: {h['error']}", "red")
+        for note in h.get("stale") or []:
+            say(f"note: {note}", "yellow")
 
 
 @command(vol, "list", render=_render_list, bars=False)

@@ -253,7 +253,8 @@ def teardown(rec: store.ClusterRecord, inv: Inventory, hosts: list[Host] | None 
             steps.append(("restore corosync.conf", lambda run=run: run.run(["mv", SET_ASIDE, COROSYNC_CONF])))
         if r.shadow_field is not None:
             steps.append(("restore hacluster password",
-                          lambda run=run, r=r: run.run(["usermod", "-p", r.shadow_field, "hacluster"])))
+                          # chpasswd -e on stdin: `usermod -p HASH` would show the hash in argv.
+                          lambda run=run, r=r: run.run(["chpasswd", "-e"], input=f"hacluster:{r.shadow_field}\n")))
         if r.firewall:
             steps.append(("close cluster ports", lambda h=h, r=r: firewall.close_ports(h, r.firewall)))
         for what, step in steps:

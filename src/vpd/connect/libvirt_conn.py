@@ -2,6 +2,7 @@
 and libvirt's errors turned into messages that name the host and the fix."""
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -37,12 +38,37 @@ def ensure_event_loop() -> None:
         _event_loop_started = True
 
 
+_REMOTE_URI = re.compile(r"\b[a-z0-9+]+\+ssh://(?:[^@/\s]+@)?(\[[^\]]+\]|[^/:?\s]+)")
+
+
+def host_key_problem(host: Host, msg: str) -> tuple[str, str, bool] | None:
+    """(message, hint, vpd's own hop) when `msg` says an SSH host key was not trusted, naming the hop: `host`'s
+    own connection to a peer named in the message (a migration's, which libvirtd on `host`
+    opens as root), or else vpd's connection to `host`."""
+    if "host key verification failed" not in msg.lower():
+        return None
+    peer = _REMOTE_URI.search(msg)
+    if peer and peer.group(1) not in (host.hostname, host.address):
+        name = peer.group(1)
+        return (f"{host.name} -> {name}: SSH host key verification failed: root on {host.name} does not "
+                f"trust {name}'s host key (this hop is {host.name}'s own, e.g. its libvirtd carrying a "
+                f"migration, not vpd's): {msg}",
+                f"add {name}'s host key to root's known_hosts on {host.name}; after a rename, "
+                f"`vpd host prepare HOST --set-fqdn {name}` adds it on every peer", False)
+    return (f"vpd -> {host.name}: SSH host key verification failed ({host.uri}): {msg}",
+            "the inventory's ssh_known_hosts (or your ~/.ssh/known_hosts) lacks or has another key "
+            f"for {host.hostname or host.name}", True)
+
+
 def explain(host: Host, exc: libvirt.libvirtError) -> VpdError:
     """Translate a libvirt error into a VpdError naming the host and what to do."""
     msg = exc.get_error_message() or str(exc)
     code = exc.get_error_code()
     low = msg.lower()
     where = f"host {host.name} ({host.uri})"
+    hop = host_key_problem(host, msg)
+    if hop:
+        return (HostUnreachable if hop[2] else VpdError)(hop[0], hint=hop[1])
     if code == libvirt.VIR_ERR_AUTH_FAILED or "authentication" in low or "permission denied" in low:
         return HostUnreachable(f"{where}: authentication refused: {msg}",
                                hint="check the SSH identity in the inventory and that its key is in root's authorized_keys")

@@ -17,6 +17,9 @@ from .inventory import Host
 SSH_UNREACHABLE = 255  # ssh's own exit code for connection/auth failures
 NOT_FOUND = 127  # a shell's exit code for a missing program
 MUX_PERSIST_S = 60
+# Reads one line (the secret) from stdin and runs "$@" with prefix+secret appended; exit 97
+# when stdin closes before a line arrives (never run the program without its secret).
+SECRET_LAST = 'IFS= read -r s || exit 97; p=$1; shift; exec "$@" "$p$s"'
 
 
 def mux_dir() -> Path:
@@ -76,6 +79,23 @@ class Runner:
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
             timeout: float | None = None) -> CommandResult:
         proc = self._exec(argv, input, True, timeout)
+        result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
+        if check and not result.ok:
+            raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)
+        return result
+
+    def run_secret(self, argv: list[str], secret: str, *, prefix: str = "", check: bool = True,
+                   timeout: float | None = None) -> CommandResult:
+        """`argv` followed by one more argument, `prefix` + `secret`, for programs that take a
+        secret only as an argument (tgtadm, targetcli). The secret goes on stdin to a shell on
+        the host that appends it: it is never in the argv of a process vpd starts (the local
+        ssh command line, readable by any local user in /proc/PID/cmdline), only in the final
+        program's own, on the host, for the instant it runs."""
+        if "\n" in secret or "\0" in secret:
+            raise VpdError("a secret passed on stdin cannot hold a line break")
+        wrapped = ["sh", "-c", SECRET_LAST, "sh", prefix, *argv]
+        proc = self._exec(wrapped, secret + "\n", True, timeout)
+        # Errors name the program, not the wrapper: neither holds the secret.
         result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:
             raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)

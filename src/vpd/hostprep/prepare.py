@@ -10,7 +10,7 @@ from typing import Any
 from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
-from . import firewall, firewalld, fqdn, state
+from . import firewall, firewalld, fqdn, known_hosts, state
 from .ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 from .remote import address_of, run_command
 from .report import Change, HostPrepReport
@@ -78,6 +78,14 @@ def _prepare_host(host: Host, peers: list[Host], report: HostPrepReport, names: 
                   set_fqdn: str | None) -> None:
     if set_fqdn:
         changes, checks = fqdn.set_fqdn_plan(host, peers, set_fqdn, names)
+        # Each peer's root reaches the host by its new name from now on (libvirtd's SSH hop of a
+        # migration): it must trust the host's key under that name too.
+        old_names = [names[host.name], host.name, host.address, host.fqdn]
+        for peer in peers:
+            change, found = known_hosts.change_for_rename(peer, host, set_fqdn, [n for n in old_names if n])
+            checks += found
+            if change:
+                changes.append(change)
         report.checks += checks
         _apply(host, changes, report)
         if not report.dry_run:
@@ -177,4 +185,6 @@ def _undo(host: Host, rec: dict) -> Change | None:
         return fqdn.undo_hosts_lines(on, rec)
     if rec["kind"] == "hostname":
         return fqdn.undo_hostname(on, rec)
+    if rec["kind"] == "known-hosts-lines":
+        return known_hosts.undo_lines(on, rec)
     raise VpdError(f"unknown change {rec['kind']!r} in {state.state_file(host.name)}")

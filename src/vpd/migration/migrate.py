@@ -14,7 +14,7 @@ import libvirt
 
 from .. import ops
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections
+from ..connect.libvirt_conn import Connections, host_key_problem
 from ..core.checks import Check, failed
 from ..core.errors import UsageError, VpdError
 from ..vm.inventory import find_domain
@@ -140,6 +140,12 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
                          "or put its disks on storage both hosts share")
     report = Report(name, src.name, dst.name, "live" if live else "offline", dry_run=opts.dry_run)
     disk_paths = [p for p in domain.disk_paths() if p.startswith("/")]
+    if opts.copy_storage:
+        # A usage error, found before anything starts: the job would fail part way.
+        room = preflight.copy_storage_check(dst, dst_conn, _disk_capacities(src_conn, src, disk_paths))
+        if not room.ok:
+            raise UsageError(f"--copy-storage cannot copy {name}'s disks to {dst.name}: {room.detail}",
+                             hint=room.fix)
 
     checks: list[Check] = []
     checks += preflight.version_checks(src.name, src_conn) + preflight.version_checks(dst.name, dst_conn)
@@ -181,7 +187,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     try:
         with temporary_access(src, dst, ttl_seconds=900) as grant:
             report.grant = grant.id
-            checks.append(preflight.ssh_key_check(src, dst_fqdn, grant.src_key_path))
+            checks.append(preflight.ssh_key_check(src, dst, dst_fqdn, grant.src_key_path))
             if failed(checks[-1:]):
                 report.error = "preflight failed: " + checks[-1].detail
                 return report
@@ -215,8 +221,11 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         report.validation = (validate.after_failure(src_conn, name, running)
                              + [cleanup.clean_destination(conns, dst, dom, defined_on_dst)])
         problems = [c.detail for c in failed(report.validation)]
+        # libvirtd on the source opens the SSH hop to the destination: say which hop refused a key.
+        hop = host_key_problem(src, outcome.error or "")
+        job_error = f"{hop[0]} (fix: {hop[1]})" if hop else outcome.error
         report.error = "; ".join(filter(None, [
-            f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {outcome.error}",
+            f"migration failed{f' ({outcome.aborted_by})' if outcome.aborted_by else ''}: {job_error}",
             *problems, report.error]))
         report.interrupted = outcome.interrupted
         report.total_seconds = round(time.monotonic() - started, 3)
@@ -233,6 +242,17 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         report.error = "; ".join(filter(None, [failures, report.error]))
     report.total_seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _disk_capacities(conn: libvirt.virConnect, host: Host, paths: list[str]) -> list[tuple[str, int]]:
+    out = []
+    for path in paths:
+        try:
+            out.append((path, conn.storageVolLookupByPath(path).info()[1]))
+        except libvirt.libvirtError:
+            raise UsageError(f"{path} is not in a storage pool of {host.name}: --copy-storage cannot size its copy",
+                             hint="put the disk in a pool (vpd pool ...)") from None
+    return out
 
 
 def raise_for(report: Report) -> None:

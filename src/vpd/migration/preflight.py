@@ -13,9 +13,12 @@ import libvirt
 from ..connect.inventory import Host
 from ..connect.ssh import runner_for
 from ..core.checks import Check
+from ..core.errors import UsageError
 from ..host.facts import MIN_LIBVIRT, MIN_QEMU, version_text, version_tuple
 from ..hostprep.ports import MIGRATION_PORTS, port_range_text
+from ..storage.room import PoolRoom
 from ..xml.domain import Domain
+from ..xml.pool import StoragePool
 
 
 def _check(name: str, ok: bool, detail: str = "", fix: str | None = None, blocking: bool = True) -> Check:
@@ -117,6 +120,39 @@ def shared_storage_check(src: Host, dst: Host, paths: list[str]) -> Check:
                   "or use --copy-storage")
 
 
+def copy_storage_check(dst: Host, dst_conn: libvirt.virConnect, disks: list[tuple[str, int]]) -> Check:
+    """--copy-storage: libvirt makes each disk on the destination at the same path, in the
+    active pool whose directory holds it (it fails mid-job when there is none). `disks`:
+    (path, capacity) of each file disk on the source."""
+    pools: dict[str, libvirt.virStoragePool] = {}
+    for pool in dst_conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        model = StoragePool.from_xml(pool.XMLDesc(0))
+        if model.target is not None and model.target.path:
+            pools[model.target.path.rstrip("/")] = pool
+    room = PoolRoom(dst.name)
+    problems, fixes = [], []
+    for path, capacity in disks:
+        directory, file_name = str(PurePosixPath(path).parent), PurePosixPath(path).name
+        pool = pools.get(directory)
+        if pool is None:
+            problems.append(f"{dst.name} has no active pool at {directory} (for {path})")
+            fixes.append(f"vpd pool create NAME --host {dst.name} --type dir --path {directory}")
+            continue
+        if file_name in pool.listVolumes():
+            # libvirt would copy over it: it may be another guest's disk.
+            problems.append(f"{path} already exists on {dst.name} (pool {pool.name()})")
+            fixes.append(f"remove or move {file_name} from pool {pool.name()} on {dst.name} if it is not in use")
+            continue
+        try:
+            room.take(pool, capacity, f"the copy of {path}")
+        except UsageError as exc:
+            problems.append(exc.message)
+            fixes.append(f"free space in pool {pool.name()} on {dst.name}")
+    return _check("copy storage: destination pools", not problems,
+                  "; ".join(problems) or f"{len(disks)} disk(s) have a pool with room on {dst.name}",
+                  "; ".join(dict.fromkeys(fixes)) or None)
+
+
 def port_check(src: Host, dst: Host, timeout: float = 2.0) -> Check:
     """Answer in about 2 s what `virsh migrate` only finds out after a 137 s hang."""
     from ..hostprep.firewall import probe_ports, reachable
@@ -141,10 +177,16 @@ def resolution_checks(src: Host, dst: Host) -> list[Check]:
     return checks(src, [dst]) + checks(dst, [src])
 
 
-def ssh_key_check(src: Host, dst_fqdn: str, key_path: str) -> Check:
+def ssh_key_check(src: Host, dst: Host, dst_fqdn: str, key_path: str) -> Check:
     """The seed's ssh-copy-id step, verified: the source logs in to the destination by key."""
     probe = runner_for(src).run(["ssh", "-i", key_path, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
                                  "-o", "IdentitiesOnly=yes", f"root@{dst_fqdn}", "true"], check=False)
+    if not probe.ok and "host key verification failed" in probe.stderr.lower():
+        # The hop that failed is src -> dst as root (libvirtd's), not vpd's own connection.
+        return _check(f"SSH host key {src.name}->{dst_fqdn}", False,
+                      f"root on {src.name} does not trust {dst_fqdn}'s host key: {probe.stderr.strip()}",
+                      f"add {dst_fqdn}'s host key to root's known_hosts on {src.name}; after a rename, "
+                      f"`vpd host prepare {dst.name} --set-fqdn {dst_fqdn}` adds it on every peer")
     return _check(f"SSH key authentication {src.name}->{dst_fqdn}", probe.ok,
                   "key accepted" if probe.ok else probe.stderr.strip(),
                   f"check sshd on {dst_fqdn} and that {src.name} knows its host key")

@@ -9,9 +9,10 @@ start at 1; it ignores SIGTERM, so it is stopped with `tgtadm --op delete --mode
 its last target is gone; it keeps no configuration across restarts (vpd recreates nothing
 behind the user's back).
 
-CHAP passwords reach the target as tgtadm/targetcli arguments (neither reads them from stdin),
-so they are visible to root on the target host for the instant the command runs; vpd never
-prints or journals them.
+CHAP passwords travel on stdin (`Runner.run_secret`), never in the argv of a process vpd starts
+(the local ssh command line would show them to every local user). tgtadm and targetcli take
+them only as arguments, so on the target host they are in that program's argv for the
+instant it runs; vpd never prints or journals them.
 """
 from __future__ import annotations
 
@@ -176,7 +177,8 @@ class Tgt:
             if chap_user:
                 if password is None:
                     raise UsageError(f"CHAP user {chap_user} needs a password")
-                self._adm("--op", "new", "--mode", "account", "--user", chap_user, "--password", password)
+                self.runner.run_secret([*_TGTADM, "--op", "new", "--mode", "account", "--user", chap_user,
+                                        "--password"], password, timeout=30)
                 self._adm("--op", "bind", "--mode", "account", "--tid", tid, "--user", chap_user)
         except BaseException:
             self._adm("--op", "delete", "--mode", "target", "--tid", tid, "--force", check=False)
@@ -252,7 +254,10 @@ class Lio:
             for initiator in initiators:
                 self._cli(f"{tpg}/acls", "create", initiator)
                 if chap_user:
-                    self._cli(f"{tpg}/acls/{initiator}", "set", "auth", f"userid={chap_user}", f"password={password}")
+                    if password is None:
+                        raise UsageError(f"CHAP user {chap_user} needs a password")
+                    self.runner.run_secret(["targetcli", f"{tpg}/acls/{initiator}", "set", "auth",
+                                            f"userid={chap_user}"], password, prefix="password=", timeout=60)
             self._cli(tpg, "set", "attribute", f"authentication={1 if chap_user else 0}")
             self._cli("saveconfig")
         except BaseException:

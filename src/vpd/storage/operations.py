@@ -185,8 +185,8 @@ def vol_download(session: Session, pool_name: str, name: str, file: str, host_re
 def vol_list(session: Session, pool_name: str | None = None,
              host_refs: list[str] | tuple[str, ...] | None = None) -> dict:
     per_host = volumes.list_volumes(session.conns, session.hosts(host_refs), pool_name)
-    return {"hosts": [{"host": h.host, "error": h.error, "volumes": [v.to_dict() for v in h.volumes]}
-                      for h in per_host]}
+    return {"hosts": [{"host": h.host, "error": h.error, "volumes": [v.to_dict() for v in h.volumes],
+                       "stale": h.stale} for h in per_host]}
 
 
 def vol_info(session: Session, pool_name: str, name: str, host_ref: str) -> dict:

@@ -274,6 +274,7 @@ class PoolInfo:
     path: str | None
     source: str | None
     volumes: int | None = None
+    stale: str | None = None  # why the volume count may be out of date (see rescan)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -290,6 +291,28 @@ def _source_text(pool: StoragePool) -> str | None:
     if s.devices:
         return ",".join(d.path for d in s.devices)
     return s.name
+
+
+# Pools whose volume list is a directory listing: re-scanned before every listing and before a
+# lookup that misses (a readdir and a header probe per file). libvirt caches a pool's list at
+# its last refresh, so a volume another host wrote into a shared directory (netfs, or a dir
+# pool over a shared mount) is otherwise missing here until someone runs `pool refresh`.
+RESCANNED_TYPES = frozenset({"dir", "fs", "netfs"})
+
+
+def rescan(host: Host, pool: libvirt.virStoragePool) -> str | None:
+    """Refresh a running pool whose list is cheap to re-read; None when its view is fresh, else
+    a note saying why this host's view of it may be stale."""
+    model = StoragePool.from_xml(pool.XMLDesc())
+    if model.type not in RESCANNED_TYPES:
+        return (f"pool {model.name} ({model.type}) on {host.name} shows libvirt's last scan: "
+                f"`vpd pool refresh {model.name} --host {host.name}` re-reads it")
+    try:
+        pool.refresh(0)
+    except libvirt.libvirtError as exc:  # e.g. a volume being built in it right now
+        return (f"pool {model.name} on {host.name} could not be re-scanned ({exc.get_error_message()}): "
+                "its list may be stale")
+    return None
 
 
 def describe(host: Host, pool: libvirt.virStoragePool, count_volumes: bool = True) -> PoolInfo:
@@ -310,13 +333,20 @@ class HostPools:
     error: str | None = None
 
 
+def _described(host: Host, pool: libvirt.virStoragePool) -> PoolInfo:
+    stale = rescan(host, pool) if pool.isActive() else None
+    info = describe(host, pool)
+    info.stale = stale
+    return info
+
+
 def list_pools(conns: Connections, hosts: list[Host], include_inactive: bool = False) -> list[HostPools]:
     """Every pool of every host, the hosts asked in parallel."""
     flags = 0 if include_inactive else libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE
 
     def one(host: Host) -> HostPools:
         try:
-            pools = conns.call(host, lambda c: [describe(host, p) for p in c.listAllStoragePools(flags)])
+            pools = conns.call(host, lambda c: [_described(host, p) for p in c.listAllStoragePools(flags)])
             return HostPools(host.name, sorted(pools, key=lambda p: p.name))
         except VpdError as exc:
             return HostPools(host.name, [], exc.message)

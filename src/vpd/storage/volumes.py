@@ -29,7 +29,8 @@ from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_existing_name, check_name, parse_size
 from ..xml.pool import StoragePool
 from ..xml.volume import ImageFormat, StorageVolume, volume
-from .pools import find_pool
+from .pools import find_pool, rescan
+from .room import PoolRoom
 from .streams import download_volume, upload_volume
 
 FORMATS = ("raw", "qcow2")
@@ -57,17 +58,24 @@ def find_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.
     if not pool.isActive():
         raise UsageError(f"pool {pool.name()} on {host.name} is not running",
                          hint=f"`vpd pool start {pool.name()} --host {host.name}`")
-    return lookup(host, lambda: pool.storageVolLookupByName(name),
-                  f"no volume {name!r} in pool {pool.name()} on {host.name}",
-                  hint=f"`vpd vol list {pool.name()} --host {host.name}`")
+    found = existing_volume(host, pool, name)
+    if found is None:
+        raise NotFound(f"no volume {name!r} in pool {pool.name()} on {host.name}",
+                       hint=f"`vpd vol list {pool.name()} --host {host.name}`")
+    return found
 
 
 def existing_volume(host: Host, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-    """The volume `name` of a running pool, or None when there is none (other libvirt errors are failures)."""
-    try:
-        return lookup(host, lambda: pool.storageVolLookupByName(name), "")
-    except NotFound:
-        return None
+    """The volume `name` of a running pool, or None when there is none (other libvirt errors are failures).
+    A miss re-scans a pool that is cheap to re-read first: another host may have just written
+    the volume into a shared directory."""
+    for attempt in range(2):
+        try:
+            return lookup(host, lambda: pool.storageVolLookupByName(name), "")
+        except NotFound:
+            if attempt or rescan(host, pool) is not None:
+                return None
+    return None
 
 
 @dataclass
@@ -103,6 +111,7 @@ class HostVolumes:
     host: str
     volumes: list[VolumeInfo] = field(default_factory=list)
     error: str | None = None
+    stale: list[str] = field(default_factory=list)  # pools whose list may be out of date, and why
 
 
 T = TypeVar("T")
@@ -130,18 +139,23 @@ def list_volumes(conns: Connections, hosts: list[Host], pool_name: str | None = 
     if pool_name is not None:
         check_name(pool_name, "pool name")
 
-    def volumes_of(host: Host, conn: libvirt.virConnect) -> list[VolumeInfo]:
-        out: list[VolumeInfo] = []
+    def volumes_of(host: Host, conn: libvirt.virConnect) -> HostVolumes:
+        out, stale = HostVolumes(host.name), []
         for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
             name = pool.name()
             if pool_name is not None and name != pool_name:
                 continue
-            out.extend(present(pool.listAllVolumes(0), functools.partial(describe, host, name)))
-        return sorted(out, key=lambda v: (v.pool, v.name))
+            note = rescan(host, pool)
+            if note:
+                stale.append(note)
+            out.volumes.extend(present(pool.listAllVolumes(0), functools.partial(describe, host, name)))
+        out.volumes.sort(key=lambda v: (v.pool, v.name))
+        out.stale = stale
+        return out
 
     def one(host: Host) -> HostVolumes:
         try:
-            return HostVolumes(host.name, conns.call(host, lambda c: volumes_of(host, c)))
+            return conns.call(host, lambda c: volumes_of(host, c))
         except VpdError as exc:
             return HostVolumes(host.name, [], exc.message)
 
@@ -234,11 +248,8 @@ def create_volume(host: Host, conn: libvirt.virConnect, pool_name: str, name: st
     existing = existing_volume(host, pool, name)
     if existing is not None:
         return _same_or_clash(host, pool_name, describe(host, pool_name, existing), capacity, fmt, backing_path)
-    _, pool_capacity, _, available = pool.info()
-    if capacity > available and backing is None:
-        raise UsageError(f"does not fit: pool {pool_name} on {host.name} has {available} bytes free, "
-                         f"the volume would take {capacity}",
-                         hint="use a smaller --size or another pool")
+    if backing is None:
+        PoolRoom(host.name).take(pool, capacity, f"volume {name}", hint="use a smaller --size or another pool")
     # backing_fmt is what libvirt itself reported for the backing volume: one of its formats.
     xml = volume(name, capacity, _format(fmt), backing_path, backing_fmt=cast(ImageFormat, backing_fmt or "qcow2"))
     if plan is not None:
@@ -261,10 +272,8 @@ def clone_volume(host: Host, conn: libvirt.virConnect, pool_name: str, source: s
     if existing is not None:
         return _same_or_clash(host, dest_pool.name(), describe(host, dest_pool.name(), existing),
                               src_info.capacity, fmt, None)
-    _, _, _, available = dest_pool.info()
-    if src_info.allocation > available:
-        raise UsageError(f"pool {dest_pool.name()} has {available} bytes free; "
-                         f"the copy needs about {src_info.allocation}")
+    # At the size the copy can grow to, as vm create counts a new disk.
+    PoolRoom(host.name).take(dest_pool, src_info.capacity, f"the copy {new_name}")
     events.emit("vol.clone", f"copying {source} to {new_name}")
     xml = volume(new_name, src_info.capacity, fmt)
     if plan is not None:

@@ -1,9 +1,11 @@
 """`vpd vm clone`: virt-clone's job, with the checks virt-clone leaves to you.
 
 A full clone copies each disk into a new volume (libvirt runs qemu-img), and the
-new definition gets its own name, UUID and MACs. The source must not be running
-unless the caller accepts a crash-consistent copy. A linked clone instead gets
-qcow2 overlays on the source's disks, in the same pool: its source must then
+new definition gets its own name, UUID and MACs. A running or paused source is copied
+only when the caller accepts a crash-consistent copy (--allow-running): qemu-img cannot
+read a disk QEMU holds with its write lock, so libvirt's backup job (push mode) has QEMU
+write the disks, as of the instant it begins, into the new volumes while the guest runs on.
+A linked clone instead gets qcow2 overlays on the source's disks, in the same pool: its source must then
 stay shut off for as long as overlays depend on it (`linked_dependents`).
 Anything made is removed when a later step fails."""
 from __future__ import annotations
@@ -21,12 +23,15 @@ from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
+from ..storage.room import PoolRoom
+from ..xml.backup import push_backup
 from ..xml.checks import require_unicast_mac
 
 # new_mac lives in xml.edit; create, restore and OVF import still import it from here.
 from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
+from .backupjob import run_push_backup
 from .console import serial_log_path
 from .inventory import domain_exists, volume_by_path
 
@@ -119,19 +124,27 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
     except libvirt.libvirtError:
         raise UsageError(f"no VM named {source!r} on {host.name}") from None
     state = src.state()[0]
+    active = bool(src.isActive())
     if linked and state != libvirt.VIR_DOMAIN_SHUTOFF:
         # The source's disk becomes a read-only base: a guest still writing to it would corrupt the overlay.
         raise UsageError(f"{source} is not shut off: a linked clone needs a source that no longer writes its disk",
                          hint=f"vpd vm shutdown {source} --host {host.name}")
     if linked and pool_name:
         raise UsageError("--linked puts each overlay in the pool of the disk it is based on; drop --pool")
-    if state == libvirt.VIR_DOMAIN_RUNNING and not allow_running:
-        raise UsageError(f"{source} is running: a copy of a running guest's disk is only crash-consistent",
-                         hint="shut it down or pause it first, or accept that with --allow-running")
+    if active and not allow_running:
+        # Paused counts too: its disks may hold writes the guest has not flushed.
+        raise UsageError(f"{source} is {'paused' if state == libvirt.VIR_DOMAIN_PAUSED else 'running'}: "
+                         "a copy of a running guest's disk is only crash-consistent",
+                         hint="shut it down first, or accept a crash-consistent copy (as after a power cut) "
+                              "with --allow-running")
     if domain_exists(conn, new_name):
         raise UsageError(f"a VM named {new_name!r} already exists on {host.name}")
+    if not linked:
+        check_room(conn, host, source, 1, pool_name)  # clone_vms checked a whole batch already; a template's one here
     ed = DomainEditor.from_xml(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
     result = Cloned(host.name, new_name, "")
+    live_copies: dict[str, str] = {}  # target dev -> new volume path, for the backup job
+    live_formats: dict[str, str] = {}
     with Undo() as undo:
         disks = ed.disks(device="disk")
         for i, disk in enumerate(disks):
@@ -155,14 +168,27 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
                 events.emit("vm.clone", f"overlay {vol_name} on {PurePosixPath(path).name}", i, len(disks), "disks")
                 vol = pool.createXML(volume_xml(vol_name, capacity, fmt="qcow2", backing=path,
                                                 backing_fmt=fmt).to_xml_string(), 0)
+            elif active:
+                # An empty volume of the same size and format: the backup job below fills it.
+                vol = pool.createXML(volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), 0)
+                live_copies[disk.target or f"disk{i}"] = vol.path()
+                live_formats[disk.target or f"disk{i}"] = fmt
             else:
                 vol = copy_volume(pool, volume_xml(vol_name, capacity, fmt=fmt).to_xml_string(), src_vol,
                                   f"copying {PurePosixPath(path).name} -> {vol_name}")
             undo.push(lambda vol=vol: vol.delete(0))
             # A full copy is the same image elsewhere (its own backing file, if any, is kept);
-            # an overlay is a new qcow2 whose chain libvirt must probe afresh.
-            disk.repoint(vol.path(), fmt="qcow2" if linked else None, keep_backing_store=not linked)
+            # an overlay is a new qcow2, and the backup job's copy a flattened one: libvirt
+            # probes their chains afresh.
+            disk.repoint(vol.path(), fmt="qcow2" if linked else None, keep_backing_store=not (linked or active))
             result.disks.append(vol.path())
+        if live_copies:
+            events.emit("vm.clone", f"copying the disks of running {source}", 0, len(disks), "disks")
+            # REUSE_EXTERNAL: QEMU writes into the volumes made above (in their pools, with their
+            # format), instead of libvirt creating files of its own.
+            run_push_backup(host, src, push_backup(live_copies, formats=live_formats).to_xml_string(), None, "vm.clone",
+                            f"copying the disks of running {source}",
+                            flags=libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
         events.emit("vm.clone", "defining", len(disks), len(disks), "disks")
         taken = macs_in_use(conn) | (taken_macs or set())
         if mac is not None and mac in taken:
@@ -177,6 +203,25 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         return result
 
 
+def check_room(conn: libvirt.virConnect, host: Host, source: str, copies: int, pool_name: str | None) -> None:
+    """Every full copy of every disk counted against its pool's free space before the first is made,
+    each at its capacity, as `vm create` counts a new disk (qemu-img would otherwise stop with ENOSPC
+    half-way, or a thin copy would land in a pool that can never hold it)."""
+    try:
+        src = conn.lookupByName(check_name(source, "VM name"))
+    except libvirt.libvirtError:
+        raise UsageError(f"no VM named {source!r} on {host.name}") from None
+    room = PoolRoom(host.name)
+    for path in disk_files(src.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), device="disk"):
+        src_vol = volume_by_path(conn, path)
+        if src_vol is None:
+            continue  # clone_vm refuses it with its own message
+        pool = conn.storagePoolLookupByName(pool_name) if pool_name else src_vol.storagePoolLookupByVolume()
+        for _ in range(copies):
+            room.take(pool, src_vol.info()[1], f"a copy of {PurePosixPath(path).name}",
+                      hint="free space in the pool, --pool another pool, or --linked (an overlay)")
+
+
 def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str], pool_name: str | None = None,
               allow_running: bool = False, linked: bool = False, mac: str | None = None,
               taken_macs: set[str] | None = None) -> list[Cloned]:
@@ -186,6 +231,8 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
     taken = [n for n in names if domain_exists(conn, n)]
     if taken:
         raise UsageError(f"VMs already exist on {host.name}: {', '.join(taken)}")
+    if not linked:
+        check_room(conn, host, source, len(names), pool_name)
     done: list[Cloned] = []
     try:
         for name in names:

@@ -21,6 +21,7 @@ from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
+from ..storage.room import PoolRoom
 from ..storage.streams import upload_volume
 from ..storage.volumes import parse_vol_ref
 from ..xml.domain import VNC_PASSWORD_MAX, cdrom_disk, file_disk, graphics_device, guest_domain, nic, video_device
@@ -165,7 +166,7 @@ def _active_pool(conn: libvirt.virConnect, host: Host, name: str) -> libvirt.vir
 def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFiles) -> list[_PlannedDisk]:
     """Every check on the disks, before anything is made: pools, names, room, images to import."""
     planned = []
-    room: dict[str, int] = {}
+    room = PoolRoom(host.name)
     for i, d in enumerate(spec.disks):
         vol_name_base = spec.name if i == 0 else f"{spec.name}-{i}"
         if d.import_image is not None:
@@ -198,12 +199,7 @@ def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostF
         pool.refresh(0)
         if name in pool.listVolumes():
             raise UsageError(f"volume {name} already exists in pool {d.pool} on {host.name}")
-        room.setdefault(d.pool, pool.info()[3])
-        room[d.pool] -= need
-        if room[d.pool] < 0:
-            # A thin disk that can never fill up is a trap for later, not a saving.
-            raise UsageError(f"pool {d.pool} on {host.name} cannot hold {need / 2**20:.0f} MiB more "
-                             f"({pool.info()[3] / 2**20:.0f} MiB free)", hint="a smaller size, or another pool")
+        room.take(pool, need, f"disk {name}", hint="a smaller size, or another pool")
         planned.append(planned_disk)
     return planned
 

@@ -46,11 +46,15 @@ class DomainCheckpoint(LibvirtXml, tag="domaincheckpoint"):
     disks: list[CheckpointDisk] = wrapped("disks", element(default_factory=list))
 
 
-def push_backup(files: dict[str, str], incremental: str | None = None) -> DomainBackup:
-    """Back up each disk target in `files` into its qcow2 file (written by QEMU on the VM's host)."""
+def push_backup(files: dict[str, str], incremental: str | None = None,
+                formats: dict[str, str] | None = None) -> DomainBackup:
+    """Back up each disk target in `files` into its file (written by QEMU on the VM's host), in
+    its format from `formats` (qcow2 when not given)."""
+    formats = formats or {}
     return DomainBackup(
         mode="push", incremental=incremental,
-        disks=[BackupDisk(name=target, target=BackupTarget(file=path), driver=BackupDriver(type="qcow2"))
+        disks=[BackupDisk(name=target, target=BackupTarget(file=path),
+                          driver=BackupDriver(type=formats.get(target, "qcow2")))
                for target, path in files.items()],
     )
 
