@@ -98,8 +98,8 @@ def mark_disk(dom: libvirt.virDomain) -> dict:
     """Fill the first MiB of the guest's disk with random bytes; the guest's own view after it."""
     with ConsoleStream(dom, "serial1") as stream:
         channel = GuestChannel(stream.send, stream.recv)
-        channel.wait_ready(timeout=15)
-        result = channel.run(MARK_DISK, timeout=30)
+        channel.wait_ready(timeout=120)  # as soon as it answers; slow under load
+        result = channel.run(MARK_DISK, timeout=120)
         assert result.exit_code == 0, result.output
     return guest_probe(dom)
 
@@ -129,7 +129,7 @@ class Migration:
         self.proc = subprocess.Popen([*VPD, "migrate", name, "--json", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
 
-    def wait_for_job(self, dom: libvirt.virDomain, min_bytes: int = 2 * 2**20, timeout: float = 60) -> None:
+    def wait_for_job(self, dom: libvirt.virDomain, min_bytes: int = 2 * 2**20, timeout: float = 180) -> None:
         """Until libvirt's job on the source runs and has sent min_bytes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
