@@ -3,9 +3,11 @@ something is left behind (target: never) and how long recovery takes.
 
     .venv/bin/python -m bench.recover --runs 10 [--write-docs]
 
-Cases: a full clone killed during libvirt's copy of a 512 MiB disk; a backup of a running guest
-killed while libvirt's backup job runs; a migration killed once its grant exists. Uses its own
-lab network (VPD_LAB_NET=6) and state directory; brings a 2-host lab up and down. With
+Cases: a full clone killed during libvirt's copy of a 512 MiB disk; the same clone with the host's
+libvirtd killed instead (restarted as the lab starts it); a backup of a running guest killed while
+libvirt's backup job runs; an incremental one likewise; a restore killed while qemu-img writes the
+new disk; a snapshot killed once journaled; a migration killed once its grant exists. Uses its own
+lab network (VPD_LAB_NET, default 6) and state directory; brings a 2-host lab up and down. With
 --write-docs the table replaces the one between the markers in docs/reliability.md."""
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ from vpd.connect.libvirt_conn import open_connection  # noqa: E402
 from vpd.core import journal  # noqa: E402
 from vpd.hostprep.ports import port_range_text  # noqa: E402
 from vpd.lab import control, hostproc, layout  # noqa: E402
+from vpd.ops.recover import snapshot_in_progress  # noqa: E402
+from vpd.vm.console import ConsoleStream  # noqa: E402
+from vpd.vm.guest_channel import GuestChannel  # noqa: E402
 
 VPD = [sys.executable, "-m", "vpd"]
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
@@ -87,6 +92,22 @@ def kill_when(argv: list[str], operation: str, ready: Callable[[dict], bool]) ->
         proc.communicate()
 
 
+def start_until(argv: list[str], operation: str, ready: Callable[[dict], bool]) -> tuple[subprocess.Popen, int]:
+    after = (journal.entries(1) or [{"id": 0}])[0]["id"]
+    proc = subprocess.Popen([*VPD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while True:
+        rows = [e for e in journal.entries(20, operation) if e["id"] > after and e["operation"] == operation]
+        if rows and ready(rows[-1]):
+            return proc, rows[-1]["id"]
+        if proc.poll() is not None:
+            raise SystemExit(f"vpd {' '.join(argv)} ended before the kill point: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("no kill point within 180 s")
+        time.sleep(0.03)
+
+
 def planned(kind: str) -> Callable[[dict], bool]:
     return lambda row: any(o["kind"] == kind for o in row["objects"])
 
@@ -117,16 +138,113 @@ def clone_case() -> tuple[float, list[str]]:
 
 def backup_case(root: Path) -> tuple[float, list[str]]:
     dom = conn().lookupByName("bbk")
+    before = {c.getName() for c in dom.listAllCheckpoints(0)}
+    folders = {p.name for p in (root / "bbk").iterdir()}
     row = kill_when(["backup", "bbk", "--to", str(root), "--host", "hosta"], "backup.create",
                     lambda r: planned("backup-job")(r) and job_running(dom))
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} not recovered"]
     if job_running(dom):
         left.append("backup job")
-    left += [f"checkpoint {c.getName()}" for c in dom.listAllCheckpoints(0)]
-    if (root / "bbk").exists():
-        left += [f"folder {p.name}" for p in (root / "bbk").iterdir()]
+    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
+    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
     return took, left
+
+
+def clone_libvirtd_case() -> tuple[float, list[str]]:
+    target = host_file(f"{layout.SHARED_MOUNT}/bnew.raw")
+    proc, entry_id = start_until(["vm", "clone", "bsrc", "bnew", "--host", "hosta"], "vm.clone",
+                                 lambda r: planned("volume")(r) and target.exists())
+    pid = hostproc.host_path(holder("hosta"), "/run/libvirtd.pid").read_text().split()[0]
+    hostproc.run_in_host(holder("hosta"), ["kill", "-9", pid])
+    proc.communicate()
+    # As `vpd lab up` starts it (lab/control.py, _start_daemons).
+    hostproc.run_in_host(holder("hosta"), ["libvirtd", "-d", "--listen", "-p", "/run/libvirtd.pid"])
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            conn().close()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    row = next(e for e in journal.entries(50) if e["id"] == entry_id)
+    took, ok = recover(row)
+    left = [] if ok else [f"journal #{row['id']} {row['status']}, not recovered"]
+    if target.exists():
+        left.append("volume bnew.raw")
+    if "bnew" in [d.name() for d in conn().listAllDomains()]:
+        left.append("domain bnew")
+        run("vm", "undefine", "bnew", "--host", "hosta", "--remove-storage", check=False)
+    return took, left
+
+
+def incremental_case(root: Path) -> tuple[float, list[str]]:
+    dom = conn().lookupByName("bbk")
+    before = {c.getName() for c in dom.listAllCheckpoints(0)}
+    folders = {p.name for p in (root / "bbk").iterdir()}
+    row = kill_when(["backup", "bbk", "--to", str(root), "--host", "hosta", "--incremental"], "backup.create",
+                    lambda r: planned("backup-job")(r) and job_running(dom))
+    took, ok = recover(row)
+    left = [] if ok else [f"journal #{row['id']} not recovered"]
+    if job_running(dom):
+        left.append("backup job")
+    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
+    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
+    return took, left
+
+
+def qemu_img_writing(path: str) -> bool:
+    ps = hostproc.run_in_host(holder("hosta"), ["ps", "-eo", "args"]).stdout.splitlines()
+    return any("qemu-img" in line and path in line for line in ps)
+
+
+def restore_case(backup: str) -> tuple[float, list[str]]:
+    path = f"{layout.SHARED_MOUNT}/brest.qcow2"
+    row = kill_when(["restore", backup, "--host", "hosta", "--as", "brest"], "backup.restore",
+                    lambda r: planned("volume")(r) and qemu_img_writing(path))
+    took, ok = recover(row)
+    left = [] if ok else [f"journal #{row['id']} not recovered"]
+    if host_file(path).exists():
+        left.append("volume brest.qcow2")
+    if qemu_img_writing(path):
+        left.append("qemu-img still writing")
+    if "brest" in [d.name() for d in conn().listAllDomains()]:
+        left.append("domain brest")
+        run("vm", "undefine", "brest", "--host", "hosta", "--remove-storage", check=False)
+    return took, left
+
+
+def snapshot_case() -> tuple[float, list[str]]:
+    dom = conn().lookupByName("bmig")
+    row = kill_when(["snapshot", "create", "bmig", "bsnap", "--host", "hosta"], "snapshot.create",
+                    planned("snapshot"))
+    started = time.monotonic()
+    out = vpd("recover")
+    took = time.monotonic() - started
+    entry = next((e for e in out["entries"] if e["id"] == row["id"]), None)
+    left = [] if entry and entry["recovered"] else [f"journal #{row['id']} not recovered"]
+    while snapshot_in_progress(dom):  # what libvirt ends with, compared with what recovery said
+        time.sleep(0.1)
+    exists = "bsnap" in dom.snapshotListNames(0)
+    said = entry["objects"][0]["action"] if entry and entry["objects"] else None
+    if said != ("keep" if exists else "gone"):
+        left.append(f"snapshot {'kept by libvirt' if exists else 'missing'}, recovery said {said}")
+    if exists:
+        run("snapshot", "delete", "bmig", "bsnap", "--host", "hosta", check=False)
+    return took, left
+
+
+def dirty_guest_disk(name: str, mib: int) -> None:
+    """The guest writes MIB of random data past the filled part of its disk: an incremental's work."""
+    dom = conn().lookupByName(name)
+    with ConsoleStream(dom, "serial1") as stream:
+        ch = GuestChannel(stream.send, stream.recv)
+        ch.wait_ready(timeout=60)
+        result = ch.run(f"dd if=/dev/urandom of=/dev/sda bs=1M seek=300 count={mib} conv=fsync 2>&1", timeout=300)
+        if result.exit_code != 0:
+            raise SystemExit(f"could not dirty {name}'s disk: {result.output}")
 
 
 def migrate_case() -> tuple[float, list[str]]:
@@ -197,8 +315,14 @@ def main() -> None:
     try:
         set_up(root)
         handle = open_migration_ports()
+        full = vpd("backup", "bbk", "--to", str(root), "--host", "hosta")
+        dirty_guest_disk("bbk", 24)
         cases = {"clone (full, 512 MiB) killed mid-copy": clone_case,
+                 "clone (full, 512 MiB), libvirtd killed mid-copy": clone_libvirtd_case,
                  "backup (running guest) killed mid-job": lambda: backup_case(root),
+                 "incremental backup killed mid-job": lambda: incremental_case(root),
+                 "restore (256 MiB) killed while qemu-img writes": lambda: restore_case(full["path"]),
+                 "snapshot (running guest) killed once journaled": snapshot_case,
                  "migrate killed once its grant exists": migrate_case}
         for name, case in cases.items():
             results[name] = []

@@ -16,8 +16,10 @@ import libvirt
 import pytest
 
 from vpd import ops
+from vpd.connect.hostfiles import qemu_img_pids
 from vpd.connect.inventory import Host
 from vpd.core import journal
+from vpd.core.errors import HostUnreachable, VpdError
 from vpd.ops import Operation, Session
 from vpd.ops import recover as rec
 
@@ -297,3 +299,56 @@ def test_the_pass_sweeps_only_grants_between_hosts_it_talks_to(monkeypatch):
     assert recovery.sweep_due(None, hosts={"a"}) is None and not revoked  # hostb is not talked to
     assert recovery.sweep_due(None, dry_run=True, hosts={"a", "b"}) == {"due": [g.to_dict()]} and not revoked
     assert recovery.sweep_due(None, hosts={"a", "b"})["revoked"] == [g.to_dict()] and revoked == ["old1"]
+
+
+# --- a failed operation: recovery's rules check what its undo missed -----------------------------
+
+def _entry(entry_id: int) -> dict:
+    return next(e for e in journal.entries(1000) if e["id"] == entry_id)
+
+
+def test_a_failed_operation_removes_what_its_undo_did_not_know(t1):
+    session, _conn, pool, volume = t1
+    with pytest.raises(VpdError, match="copy failed"):
+        with Operation(session, "vm.clone", target="t1/rc-miss") as op:
+            op.plan("volume", "rc-miss.img", "t1", pool="default-pool", owner="rc-miss")
+            volume("rc-miss.img")  # made, but (as when libvirt goes on alone) no undo step for it
+            raise VpdError("copy failed")
+    assert "rc-miss.img" not in pool.listVolumes()
+    row = _entry(op.id)
+    assert row["status"] == "failed"
+    assert any(n.startswith("after failure: volume rc-miss.img on t1: remove") for n in row["notes"])
+
+
+def test_a_failed_operation_whose_host_stops_answering_is_unsettled_then_recovered(t1, monkeypatch):
+    session, _conn, pool, volume = t1
+
+    def unreachable(self, host):
+        raise HostUnreachable(f"host {host.name}: libvirt daemon is not listening")
+
+    with pytest.raises(VpdError, match="libvirtd died"):
+        with Operation(session, "vm.clone", target="t1/rc-down") as op:
+            op.plan("volume", "rc-down.img", "t1", pool="default-pool", owner="rc-down")
+            volume("rc-down.img")
+            monkeypatch.setattr(Session, "connection", unreachable)
+            raise VpdError("libvirtd died")
+    monkeypatch.undo()
+    row = _entry(op.id)
+    # Not 'failed' and forgotten: an error reaching the host is not "gone".
+    assert row["status"] == journal.UNSETTLED and "rc-down.img" in pool.listVolumes()
+    assert op.id in [r["id"] for r in journal.dead_running()]  # although its process lives
+    [entry] = rec.recover(session, only=lambda r: r["id"] == op.id)["entries"]
+    assert entry["recovered"]
+    assert "rc-down.img" not in pool.listVolumes()
+    row = _entry(op.id)
+    assert row["status"] == "recovered" and row["result"]["error"] == "libvirtd died"
+
+
+def test_qemu_img_writers_are_found_by_path():
+    ps = ("    1 /sbin/init\n"
+          "  478 qemu-img convert -n -O qcow2 json:{} /pool/rc.qcow2\n"
+          "  479 /usr/bin/qemu-img convert -O qcow2 /pool/rc.qcow2.bak /pool/other.qcow2\n"
+          "  480 /usr/bin/qemu-system-x86_64 -drive file=/pool/rc.qcow2\n"
+          "  481 qemu-img info /pool/rc.qcow2\n")
+    assert qemu_img_pids(ps, "/pool/rc.qcow2") == [478, 481]
+    assert qemu_img_pids(ps, "/pool/none.qcow2") == []

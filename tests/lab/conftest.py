@@ -78,3 +78,27 @@ def lab_inventory(lab) -> inv.Inventory:
 def conns():
     with Connections() as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def no_grant_left_open(request):
+    """Every lab test leaves no temporary-access grant open, even when it fails: what it left is
+    revoked here (so the next test starts clean) and the test errors naming it. Reads the grant
+    store in-process: no vpd subprocess per test."""
+    if "lab" not in request.fixturenames:
+        yield
+        return
+    from vpd import access
+
+    def open_ids() -> set[str]:
+        return {g.id for g in access.list_grants() if g.state in ("active", "revoke-pending")}
+
+    before = open_ids()
+    yield
+    left = open_ids() - before
+    for grant_id in sorted(left):
+        try:
+            access.revoke(grant_id)
+        except Exception as exc:  # noqa: BLE001 - still report the leak below
+            print(f"could not revoke {grant_id}: {exc}")
+    assert not left, f"the test left grant(s) {sorted(left)} open (now revoked)"

@@ -16,7 +16,7 @@ def channel(conns, lab_inventory, vm: str, host: str = "hosta"):
     dom = conns.get(lab_inventory.get(host)).lookupByName(vm)
     with ConsoleStream(dom, "serial1") as stream:
         ch = GuestChannel(stream.send, stream.recv)
-        ch.wait_ready(timeout=30)
+        ch.wait_ready(timeout=120)  # returns as soon as the guest answers; slow under load
         yield ch
 
 

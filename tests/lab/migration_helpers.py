@@ -35,7 +35,9 @@ def connect(host: str) -> libvirt.virConnect:
     return open_connection(inv.resolve().get(host))
 
 
-def wait_for_libvirt(host: str, timeout: float = 30) -> None:
+def wait_for_libvirt(host: str, timeout: float = 120) -> None:
+    """Until the host's libvirtd answers (a restarted one reconnects to its QEMUs first, slower
+    under load: the deadline is generous, the wait ends as soon as it answers)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -45,6 +47,18 @@ def wait_for_libvirt(host: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def kill_libvirtd(host: str) -> None:
+    """SIGKILL the host's libvirtd (its QEMUs and their jobs live on without it)."""
+    daemon = hostproc.host_path(holder(host), "/run/libvirtd.pid").read_text().split()[0]
+    hostproc.run_in_host(holder(host), ["kill", "-9", daemon])
+
+
+def start_libvirtd(host: str) -> None:
+    """Start the host's libvirtd as `vpd lab up` does (lab/control.py, _start_daemons); wait until it answers."""
+    hostproc.run_in_host(holder(host), ["libvirtd", "-d", "--listen", "-p", "/run/libvirtd.pid"])
+    wait_for_libvirt(host)
 
 
 @contextmanager
@@ -84,8 +98,8 @@ def mark_disk(dom: libvirt.virDomain) -> dict:
     """Fill the first MiB of the guest's disk with random bytes; the guest's own view after it."""
     with ConsoleStream(dom, "serial1") as stream:
         channel = GuestChannel(stream.send, stream.recv)
-        channel.wait_ready(timeout=15)
-        result = channel.run(MARK_DISK, timeout=30)
+        channel.wait_ready(timeout=120)  # as soon as it answers; slow under load
+        result = channel.run(MARK_DISK, timeout=120)
         assert result.exit_code == 0, result.output
     return guest_probe(dom)
 
@@ -115,7 +129,7 @@ class Migration:
         self.proc = subprocess.Popen([*VPD, "migrate", name, "--json", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
 
-    def wait_for_job(self, dom: libvirt.virDomain, min_bytes: int = 2 * 2**20, timeout: float = 60) -> None:
+    def wait_for_job(self, dom: libvirt.virDomain, min_bytes: int = 2 * 2**20, timeout: float = 180) -> None:
         """Until libvirt's job on the source runs and has sent min_bytes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -159,15 +159,15 @@ def _backup_running(host: Host, dom: libvirt.virDomain, disks: list[DiskToCopy],
 
 
 def _drop_checkpoint(dom: libvirt.virDomain, name: str) -> None:
+    """Delete the checkpoint; gone already is fine. Any other error (libvirtd died) fails the undo
+    step, so the operation is left unsettled for recovery instead of passing for clean."""
     try:
         cp = dom.checkpointLookupByName(name, 0)
-    except libvirt.libvirtError:
-        return
-    flags = 0 if dom.isActive() else libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY
-    try:
+        flags = 0 if dom.isActive() else libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY
         cp.delete(flags)
-    except libvirt.libvirtError:
-        pass
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_CHECKPOINT:
+            raise
 
 
 def _copy_stopped(files: HostFiles, disks: list[DiskToCopy], copies: dict[str, str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import time
 
 from ..core.errors import UsageError, VpdError
 from .inventory import Host
@@ -33,6 +34,17 @@ def require_host_dir(path: str, what: str = "backup directory") -> str:
     if normal == "/":
         raise UsageError(f"{what} cannot be /")
     return normal
+
+
+def qemu_img_pids(ps_output: str, path: str) -> list[int]:
+    """PIDs, from `ps -eo pid=,args=`, of the qemu-img processes that name `path` as an argument."""
+    pids = []
+    for line in ps_output.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].isdigit() and posixpath.basename(fields[1]) == "qemu-img" \
+                and path in fields[2:]:
+            pids.append(int(fields[0]))
+    return pids
 
 
 class HostFiles:
@@ -107,3 +119,18 @@ class HostFiles:
         result = self.runner.run(["qemu-img", *argv], check=False, timeout=timeout)
         if not result.ok:
             raise VpdError(f"{self.host.name}: qemu-img {argv[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def end_qemu_img(self, path: str, wait_s: float = 30.0) -> list[int]:
+        """End the qemu-img processes writing `path` (a copy whose vpd died: its SSH session ends
+        with it, the remote qemu-img does not); their PIDs, once they are gone."""
+        pids = qemu_img_pids(self.runner.run(["ps", "-eo", "pid=,args="]).stdout, path)
+        if not pids:
+            return []
+        self.runner.run(["kill", "--", *map(str, pids)], check=False)
+        deadline = time.monotonic() + wait_s
+        while self.runner.run(["kill", "-0", "--", *map(str, pids)], check=False).ok:
+            # kill -0 succeeds while any of them lives
+            if time.monotonic() >= deadline:
+                raise VpdError(f"qemu-img (PID {', '.join(map(str, pids))}) on {self.host.name} does not end")
+            time.sleep(0.2)
+        return pids

@@ -3,7 +3,9 @@
 Operations are recorded when they start, so a crash or Ctrl-C still leaves a
 row (status 'running', shown as 'interrupted' once its process is gone). A row records its
 PID and the process's start time, so a PID the kernel reuses is not taken for the same
-process. `vpd recover` settles what a dead operation left and marks its row 'recovered'.
+process. A failed operation whose clean-up could not finish (its host's libvirtd died, a host
+stopped answering) is 'unsettled'. `vpd recover` settles what a dead or unsettled operation
+left and marks its row 'recovered'.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ _MIGRATIONS = {
 _INDEX = "CREATE INDEX IF NOT EXISTS operations_status ON operations(status)"
 
 RUNNING, OK, FAILED, INTERRUPTED, RECOVERED = "running", "ok", "failed", "interrupted", "recovered"
+# Failed (or interrupted), and what it made could not all be taken back: recovery finishes it.
+UNSETTLED = "unsettled"
 
 
 def journal_path() -> Path:
@@ -72,6 +76,8 @@ class Entry:
     notes: list[str] = field(default_factory=list)
     result: Any = None
     objects: list[dict] = field(default_factory=list)
+    # Set by the operation layer when its clean-up after a failure could not finish.
+    unsettled: bool = False
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -144,6 +150,8 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
         status, error = "failed", str(exc)
         raise
     finally:
+        if error and entry.unsettled:
+            status = UNSETTLED
         # A failed operation keeps what it had reported (a migration's preflight) next to the error.
         result = ({"error": error} | ({"report": entry.result} if entry.result is not None else {})) if error \
             else entry.result
@@ -189,14 +197,16 @@ def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
 
 
 def dead_running() -> list[dict]:
-    """Rows still 'running' whose process is gone (killed, crashed, the machine lost power):
-    what recovery settles. One indexed query; /proc is read only for the rows it returns."""
+    """What recovery settles: rows still 'running' whose process is gone (killed, crashed, the
+    machine lost power), and 'unsettled' ones (failed, their clean-up unfinished). One indexed
+    query; /proc is read only for the running rows it returns."""
     with _connect() as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT * FROM operations WHERE status=? ORDER BY id", (RUNNING,)).fetchall()
+        rows = db.execute("SELECT * FROM operations WHERE status IN (?, ?) ORDER BY id",
+                          (RUNNING, UNSETTLED)).fetchall()
     out = []
     for row in rows:
-        if process_alive(row["pid"], row["pid_start"]):
+        if row["status"] == RUNNING and process_alive(row["pid"], row["pid_start"]):
             continue
         item = dict(row)
         item["args"] = json.loads(item["args"])
@@ -207,14 +217,19 @@ def dead_running() -> list[dict]:
 
 
 def mark_recovered(entry_id: int, notes: list[str], by: int | None = None) -> bool:
-    """Close a dead operation's row as 'recovered', with what recovery did in its notes.
-    False when it is no longer 'running' (another vpd settled it meanwhile)."""
+    """Close a dead or unsettled operation's row as 'recovered', with what recovery did in its
+    notes (an unsettled row keeps its error). False when it is no longer either (another vpd
+    settled it meanwhile)."""
     with _connect() as db:
-        row = db.execute("SELECT notes FROM operations WHERE id=? AND status=?", (entry_id, RUNNING)).fetchone()
+        row = db.execute("SELECT notes, status, result FROM operations WHERE id=? AND status IN (?, ?)",
+                         (entry_id, RUNNING, UNSETTLED)).fetchone()
         if row is None:
             return False
-        result = {"error": "its process died", "recovered_by": by}
-        cur = db.execute("UPDATE operations SET finished=?, status=?, result=?, notes=? WHERE id=? AND status=?",
-                         (time.time(), RECOVERED, json.dumps(result), json.dumps(json.loads(row[0]) + notes),
-                          entry_id, RUNNING))
+        notes_before, status, result_before = row
+        before = json.loads(result_before) if result_before else None
+        error = before.get("error") if status == UNSETTLED and isinstance(before, dict) else None
+        result = {"error": error or "its process died", "recovered_by": by}
+        cur = db.execute("UPDATE operations SET finished=COALESCE(finished, ?), status=?, result=?, notes=? "
+                         "WHERE id=? AND status=?", (time.time(), RECOVERED, json.dumps(result),
+                                                     json.dumps(json.loads(notes_before) + notes), entry_id, status))
         return cur.rowcount == 1

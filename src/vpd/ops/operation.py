@@ -99,9 +99,34 @@ class Operation:
                 steps = self.undo.run()
                 for step in steps:
                     self.note(f"undo: {step.description}: " + ("done" if step.ok else f"failed: {step.error}"))
+                self._settle_after_failure()
         finally:
             # Locks go first, then the journal entry closes with the outcome (the exception, if any).
             self._stack.__exit__(exc_type, exc, tb)
+
+    def _settle_after_failure(self) -> None:
+        """Undo takes back what it knows it made; what it could not see or reach (a libvirt job
+        that runs on, a step that failed because the host's libvirtd died) is checked object by
+        object with recovery's rules. What cannot be settled now leaves the row 'unsettled': the
+        next command on its hosts, or `vpd recover`, finishes it."""
+        if self.entry is None or not self.entry.objects:
+            return
+        from .recover import settle_failed
+
+        try:
+            report = settle_failed(self.session, self.entry)
+        except Exception as exc:  # noqa: BLE001 - never hide the operation's own error
+            self.note(f"check after failure: {exc}")
+            self.entry.unsettled = True
+            return
+        for obj in report.objects:
+            if obj.done is not None:
+                self.note(obj.note().replace("recover:", "after failure:", 1))
+        if report.pending:
+            self.entry.unsettled = True
+            self.note(f"unsettled: {report.pending}; the next vpd command on its hosts, or `vpd recover`, finishes it")
+            self.session.notice(f"journal #{self.entry.id}: not everything could be taken back ({report.pending}); "
+                                "run `vpd recover` once the host answers")
 
     # --- what the body reports ---------------------------------------------------------
 

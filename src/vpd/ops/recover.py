@@ -35,7 +35,7 @@ import libvirt
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events, journal
-from ..core.errors import VpdError
+from ..core.errors import HostUnreachable, VpdError
 from ..xml.edit import disk_files
 from .locks import Busy, LockSet, vm_key
 from .session import Session
@@ -216,7 +216,10 @@ class Recovery:
     def domain(self, obj: dict, name: str) -> libvirt.virDomain | None:
         try:
             return self.conn(obj).lookupByName(name)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as exc:
+            # Only "no such domain" means gone: a libvirtd that stopped answering mid-way must not
+            # pass for an empty host (the row then stays for a later run).
+            _absent(exc, libvirt.VIR_ERR_NO_DOMAIN)
             return None
 
     def settle(self, row: dict) -> EntryReport:
@@ -246,6 +249,12 @@ class Recovery:
         return report
 
 
+def _absent(exc: libvirt.libvirtError, code: int) -> None:
+    """Returns when libvirt said the object does not exist; any other error goes on."""
+    if exc.get_error_code() != code:
+        raise exc
+
+
 def _handler(kind: str) -> Handler | None:
     if kind in _HANDLERS:
         return _HANDLERS[kind]
@@ -267,14 +276,30 @@ def _volume(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | Non
     decision = decide_volume(True, users)
     if decision.action != REMOVE:
         return decision, None
-    return decision, lambda: _delete_volume(vol, obj["name"], rec.wait_s)
+
+    def remove() -> None:
+        _end_copies_into(rec, obj, path)
+        _delete_volume(vol, obj["name"], rec.wait_s)
+
+    return decision, remove
+
+
+def _end_copies_into(rec: Recovery, obj: dict, path: str) -> None:
+    """A qemu-img a dead restore or import started writes on into the orphan (deleting the file
+    would only hide it, holding its space until the copy ends): end it first. Hosts vpd cannot
+    reach over SSH are left to the delete alone."""
+    try:
+        HostFiles(rec.host(obj)).end_qemu_img(path, wait_s=min(rec.wait_s, 30))
+    except HostUnreachable:
+        pass
 
 
 def _find_volumes(conn: libvirt.virConnect, name: str, pool: str | None) -> list[tuple[str, libvirt.virStorageVol]]:
     if pool:
         try:
             pools = [conn.storagePoolLookupByName(pool)]
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as exc:
+            _absent(exc, libvirt.VIR_ERR_NO_STORAGE_POOL)
             return []
     else:  # an operation that did not say (OVF import): any active pool holding that name
         pools = conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
@@ -286,8 +311,8 @@ def _find_volumes(conn: libvirt.virConnect, name: str, pool: str | None) -> list
             pass  # refused while libvirt still builds a volume in it: its list is current then
         try:
             found.append((p.name(), p.storageVolLookupByName(name)))
-        except libvirt.libvirtError:
-            continue
+        except libvirt.libvirtError as exc:
+            _absent(exc, libvirt.VIR_ERR_NO_STORAGE_VOL)
     return found
 
 
@@ -351,7 +376,8 @@ def _checkpoint(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action |
     if dom is not None:
         try:
             cp = dom.checkpointLookupByName(name, 0)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as exc:
+            _absent(exc, libvirt.VIR_ERR_NO_DOMAIN_CHECKPOINT)
             cp = None
     decision = decide_checkpoint(cp is not None, cp is not None and _backup_complete(rec, row))
     if decision.action != REMOVE or dom is None or cp is None:
@@ -410,16 +436,36 @@ def _abort(dom: libvirt.virDomain, wait_s: float) -> None:
         time.sleep(0.2)
 
 
+def snapshot_in_progress(dom: libvirt.virDomain) -> bool:
+    """libvirt is still taking a snapshot of the domain (it pauses a running guest while it saves
+    an internal one, and runs a snapshot job)."""
+    state, reason = dom.state()
+    if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT:
+        return True
+    if not dom.isActive():
+        return False
+    stats = _job_stats(dom)
+    return (stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+            and stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_SNAPSHOT)
+
+
 def _snapshot(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | None]:
     vm, _, name = obj["name"].partition("/")
     dom = rec.domain(obj, vm)
     exists = False
     if dom is not None:
+        # libvirt finishes a snapshot its client left: decide on what it ends with, not on a half.
+        deadline = time.monotonic() + rec.wait_s
+        while snapshot_in_progress(dom):
+            if time.monotonic() >= deadline:
+                raise StillBusy(f"libvirt is still taking snapshot {name} of {vm}: run `vpd recover` again once "
+                                "it ends")
+            time.sleep(0.2)
         try:
             dom.snapshotLookupByName(name, 0)
             exists = True
-        except libvirt.libvirtError:
-            pass
+        except libvirt.libvirtError as exc:
+            _absent(exc, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT)
     return decide_snapshot(exists), None
 
 
@@ -490,6 +536,24 @@ def _settle_locked(rec: Recovery, row: dict) -> EntryReport:
         notes = [o.note() for o in report.objects] or ["recover: nothing was planned"]
         report.recovered = journal.mark_recovered(row["id"], [*notes, f"recovered by journal #{rec.by}"], rec.by)
     return report
+
+
+# How long the check after a failure waits for libvirt to finish writing a volume it must
+# delete: the user waits on it; what is still busy then is left to the next pass.
+AFTER_FAILURE_WAIT_S = 10.0
+
+
+def settle_failed(session: Session, entry: journal.Entry) -> EntryReport:
+    """After a failed operation's undo: look at every object it planned with the same rules as
+    recovery and settle what is left (a job libvirt runs on, a checkpoint or volume an undo step
+    could not delete, the host's libvirtd gone mid-way). `pending` says what could not be
+    settled now: the caller leaves its row 'unsettled' for recovery."""
+    row = {"id": entry.id, "operation": entry.operation, "target": None, "pid": 0, "objects": entry.objects}
+    token = _in_pass.set(True)  # revocations it opens must not start a pass of their own
+    try:
+        return Recovery(session, wait_s=AFTER_FAILURE_WAIT_S).settle(row)
+    finally:
+        _in_pass.reset(token)
 
 
 def run_pass(session: Session) -> None:
