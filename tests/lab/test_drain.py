@@ -4,7 +4,8 @@ the third shared one wherever placement puts it, each validated, their migration
 time - while the one whose disk is on hosta's own storage (a pool at the same path on every host,
 so placement cannot tell) is refused by the preflight's token proof and reported, still running
 on hosta. A drain ended by SIGTERM first leaves every guest on exactly one host. Maintenance then
-keeps vpd from placing anything on hosta."""
+keeps vpd from placing anything on hosta, and `host check security`
+reports the lab's hosts as they are (no sVirt, libvirt on TCP without auth)."""
 from __future__ import annotations
 
 import json
@@ -194,3 +195,21 @@ def test_maintenance_on_blocks_placement_there(guests):
     vpd_json("host", "maintenance", "off", "hosta")
     assert vpd_json("host", "maintenance-list") == {}
 
+
+def test_security_check_reports_the_lab_as_it_is(guests):
+    """The lab's hosts run security_driver = "none", libvirt on TCP without auth, opened to any
+    source by the lab's own rule: `host check security` must say exactly that, not pass it over."""
+    report = vpd_json("host", "check", "security", "hosta")["hosts"][0]
+    assert report["error"] is None
+    checks = {c["name"]: c for c in report["checks"]}
+    assert not checks["security driver"]["ok"] and "none" in checks["security driver"]["detail"]
+    assert checks["security mode"]["detail"] == ("no confining driver in libvirt; the host has no SELinux, "
+                                                 "no AppArmor")
+    assert not checks[f"label {LOCAL}"]["ok"]  # the guest still there: no sVirt label to give it
+    (image,) = [c for n, c in checks.items() if n.startswith("image ") and LOCAL in n]
+    assert image["ok"] and image["detail"].startswith("600 ")  # its disk readable by root only
+    assert not checks["libvirtd TCP"]["ok"] and "auth_tcp = none" in checks["libvirtd TCP"]["detail"]
+    assert not checks["exposure libvirt TCP 16509"]["ok"]
+    assert checks["exposure migration 49152-49216"]["ok"]  # the test's rules for the drain are gone
+    info = vpd_json("vm", "info", LOCAL, "--host", "hosta")
+    assert info["security"]["model"] == "none" and info["security"]["label"] is None
