@@ -87,8 +87,9 @@ class Report:
 
 
 # From libvirt's completed-job stats, for the report and the benchmarks.
-JOB_STATS_KEPT = ("time_elapsed", "downtime", "setup_time", "memory_processed", "memory_total", "memory_bps",
-                  "memory_iteration", "memory_dirty_rate", "auto_converge_throttle", "disk_processed")
+JOB_STATS_KEPT = ("time_elapsed", "time_elapsed_net", "downtime", "downtime_net", "setup_time", "memory_processed",
+                  "memory_total", "memory_bps", "memory_iteration", "memory_dirty_rate", "auto_converge_throttle",
+                  "disk_processed")
 
 
 # The link assumed when neither the options nor the inventory state one.
