@@ -3,7 +3,8 @@ virsh's defaults), on the same lab, guest and link.
 
     .venv/bin/python -m bench.migration [--runs 10] [--link-rate 1gbit] [--skip-dirty]
 
-(a) an idle 256 MiB guest, `--runs` migrations each way alternately;
+(a) an idle 256 MiB guest, `--runs` migrations each way, the tools alternating run by run (and
+    which goes first), each run recording the load average and QEMU's and libvirt's downtime parts;
 (b) a guest rewriting 200 MiB as fast as it can (about 1 GiB/s, far above a
     1 Gbit/s link): vpd with its policy, virsh with its defaults given 120 s.
 Every run asks the guest afterwards whether it rebooted and whether any page it
@@ -63,12 +64,23 @@ def intact(before: dict, after: dict) -> bool:
     return ok
 
 
+def downtime_parts(stats: dict) -> dict:
+    """The parts of the downtime in libvirt's completed-job stats: `downtime` and `setup_time` are
+    QEMU's own query-migrate figures, `downtime_net` and `time_elapsed_net` libvirt's, measured
+    across the two hosts' clocks (its Finish/Confirm phases included): their difference is what
+    libvirt adds to QEMU's pause."""
+    keys = ("downtime", "downtime_net", "setup_time", "time_elapsed", "time_elapsed_net", "memory_iteration")
+    return {k: stats[k] for k in keys if k in stats}
+
+
 def run_vpd(conns, inv, name: str, link_bps: int) -> dict:
     src = where(conns, inv, name)
     dst = next(h for h in inv.hosts if h.name != src.name)
+    load = os.getloadavg()[0]
     report = vpd("migrate", name, "--to", dst.name, "--persistent", "--undefinesource", check=False)
     stats = report.get("job_stats", {})
     return {"tool": "vpd", "ok": report.get("ok", False), "downtime_ms": report.get("downtime_ms"),
+            "parts": downtime_parts(stats), "load": load,
             "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": report.get("total_seconds"),
             "bytes": stats.get("memory_processed"), "iterations": report.get("iterations"),
             "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
@@ -82,11 +94,13 @@ def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
     dom = conns.get(src).lookupByName(name)
     before = guest_probe(dom)
     holder = control.load_state().host(src.name).holder_pid
+    load = os.getloadavg()[0]
+    # The key's set-up counts in virsh's wall time, as vpd's temporary grant counts in vpd's.
+    started = time.monotonic()
     with temporary_access(src, dst, ttl_seconds=int(limit_s) + 300) as grant:
         uri = f"qemu+ssh://root@{dst.name}.vpd.lab/system?keyfile={grant.src_key_path}"
         argv = ["nsenter", "-t", str(holder), "-m", "-u", "-n", "-p", "--wd=/", "--", "virsh", "migrate", "--live",
                 "--persistent", "--undefinesource", "--unsafe", name, uri]
-        started = time.monotonic()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=hostproc.HOST_ENV)
         try:
@@ -95,17 +109,18 @@ def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
             dom.abortJob()
             proc.wait(60)
             return {"tool": "virsh", "ok": False, "error": f"did not converge in {limit_s:g} s (aborted)",
-                    "wall_s": round(time.monotonic() - started, 2)}
+                    "wall_s": round(time.monotonic() - started, 2), "load": load}
         wall = time.monotonic() - started
     if proc.returncode != 0:
-        return {"tool": "virsh", "ok": False, "error": proc.stderr.strip(), "wall_s": round(wall, 2)}
+        return {"tool": "virsh", "ok": False, "error": proc.stderr.strip(), "wall_s": round(wall, 2), "load": load}
     new = conns.get(dst).lookupByName(name)
-    stats = new.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    stats = new.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)  # read once: libvirt then drops them
     after = guest_probe(new)
     return {"tool": "virsh", "ok": intact(before, after), "downtime_ms": stats.get("downtime"),
             "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": round(wall, 2),
             "bytes": stats.get("memory_processed"), "iterations": stats.get("memory_iteration"),
             "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
+            "parts": downtime_parts(stats), "load": load,
             "error": None if intact(before, after) else "guest rebooted or memory lost"}
 
 
@@ -151,11 +166,15 @@ def main() -> None:
             lib, qemu = versions.getLibVersion(), versions.getVersion()
             vpd("vm", "create", "idle", "--host", "hosta", "--lab-guest", "--memory", "256",
                 "--disk", "size=64M,pool=CONT_VOL_COMP", "--start", "--wait-boot")
+            # Run by run, the tools alternating (and which goes first with them): load drift on a
+            # shared machine then biases neither.
+            idle = {tool: results.setdefault(f"(a) idle 256 MiB, {tool}", []) for tool in ("vpd", "virsh")}
+            for i in range(args.runs):
+                for tool in (("vpd", "virsh") if i % 2 == 0 else ("virsh", "vpd")):
+                    idle[tool].append(run_vpd(conns, inv, "idle", link_bps) if tool == "vpd"
+                                      else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S))
             for tool in ("vpd", "virsh"):
-                results[f"(a) idle 256 MiB, {tool}"] = [
-                    run_vpd(conns, inv, "idle", link_bps) if tool == "vpd"
-                    else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S) for _ in range(args.runs)]
-                print(line(f"(a) {tool}", summary(results[f"(a) idle 256 MiB, {tool}"])), flush=True)
+                print(line(f"(a) {tool}", summary(idle[tool])), flush=True)
             if not args.skip_dirty:
                 vpd("vm", "create", "dirty", "--host", "hosta", "--lab-guest", "--memory", "384", "--dirty", "200,0",
                     "--disk", "size=64M,pool=CONT_VOL_COMP", "--start", "--wait-boot")

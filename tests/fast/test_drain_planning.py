@@ -173,3 +173,42 @@ def test_cli_maintenance_on_marks_drains_and_off_clears(three_hosts):
     off = run_vpd("host", "maintenance", "off", "hostc", inventory=three_hosts, check_rc=0)
     assert "hostc: back in service" in off.stdout
     assert not maintenance.is_marked("hostc")
+
+
+def test_dry_run_says_how_many_migrations_would_run_at_once(three_hosts):
+    from vpd.migration.drain import drain
+
+    with Session(three_hosts) as s:
+        asked = drain(s, "hosta", parallel=3, dry_run=True)
+        assert (asked.parallel, asked.results) == (3, [])
+        assert asked.parallel_reason == "3 at once, as asked (--parallel 3)"
+        # the test driver cannot sample dirty pages: an unknown rate means one at a time
+        auto = drain(s, "hosta", dry_run=True)
+        assert auto.parallel == 1 and "unknown" in auto.parallel_reason
+        assert set(auto.dirty_mib_s) == {"web1", "web2", "db", "local"}
+        assert drain(s, "hosta", parallel=16, dry_run=True).parallel == 4  # no more than VMs to move
+
+
+def test_a_vm_found_on_two_hosts_or_not_where_reported_is_not_moved(three_hosts):
+    from vpd.migration.drain import VmOutcome, _settle
+
+    with Session(three_hosts) as s:
+        stayed = VmOutcome("web1", "hostb", True, "moved")
+        _settle(s, "hosta", stayed)  # web1 still runs on hosta only
+        assert (stayed.moved, stayed.stage, stayed.on) == (False, "validation", {"hosta": "running"})
+        assert stayed.error == "reported moved but found only on hosta"
+
+        refused = VmOutcome("local", "hostc", False, "preflight", "preflight failed")
+        _settle(s, "hosta", refused)
+        assert (refused.stage, refused.on) == ("preflight", {"hosta": "running"})
+
+        s.connection(s.host("hostb")).defineXML(
+            "<domain type='test'><name>db</name><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>")
+        twice = VmOutcome("db", "hostb", True, "moved")
+        _settle(s, "hosta", twice)
+        assert not twice.moved and twice.stage == "split"
+        assert twice.error == "found on hosta (running) and hostb (defined)"
+
+        gone = VmOutcome("nosuch", "hostc", False, "migration", "migration failed")
+        _settle(s, "hosta", gone)
+        assert gone.stage == "split" and gone.error.endswith("found on none of hosta, hostc")

@@ -133,3 +133,44 @@ def test_the_link_comes_from_the_options_else_the_inventory_else_1_gbit():
     assert _link_mib_s(plain, fast, MigrateOptions()) == mib_s(10_000)
     assert _link_mib_s(fast, slow, MigrateOptions()) == mib_s(100)  # the slower link bounds the stream
     assert _link_mib_s(fast, slow, MigrateOptions(link_mib_s=42.0)) == 42.0
+
+
+# --- how many of a drain's migrations run at once ------------------------------------------------
+
+def test_idle_guests_drain_as_many_at_once_as_the_source_cpus_allow():
+    c = policy.drain_concurrency(119.2, [0.0, 0.1, 0.0, 0.2, 0.0, 0.0, 0.1, 0.0], source_cpus=2)
+    assert c.parallel == 4 and "bound by 2 per source CPU" in c.reason and "link carries 298 such" in c.reason
+    idle = policy.drain_concurrency(119.2, [0.0] * 4, source_cpus=2)  # a tie: the first named bound
+    assert idle.parallel == 4 and idle.reason.endswith("(no limit from the link); bound by VMs to move")
+    assert c.link_share_mib_s == round(119.2 / 4, 1)
+
+
+def test_a_dirtying_guest_limits_the_streams_to_what_the_link_carries():
+    # 119 MiB/s link, one guest writes 20 MiB/s: each stream needs 40 MiB/s, the link carries 2
+    c = policy.drain_concurrency(119.0, [20.0, 1.0, 1.0, 1.0], source_cpus=8)
+    assert c.parallel == 2 and "bound by link" in c.reason and "20.0 MiB/s" in c.reason
+
+
+def test_a_guest_outpacing_half_the_link_drains_one_at_a_time():
+    assert policy.drain_concurrency(100.0, [80.0, 0.0, 0.0], source_cpus=4).parallel == 1
+
+
+def test_few_guests_bound_the_streams():
+    c = policy.drain_concurrency(1000.0, [1.0, 1.0], source_cpus=8)
+    assert c.parallel == 2 and "bound by VMs to move" in c.reason
+
+
+def test_one_or_no_guest_and_unknown_rates_mean_one_at_a_time():
+    assert policy.drain_concurrency(100.0, [5.0], 4).parallel == 1
+    assert policy.drain_concurrency(100.0, [], 4).reason == "nothing to move"
+    unknown = policy.drain_concurrency(100.0, [1.0, None, 1.0], 4)
+    assert unknown.parallel == 1 and "unknown" in unknown.reason
+
+
+@given(st.floats(1, 10_000), st.lists(st.floats(0, 5_000), min_size=2, max_size=30), st.integers(1, 64),
+       st.integers(1, 16))
+def test_every_stream_gets_twice_its_guests_dirty_rate_or_there_is_one(link, rates, cpus, cap):
+    c = policy.drain_concurrency(link, list(rates), cpus, cap)
+    assert 1 <= c.parallel <= min(len(rates), policy.STREAMS_PER_CPU * cpus, cap)
+    assert c.parallel == 1 or link / c.parallel >= 2 * max(rates)
+    assert c.link_share_mib_s == round(link / c.parallel, 1)

@@ -17,7 +17,8 @@ import pytest
 from vpd.cli.main import cli
 from vpd.connect.inventory import Host
 from vpd.core.checks import Check
-from vpd.practica import catalog, check4, fwzones, keys, nfteval
+from vpd.hostprep import fwzones, nfteval
+from vpd.practica import catalog, check4, keys
 from vpd.practica.model import LANGS
 
 from .conftest import run_vpd

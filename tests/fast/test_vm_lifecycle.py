@@ -110,6 +110,8 @@ def test_info_lists_disks_and_interfaces(conn):
     assert data["persistent"] and not data["autostart"] and not data["template"]
     assert data["disks"] == [{"target": "hda", "device": "disk", "path": "/images/vm1.qcow2", "format": "qcow2"}]
     assert [(i["mac"], i["source"]) for i in data["interfaces"]] == [("52:54:00:00:00:01", "default")]
+    # a stopped guest has no label; the host's model is still told
+    assert data["security"] == {"model": "testSecurity", "doi": None, "label": None, "enforcing": None}
 
 
 def _xml(name, uuid=None):
@@ -206,6 +208,10 @@ def test_cli_info_dumpxml_pause_resume(test_inventory):
     info = json.loads(run_vpd("vm", "info", "test", "--host", "t1", "--json", inventory=test_inventory,
                               check_rc=0).stdout)
     assert info["state"] == "running" and info["host"] == "t1"
+    # as `virsh dominfo` shows it: the test driver labels a running guest libvirt-test, enforced
+    assert info["security"] == {"model": "testSecurity", "doi": None, "label": "libvirt-test", "enforcing": True}
+    shown = run_vpd("vm", "info", "test", "--host", "t1", inventory=test_inventory, check_rc=0).stdout
+    assert "security model  testSecurity" in shown and "security label  libvirt-test (enforcing)" in shown
     xml = run_vpd("vm", "dumpxml", "test", "--host", "t1", inventory=test_inventory, check_rc=0).stdout
     assert etree.fromstring(xml.encode()).findtext("name") == "test"
     paused = json.loads(run_vpd("vm", "pause", "test", "--host", "t1", "--json", inventory=test_inventory,

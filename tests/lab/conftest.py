@@ -70,6 +70,27 @@ def lab():
 
 
 @pytest.fixture(scope="session")
+def lab3(lab):
+    """The session's lab swapped for one of three hosts, once: the tests that use it run last
+    (pytest_collection_modifyitems below), so nothing needs the two-host lab back after them."""
+    if len(inv.resolve().hosts) != 3:
+        assert vpd("lab", "down").returncode == 0
+        return vpd_json("lab", "up", "--hosts", "3")
+    return lab
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the three-host lab after all others, and the slow ones among them last: a swap
+    back to two hosts (~15 s) is never needed, and a slow test's leftovers (hosts powered off)
+    meet no other test."""
+    def order(item) -> tuple[bool, bool]:
+        three = "lab3" in getattr(item, "fixturenames", ())
+        return three, three and item.get_closest_marker("slow") is not None
+
+    items.sort(key=order)  # stable: every other test keeps its place
+
+
+@pytest.fixture(scope="session")
 def lab_inventory(lab) -> inv.Inventory:
     return inv.resolve()
 

@@ -1,8 +1,7 @@
 """Quorum on a three-node cluster: with two of three hosts dead, the survivor has
 no quorum, so nothing is recovered (the guest is not started on it) and nothing
-is fenced. It needs a three-host lab: this module swaps the session's two-host
-lab for one of three through the same CLI, and puts a two-host lab back after,
-so the tests that follow find the session lab as they expect. Slow: ~2 min."""
+is fenced. It needs a three-host lab: the session's `lab3` (tests/lab/conftest.py),
+which runs it after every other test, so the hosts it powers off meet no other. Slow: ~2 min."""
 from __future__ import annotations
 
 import time
@@ -13,7 +12,7 @@ from vpd.cluster import store
 from vpd.lab import layout
 
 from . import cluster_helpers as h
-from .conftest import vpd, vpd_json
+from .conftest import vpd_json
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -23,18 +22,14 @@ SLOW = 600
 
 
 @pytest.fixture(scope="module")
-def lab3(lab):
-    assert vpd("lab", "down").returncode == 0
-    vpd_json("lab", "up", "--hosts", "3")
+def quorum_lab(lab3):
     try:
         yield
     finally:
         store.remove(CLUSTER)  # its hosts vanish with the lab
-        assert vpd("lab", "down").returncode == 0
-        vpd_json("lab", "up", "--hosts", "2")
 
 
-def test_two_of_three_down_recovers_nothing(lab3):
+def test_two_of_three_down_recovers_nothing(quorum_lab):
     created = vpd_json("cluster", "create", CLUSTER, "--hosts", "hosta,hostb,hostc", "--fence", "fence_vpdlab",
                        timeout=SLOW)
     assert [m["state"] for m in created["status"]["members"]] == ["online"] * 3

@@ -108,12 +108,16 @@ def _render_plan(plan: dict, title: str) -> None:
 def _render_drain(r) -> None:
     r = jsonable(r)  # a DrainResult, also when a failed drain attaches it to its error
     _render_plan(r["plan"], f"drain {r['host']}: plan")
+    if r.get("parallel_reason"):
+        say(f"migrations at once: {r['parallel_reason']}")
     if r["dry_run"]:
         say("dry run: nothing was moved")
         return
     if r["results"]:
-        table(f"drain {r['host']}: results", ["VM", "to", "moved", "stage", "mode", "downtime ms", "s", "error"],
-              [[x["vm"], x["destination"], "yes" if x["moved"] else "NO", x["stage"], x["mode"], x["downtime_ms"],
+        table(f"drain {r['host']}: results", ["VM", "to", "moved", "stage", "now on", "mode", "downtime ms", "s",
+                                              "error"],
+              [[x["vm"], x["destination"], "yes" if x["moved"] else "NO", x["stage"],
+                ", ".join(f"{h} ({s})" for h, s in x.get("on", {}).items()) or "?", x["mode"], x["downtime_ms"],
                 x["seconds"], x["error"]] for x in r["results"]])
     say(f"{r['host']}: {len(r['moved'])} moved, {len(r['not_moved'])} not moved ({r['seconds']} s)",
         "red" if r["not_moved"] else "green")
@@ -123,8 +127,9 @@ def _render_drain(r) -> None:
 @click.argument("name", metavar="HOST")
 @click.option("--to", "to", default="auto", show_default=True, metavar="auto|H1,H2",
               help="Where the VMs may go: auto (every other host) or these hosts; placement picks among them.")
-@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Migrations at once (only 1 for now).")
+@click.option("--parallel", type=click.IntRange(1, 16), default=None,
+              help="Migrations at once (default: as many as the source's link carries at twice the guests' "
+                   "measured dirty rates, at most 2 per source CPU).")
 @click.option("--include-stopped", is_flag=True, help="Move stopped VMs' definitions too (cold).")
 @click.option("--max-downtime", "max_downtime_ms", default=300, show_default=True, type=int, help="ms, per VM.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (which VM goes where, and why) and move nothing.")
@@ -159,12 +164,14 @@ def _render_maintenance(r: dict) -> None:
 @click.option("--to", "to", default="auto", show_default=True, metavar="auto|H1,H2",
               help="on: where its VMs may go.")
 @click.option("--include-stopped", is_flag=True, help="on: move stopped VMs' definitions too.")
-def host_maintenance(session, state, name, to, include_stopped):
+@click.option("--parallel", type=click.IntRange(1, 16), default=None,
+              help="on: migrations at once (default: chosen as `host drain` does).")
+def host_maintenance(session, state, name, to, include_stopped, parallel):
     """on: mark HOST (vpd places nothing there), standby when it is a cluster member, drain it.
     off: clear the mark (and the standby); VMs are not moved back."""
     from ..cluster.maintenance import maintenance
 
-    return maintenance(session, name, state == "on", _targets(to), include_stopped)
+    return maintenance(session, name, state == "on", _targets(to), include_stopped, parallel=parallel)
 
 
 @command(host, "maintenance-list", render=lambda r: table("hosts in maintenance", ["host", "since", "reason"],
@@ -189,13 +196,17 @@ def _render_security(r: dict) -> None:
             continue
         table(f"{h['host']}: security", ["check", "ok", "evidence", "fix"],
               [[c["name"], "yes" if c["ok"] else "NO", c["detail"], c["fix"]] for c in h["checks"]])
+        if h.get("note"):
+            say(f"{h['host']}: {h['note']}", "dim")
 
 
 @command(host_check, "security", render=_render_security, bars=False)
 @click.argument("names", metavar="HOST...", nargs=-1)
 def host_check_security(session, names: tuple[str, ...]):
-    """libvirt's security driver (sVirt), each running VM's label, graphics open without a password.
-    Read-only; every host of the inventory when none is named."""
+    """sVirt and exposure: libvirt's security driver and its mode (getenforce, aa-status), each running
+    VM's label and disk files (permissions, svirt_image_t), SELinux booleans the pools need,
+    libvirtd on TCP without auth, graphics open without a password. Read-only; every host of the
+    inventory when none is named."""
     from ..host.security import check_hosts
 
     found = check_hosts(session, session.hosts(names))

@@ -304,6 +304,10 @@ def _render_info(data: dict) -> None:
         say(f"{key:15} {data[key]}")
     if data["linked_clones"]:
         say(f"{'linked clones':15} {', '.join(data['linked_clones'])}")
+    sec = data["security"]
+    say(f"{'security model':15} {sec['model']}" + (f" (DOI {sec['doi']})" if sec["doi"] else ""))
+    if sec["label"]:
+        say(f"{'security label':15} {sec['label']} ({'enforcing' if sec['enforcing'] else 'permissive'})")
     table("disks", ["target", "device", "path", "format"],
           [[d["target"], d["device"], d["path"], d["format"]] for d in data["disks"]])
     table("interfaces", ["type", "source", "MAC", "model"],

@@ -26,7 +26,7 @@ from . import store
 
 
 def maintenance(session: Session, host_ref: str, on: bool, to: list[str] | None = None,
-                include_stopped: bool = False, options: dict | None = None) -> dict:
+                include_stopped: bool = False, options: dict | None = None, parallel: int | None = None) -> dict:
     host = session.host(host_ref).name
     cluster = store.cluster_of(host)
     result: dict = {"host": host, "maintenance": on, "cluster": cluster, "standby": None, "drain": None}
@@ -40,7 +40,8 @@ def maintenance(session: Session, host_ref: str, on: bool, to: list[str] | None 
         result["standby"] = cluster_ops.standby(session, host, on)
     if on:
         try:
-            result["drain"] = drain(session, host, to, include_stopped=include_stopped, options=options).to_dict()
+            result["drain"] = drain(session, host, to, parallel=parallel, include_stopped=include_stopped,
+                                    options=options).to_dict()
         except VpdError as exc:
             partial = getattr(exc, "report", None)
             result["drain"] = partial.to_dict() if partial is not None else {"error": exc.message}

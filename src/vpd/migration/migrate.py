@@ -6,9 +6,11 @@ on the source and nothing of it on the destination; access granted for the
 migration is revoked whatever happens (vpd.access.temporary_access)."""
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import libvirt
 
@@ -21,6 +23,9 @@ from ..vm.inventory import find_domain
 from ..xml.domain import Domain
 from . import cleanup, policy, preflight, validate
 from .run import run_job
+
+if TYPE_CHECKING:
+    from ..access.grants import Grant
 
 
 @dataclass
@@ -82,8 +87,9 @@ class Report:
 
 
 # From libvirt's completed-job stats, for the report and the benchmarks.
-JOB_STATS_KEPT = ("time_elapsed", "downtime", "setup_time", "memory_processed", "memory_total", "memory_bps",
-                  "memory_iteration", "memory_dirty_rate", "auto_converge_throttle", "disk_processed")
+JOB_STATS_KEPT = ("time_elapsed", "time_elapsed_net", "downtime", "downtime_net", "setup_time", "memory_processed",
+                  "memory_total", "memory_bps", "memory_iteration", "memory_dirty_rate", "auto_converge_throttle",
+                  "disk_processed")
 
 
 # The link assumed when neither the options nor the inventory state one.
@@ -113,7 +119,10 @@ def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) 
     return value, names
 
 
-def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOptions) -> Report:
+def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOptions, *,
+            grant: Grant | None = None, cancel: threading.Event | None = None) -> Report:
+    """`grant`: SSH access from src to dst the caller holds (a drain's, shared by its migrations
+    to dst), else one is made and revoked around the job. `cancel`: see run.run_job."""
     if src.name == dst.name:
         raise UsageError(f"{name} is already on {src.name}: pick another destination")
     started = time.monotonic()
@@ -181,11 +190,16 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
 
     from ..access import temporary_access
 
+    if cancel is not None and cancel.is_set():
+        report.error, report.interrupted = "interrupted before its job began", True
+        report.total_seconds = round(time.monotonic() - started, 3)
+        return report
     before = validate.guest_probe(dom) if live else None
     dst_fqdn = dst_conn.getHostname()
     outcome = None
     try:
-        with temporary_access(src, dst, ttl_seconds=900) as grant:
+        access = nullcontext(grant) if grant is not None else temporary_access(src, dst, ttl_seconds=900)
+        with access as grant:
             report.grant = grant.id
             checks.append(preflight.ssh_key_check(src, dst, dst_fqdn, grant.src_key_path))
             if failed(checks[-1:]):
@@ -205,7 +219,7 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
             # Journaled before it starts: libvirt drives a peer-to-peer job on if vpd is killed.
             ops.plan("migration-job", name, src.name, dst=dst.name)
             try:
-                outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}")
+                outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}", cancel=cancel)
             except BaseException:
                 cleanup.clean_destination(conns, dst, dom, defined_on_dst)
                 raise

@@ -3,6 +3,9 @@ preflight -> access -> job -> validation, holding the VM's lock so no other vpd 
 clones, backs up or migrates it meanwhile."""
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
 from ..core.errors import VpdError
 from ..host import maintenance
 from ..ops import Operation, Session
@@ -10,13 +13,18 @@ from ..ops.locks import vm_key
 from ..vm.inventory import locate_vm
 from .migrate import MigrateOptions, Report, migrate, raise_for
 
+if TYPE_CHECKING:
+    from ..access.grants import Grant
+
 AUTO = "auto"
 
 
-def migrate_vm(session: Session, name: str, to: str, opts: MigrateOptions, source: str | None = None) -> Report:
+def migrate_vm(session: Session, name: str, to: str, opts: MigrateOptions, source: str | None = None, *,
+               grant: Grant | None = None, cancel: threading.Event | None = None) -> Report:
     """Migrate `name` to host `to` (name, FQDN or address; "auto": the host placement picks, as
     `vpd host drain` does). The source is `source`, else the host where the VM runs (else the one
-    that defines it). A host in maintenance is refused as a destination. A failed migration raises
+    that defines it). A host in maintenance is refused as a destination. `grant`, `cancel`: see
+    migrate.migrate (a drain passes them). A failed migration raises
     with the report attached (`exc.report`), so front ends still show what was checked and done."""
     src = session.host(source) if source else locate_vm(session, name, prefer_running=True).host
     if to == AUTO:
@@ -25,7 +33,7 @@ def migrate_vm(session: Session, name: str, to: str, opts: MigrateOptions, sourc
     maintenance.refuse_new_guests(dst.name, "migrated VM")
     with Operation(session, "migrate", target=f"{src.name}/{name}->{dst.name}", locks=[vm_key(name)],
                    **vars(opts)) as op:
-        report = migrate(session.conns, src, dst, name, opts)
+        report = migrate(session.conns, src, dst, name, opts, grant=grant, cancel=cancel)
         op.result = report.to_dict()
         raise_for(report)
     return report

@@ -154,3 +154,43 @@ def start_plan(dirty_mib_s: float | None, link_mib_s: float, requested: bool) ->
 # Page sampling counts distinct pages per second, so a writer that sweeps the same
 # region several times a second reads low (docs/lab.md, "Dirty-page rate under TCG"): plan for twice the reading.
 SAMPLING_MARGIN = 2
+
+
+# Migrations at once, whatever the link: each stream is a QEMU thread on the source and a new
+# QEMU starting on its destination, so beyond two per source CPU they only queue for the CPU.
+STREAMS_PER_CPU = 2
+MAX_PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    parallel: int
+    link_share_mib_s: float  # what each stream may count on
+    reason: str
+
+
+def drain_concurrency(link_mib_s: float, dirty_mib_s: list[float | None], source_cpus: int,
+                      cap: int = MAX_PARALLEL) -> Concurrency:
+    """How many of a drain's migrations run at once. They share the source's link, and one whose
+    share is under twice its guest's dirty rate stops converging (start_plan's rule), so the
+    guest that dirties most decides: n x 2 x max(dirty) <= link. Then no more streams than
+    guests to move (`dirty_mib_s` has one rate per guest; 0 for a stopped one) nor than
+    STREAMS_PER_CPU per source CPU, nor `cap`. An unknown rate (None) counts as a guest that needs
+    the whole link: one at a time."""
+    moves = len(dirty_mib_s)
+    if moves <= 1:
+        return Concurrency(1, link_mib_s, "one VM to move" if moves else "nothing to move")
+    if any(rate is None for rate in dirty_mib_s):
+        return Concurrency(1, link_mib_s, "a guest's dirty rate is unknown: one migration at a time")
+    worst = max(rate or 0.0 for rate in dirty_mib_s)
+    # Idle guests (or near-zero rates, whose ratios are huge) leave the link no limit to set.
+    by_link = math.floor(link_mib_s / (2 * worst)) if worst > 0 and link_mib_s / (2 * worst) < 10_000 else 10_000
+    cpu_cap = max(1, STREAMS_PER_CPU * max(1, source_cpus))
+    n = max(1, min(by_link, moves, cpu_cap, cap))
+    limits = {"VMs to move": moves, f"{STREAMS_PER_CPU} per source CPU": cpu_cap, "cap": cap, "link": by_link}
+    bound = min(limits, key=lambda k: limits[k])  # on a tie, the first named
+    carries = (f"the link carries {by_link} such streams at twice their rate" if by_link < 10_000
+               else "no limit from the link")
+    reason = (f"{n} at once: link {link_mib_s:.0f} MiB/s, most dirtying guest {worst:.1f} MiB/s "
+              f"({carries}); bound by {bound}")
+    return Concurrency(n, round(link_mib_s / n, 1), reason)

@@ -64,8 +64,10 @@ def _apply(dom: libvirt.virDomain, action: policy.Action) -> None:
 
 
 def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
-            settings: policy.Settings, operation: str = "migrate") -> JobOutcome:
-    """Run migrateToURI3 in a worker thread and steer it from here."""
+            settings: policy.Settings, operation: str = "migrate",
+            cancel: threading.Event | None = None) -> JobOutcome:
+    """Run migrateToURI3 in a worker thread and steer it from here. `cancel` set (by a drain whose
+    main thread got Ctrl-C or SIGTERM, which only it receives) aborts the job as Ctrl-C would."""
     state = policy.State(downtime_ms=policy.downtime_schedule(settings)[0])
     # The limit does not travel with the guest: set it on the source before each
     # migration. An offline one moves only the definition (and libvirt refuses it there).
@@ -90,8 +92,18 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
     last_remaining, last_progress = None, started
     aborted_by = None
     interrupted = False
+    cancel_sent = False
     try:
         while not done.wait(TICK_S):
+            if cancel is not None and cancel.is_set():
+                aborted_by, interrupted = "the drain was interrupted", True
+                if not cancel_sent:
+                    try:
+                        dom.abortJob()
+                        cancel_sent = True
+                    except libvirt.libvirtError:
+                        pass  # the job may not have begun yet: try again next tick
+                continue
             try:
                 stats = dom.jobStats(0)
             except libvirt.libvirtError:

@@ -15,11 +15,11 @@ from ..connect.inventory import Host
 from ..connect.ssh import NOT_FOUND, runner_for
 from ..core.checks import Check
 from ..core.errors import VpdError
-from ..hostprep import fqdn
+from ..hostprep import fqdn, fwzones, nfteval
 from ..hostprep.firewall import FILTERED, probe_ports, reachable
 from ..hostprep.ports import MIGRATION_PORTS, SSH_PORT, port_range_text
 from ..migration.preflight import shared_storage_check
-from . import fwzones, keys, nfteval
+from . import keys
 from .p4 import PRACTICA
 
 LIBVIRT_PORT = 16509

@@ -186,7 +186,26 @@ def info(dom: libvirt.virDomain) -> dict:
                         "source": (i.source.network or i.source.bridge or i.source.dev) if i.source else None,
                         "model": i.model.type if i.model is not None else None} for i in parsed.interfaces],
         "linked_clones": linked_dependents(dom.connect(), dom),
+        "security": security(dom),
     }
+
+
+def security(dom: libvirt.virDomain) -> dict:
+    """What `virsh dominfo` says of sVirt: the host's security model and DOI, and the running guest's
+    label (SELinux: svirt_t with its MCS pair; AppArmor: its libvirt-UUID profile) and whether it
+    is enforced. A stopped guest has no label; a driver that tells none gives None."""
+    try:
+        model, doi = dom.connect().getSecurityModel()
+    except libvirt.libvirtError:
+        model, doi = "", ""
+    label, enforcing = None, None
+    if dom.isActive():
+        try:
+            text, enforced = dom.securityLabel()
+            label, enforcing = text or None, bool(enforced) if text else None
+        except libvirt.libvirtError:
+            pass
+    return {"model": model or "none", "doi": doi or None, "label": label, "enforcing": enforcing}
 
 
 def define(conn: libvirt.virConnect, host: Host, xml: str, replace: bool = False) -> dict:
