@@ -9,6 +9,7 @@ A run's steps are vpd commands (argv templates over SRC, DST, VM); the front end
 journaled result is what `vpd practica report N` writes up."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,7 @@ def run(session: Session, number: int, call: Call, *, src: str, dst: str, vm: st
                 continue
             if before is not None:
                 before(entry)
+            started = time.monotonic()
             try:
                 out = call(argv)
             except VpdError as exc:
@@ -155,6 +157,7 @@ def run(session: Session, number: int, call: Call, *, src: str, dst: str, vm: st
                     after(entry)
                 raise VpdError(f"Práctica {number}: step '{entry['title']}' failed: {exc}",
                                hint=getattr(exc, "hint", None)) from exc
+            entry["seconds"] = round(time.monotonic() - started, 2)
             entry["did"] = list(out.pop("explain", []) if isinstance(out, dict) else [])
             entry["outcome"] = out
             if argv[0] in FACT_OF:
@@ -162,7 +165,9 @@ def run(session: Session, number: int, call: Call, *, src: str, dst: str, vm: st
             report["steps"].append(entry)
             if after is not None:
                 after(entry)
+        started = time.monotonic()
         graded = check4.grade_pair(session, session.host(values["SRC"]), session.host(values["DST"]), vm, lang)
+        graded["seconds"] = round(time.monotonic() - started, 2)
         facts["validation"] = graded
         report["validation"] = graded
         report["measured"] = {"migration": {k: _migration(facts).get(k) for k in
