@@ -175,6 +175,13 @@ def test_reads_are_left_out_unless_asked():
               "input": None}
     assert explain.script([read, change]) == ["firewall-cmd --zone=x --add-port=22/tcp"]
     assert explain.script([read], queries=True) == ["# firewall-cmd --list-all-zones"]
+    for argv in (["tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "sys"], ["sh", "-c", "command -v tgtadm"],
+                 ["qemu-img", "info", "--output=json", "x"], ["nft", "-j", "list", "ruleset"]):
+        assert explain.is_query(argv), argv
+    for argv in (["tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "target"], ["tee", "/etc/hosts"],
+                 ["ip", "link", "add", "br0", "type", "bridge"], ["nft", "-f", "-"], ["qemu-img", "create", "x"],
+                 ["hostname", "web1"], ["firewall-cmd", "--permanent", "--zone=public", "--add-rich-rule=r"]):
+        assert not explain.is_query(argv), argv
 
 
 def test_secrets_never_reach_a_step():

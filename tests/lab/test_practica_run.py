@@ -5,14 +5,25 @@ the journal. Everything it made is undone afterwards (other tests expect the lab
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 
 import pytest
+
+from vpd.lab import control, hostproc
 
 from .conftest import vpd
 
 pytestmark = pytest.mark.lab
 
 VM = "mvp4_run"
+
+
+def _prepared_rules(host: str) -> list[str]:
+    """The vpd-prepare rules of a lab host's firewall, without their handles."""
+    listing = hostproc.run_in_host(control.load_state().host(host).holder_pid, ["nft", "list", "ruleset"]).stdout
+    return sorted(re.sub(r"\s+# handle \d+", "", line).strip() for line in listing.splitlines()
+                  if "vpd-prepare" in line)
 
 
 @pytest.fixture
@@ -56,10 +67,41 @@ def test_practica_run_4_performs_explains_validates_and_reports(lab, run_cleanup
     assert answers["How long was the VM stopped during the live migration?"] == f"{measured['downtime_ms']} ms"
     assert answers["Does the VM run on the destination, persistent, and is it gone from the source?"] == "yes"
 
+    # Replay: `host prepare`'s printed commands, pasted into a shell once vpd's rules are gone,
+    # give each host the same vpd-tagged rules.
+    made = {h: _prepared_rules(h) for h in ("hosta", "hostb")}
+    assert all(made.values()), made
+    assert vpd("host", "unprepare", "hosta", "hostb", timeout=120).returncode == 0
+    assert not any(_prepared_rules(h) for h in ("hosta", "hostb"))
+    for command in prepare["did"]:
+        subprocess.run(["bash", "-c", command], check=True, capture_output=True, timeout=60)
+    assert {h: _prepared_rules(h) for h in ("hosta", "hostb")} == made
+
     md = vpd("practica", "report", "4", "--lang", "es", timeout=60)
     assert md.returncode == 0, md.stderr
     for heading in ("## Preparación", "## Migración", "## Pruebas y validación", "## Conclusiones"):
         assert heading in md.stdout
     assert virsh in md.stdout and f"{measured['downtime_ms']} ms" in md.stdout
-    page = vpd("practica", "report", "4", "--format", "html", timeout=60)
-    assert page.returncode == 0 and page.stdout.startswith("<!doctype html>") and "<h2>Migration</h2>" in page.stdout
+
+
+@pytest.fixture
+def p6_cleanup(lab):
+    yield
+    vpd("pool", "delete", "iscsi1", "--host", "hostb", timeout=60)
+    vpd("iscsi", "target", "delete", "--host", "hosta", "--iqn", "iqn.2024-01.es.vpd:p6", timeout=60)
+    vpd("pool", "delete", "p6-san", "--host", "hosta", "--wipe", "--yes", timeout=60)
+
+
+def test_practica_run_6_on_the_lab(lab, p6_cleanup):
+    # An iSCSI target on hosta, its LUN seen by hostb through an iscsi-direct pool; the run's
+    # validation is `vpd practica check 6`'s grader. (Práctica 2's run and the
+    # graders of 2, 3 and 5 are tested in tests/fast, on libvirt's test driver.)
+    proc = vpd("practica", "run", "6", "--hosts", "hosta,hostb", "--lang", "en", "--json", timeout=300)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["validation"]["ok"] and all(s["ok"] for s in report["steps"])
+    target = next(s for s in report["steps"] if s["vpd"].startswith("vpd iscsi target create"))
+    assert target["hand"][0] == "targetcli"
+    assert any("tgtadm --lld iscsi --op new --mode target" in d or "targetcli" in d for d in target["did"])
+    assert not any("--op show" in d for d in target["did"])  # reads are left out
+    assert report["questions"][1]["answer"].startswith("iSCSI pool iscsi1 on hostb logged in, with LUNs: ")

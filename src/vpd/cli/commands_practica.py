@@ -30,13 +30,17 @@ def _lang_option(fn):
                         help="Language of the texts.")(fn)
 
 
+def _yes(value: bool, es: bool) -> str:
+    return ("sí" if es else "yes") if value else "-"
+
+
 def _render_list(r: dict) -> None:
     es = r["lang"] == "es"
     table("Prácticas" if es else "Prácticas (labs)",
           ["#", "título" if es else "title", "objetivos" if es else "goals", "pasos" if es else "steps",
-           "check"],
-          [[p["number"], p["title"], p["goals"], p["steps"], "sí" if p["checkable"] and es else
-            ("yes" if p["checkable"] else "-")] for p in r["practicas"]])
+           "check", "run"],
+          [[p["number"], p["title"], p["goals"], p["steps"], _yes(p["checkable"], es), _yes(p["runnable"], es)]
+           for p in r["practicas"]])
     say("vpd practica show N [--lang en]" + ("   ·   vpd practica check 4 --hosts ORIGEN,DESTINO" if es
                                               else "   ·   vpd practica check 4 --hosts SRC,DST"), "dim")
 
@@ -79,6 +83,22 @@ def practica_show(session, number: int, lang: str):
     return practica_ops.show(number, lang)
 
 
+def _set_option(fn):
+    return click.option("--set", "names", multiple=True, metavar="KEY=VALUE",
+                        help="A name other than the seed's, e.g. --set POOL=default --set VM=mvp1 "
+                             "(keys: `vpd practica show N --json`'s `names`).")(fn)
+
+
+def _names(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isupper() or not key.replace("_", "").isalnum() or not value:
+            raise UsageError(f"invalid --set {pair!r}", hint="KEY=VALUE, the key in capitals, e.g. POOL=default")
+        out[key] = value
+    return out
+
+
 def _render_check(r: dict) -> None:
     goal_ids = [g["id"] for g in r["pairs"][0]["goals"]] if r["pairs"] else []
     if len(r["pairs"]) > 1:  # a class: one row per pair
@@ -91,7 +111,8 @@ def _render_check(r: dict) -> None:
             for c in g["checks"]:
                 rows.append([g["id"], c["name"], "ok" if c["ok"] else ("FAIL" if c["blocking"] else "warn"),
                              c["detail"], None if c["ok"] else c["fix"]])
-        table(f"Práctica {r['practica']} {p['src']} -> {p['dst']}" + (f" (VM {p['vm']})" if p["vm"] else ""),
+        where = f"{p['src']} -> {p['dst']}" if p["dst"] else p["src"]
+        table(f"Práctica {r['practica']} {where}" + (f" (VM {p['vm']})" if p["vm"] else ""),
               ["goal", "check", "result", "evidence", "fix"], rows)
         for g in p["goals"]:
             say(f"  {'✔' if g['ok'] else '✘'} {g['id']}: {g['title']}", None if g["ok"] else "red")
@@ -104,12 +125,13 @@ def _render_check(r: dict) -> None:
 @click.option("--hosts", "hosts", metavar="SRC,DST[,SRC2,DST2...]",
               help="The pair(s) to grade, source first (default: the inventory's hosts, two by two).")
 @click.option("--vm", "vm", metavar="NAME", help="The migrated VM (default: the one mvp4* domain on the pair).")
+@_set_option
 @_lang_option
-def practica_check(session, number: int, hosts: str | None, vm: str | None, lang: str):
+def practica_check(session, number: int, hosts: str | None, vm: str | None, names: tuple[str, ...], lang: str):
     """Grade a Práctica done by hand, changing nothing: each goal pass/fail with its
     evidence and the exact fix. Exit 0: every goal met; 1: some not; 2: bad input."""
     refs = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else []
-    return practica_ops.check(session, number, refs, vm, lang)
+    return practica_ops.check(session, number, refs, vm, lang, _names(names))
 
 
 def _vpd_caller(ctx: click.Context):
@@ -176,23 +198,26 @@ def _render_run(r: dict) -> None:
 
 @command(practica_group, "run", render=_render_run)
 @click.argument("number", type=int)
-@click.option("--hosts", "hosts", metavar="SRC,DST", default="hosta,hostb", show_default=True,
-              help="The source and destination hosts.")
-@click.option("--vm", "vm", default="mvp4_lab", show_default=True,
-              help="The VM (on the lab vpd makes it; elsewhere the seed's VM must exist on SRC).")
+@click.option("--hosts", "hosts", metavar="SRC[,DST]", default="hosta,hostb", show_default=True,
+              help="The host (and, for the Prácticas of two hosts, the destination/initiator second).")
+@click.option("--vm", "vm", help="The VM (default: the seed's; on the lab vpd makes it, elsewhere it must exist).")
+@_set_option
 @click.option("--step", "pause", is_flag=True, help="Pause before each step.")
 @_lang_option
 @click.pass_context
-def practica_run(ctx, session, number: int, hosts: str, vm: str, pause: bool, lang: str):
+def practica_run(ctx, session, number: int, hosts: str, vm: str | None, names: tuple[str, ...], pause: bool,
+                 lang: str):
     """Perform a Práctica with vpd: for each step, what a learner would type, what vpd did (as
     hand commands), then the validation and the seed's questions answered by measurement."""
     refs = [h.strip() for h in hosts.split(",") if h.strip()]
-    if len(refs) != 2:
-        raise UsageError("--hosts takes two hosts: SRC,DST")
+    if not 1 <= len(refs) <= 2:
+        raise UsageError("--hosts takes SRC or SRC,DST")
+    given = {**_names(names), **({"VM": vm} if vm else {})}
     lab = all(session.host(r).lab for r in refs)
     quiet = bool(ctx.params.get("as_json"))
-    return practica_run_mod.run(session, number, _vpd_caller(ctx), src=refs[0], dst=refs[1], vm=vm, lab=lab,
-                                lang=lang, before=None if quiet else (lambda e: _show_before(e, pause)),
+    return practica_run_mod.run(session, number, _vpd_caller(ctx), src=refs[0],
+                                dst=refs[1] if len(refs) > 1 else refs[0], lab=lab, lang=lang, given=given,
+                                before=None if quiet else (lambda e: _show_before(e, pause)),
                                 after=None if quiet else _show_after)
 
 

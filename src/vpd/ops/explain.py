@@ -246,6 +246,10 @@ def is_query(argv: list[str]) -> bool:
         return False
     if prog in _READERS:
         return True
+    if prog == "sh" and rest[:1] == ["-c"] and len(rest) > 1 and rest[1].startswith("command -v "):
+        return True
+    if "--op" in rest[:-1] and rest[rest.index("--op") + 1] == "show":  # tgtadm
+        return True
     if prog == "hostname":
         return not rest or rest[0].startswith("-")
     return any(w.startswith(_READ_WORDS) for w in rest[:3])

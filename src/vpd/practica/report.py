@@ -37,12 +37,16 @@ def _outcome(value: Any) -> str:
 
 def blocks(run: dict, lang: str) -> list[Block]:
     es = lang == "es"
+    if run.get("dst") and run["dst"] != run["src"]:
+        where = (f"Anfitriones: {run['src']} y {run['dst']}" if es else f"Hosts: {run['src']} and {run['dst']}")
+    else:
+        where = f"Anfitrión: {run['src']}" if es else f"Host: {run['src']}"
+    if run.get("vm"):
+        where += f"; MV {run['vm']}" if es else f"; VM {run['vm']}"
     out: list[Block] = [("h", 1, f"Práctica {run['practica']}: {run['title']}"),
-                        ("p", (f"Anfitriones: origen {run['src']}, destino {run['dst']}; MV {run['vm']}. "
-                               f"Ejecución registrada en el diario de vpd (#{run['journal_id']}, {run['status']})."
-                               if es else
-                               f"Hosts: source {run['src']}, destination {run['dst']}; VM {run['vm']}. "
-                               f"Run recorded in vpd's journal (#{run['journal_id']}, {run['status']})."))]
+                        ("p", where + (f". Ejecución registrada en el diario de vpd (#{run['journal_id']}, "
+                                       f"{run['status']})." if es else
+                                       f". Run recorded in vpd's journal (#{run['journal_id']}, {run['status']})."))]
     done: set[int] = set()
     for title_es, title_en, goals in SECTIONS.get(run["practica"], ()):
         out.append(("h", 2, title_es if es else title_en))
@@ -52,7 +56,7 @@ def blocks(run: dict, lang: str) -> list[Block]:
                 out += _step_blocks(step, es)
     rest = [s for i, s in enumerate(run["steps"]) if i not in done]
     if rest:
-        out.append(("h", 2, "Otros pasos" if es else "Other steps"))
+        out.append(("h", 2, ("Otros pasos" if es else "Other steps") if done else ("Pasos" if es else "Steps")))
         for step in rest:
             out += _step_blocks(step, es)
     out.append(("h", 2, "Pruebas y validación" if es else "Tests and validation"))
@@ -83,8 +87,13 @@ def _step_blocks(step: dict, es: bool) -> list[Block]:
 
 
 def _conclusion(run: dict, es: bool) -> str:
-    m = (run.get("measured") or {}).get("migration") or {}
+    m = (run.get("measured") or {}).get("migration")
     failed = [g["id"] for g in (run.get("validation") or {}).get("goals", []) if not g["ok"]]
+    if m is None:
+        if es:
+            return ("Todos los objetivos comprobados se cumplen." if not failed
+                    else f"Objetivos no cumplidos: {', '.join(failed)}.")
+        return "Every goal checked is met." if not failed else f"Goals not met: {', '.join(failed)}."
     if es:
         text = (f"La migración ({m.get('mode') or '?'}) de {run['vm']} de {run['src']} a {run['dst']} tardó "
                 f"{m.get('total_seconds')} s con {m.get('downtime_ms')} ms de parada. ")

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..core.errors import UsageError, VpdError
 from ..ops import Operation, Session
-from . import catalog, check4
+from . import catalog, check4, expect
 from .model import T, check_lang
 
 Call = Callable[[list[str]], dict]
@@ -97,16 +97,115 @@ P4_QUESTIONS = (
              lambda f, lang: _yes(lang, _goal_ok(f, "disk-readable"))),
 )
 
-RUNS: dict[int, tuple[tuple[RunStep, ...], tuple[Question, ...]]] = {4: (P4_RUN, P4_QUESTIONS)}
+def _check_detail(facts: dict, goal: str, lang: str) -> str:
+    for g in (facts.get("validation") or {}).get("goals", []):
+        if g["id"] == goal:
+            return "; ".join(f"{c['name']}: {c['detail']}" for c in g["checks"])
+    return "no se midió" if lang == "es" else "not measured"
+
+
+P2_RUN = (
+    RunStep("clone", 0, ("vm", "create", "{VM}", "--host", "{SRC}", "--lab-guest", "--disk", "size=16M,pool={POOL}"),
+            lab_only=True),
+    RunStep("clone", 0, ("vm", "clone", "{VM}", "{CLONE}", "--host", "{SRC}")),
+    RunStep("templates-snapshots", 1, ("snapshot", "create", "{VM}", "{SNAP}", "--host", "{SRC}")),
+    RunStep("templates-snapshots", 1, ("snapshot", "list", "{VM}", "--host", "{SRC}")),
+)
+P2_QUESTIONS = (
+    Question(T("¿Tiene el clon nombre, UUID, MAC y discos propios?",
+               "Does the clone have its own name, UUID, MAC and disks?"),
+             lambda f, lang: _check_detail(f, "clone", lang)),
+    Question(T("¿Existe la instantánea de la MV?", "Does the VM's snapshot exist?"),
+             lambda f, lang: _check_detail(f, "templates-snapshots", lang)),
+)
+P3_RUN = (
+    RunStep("attach", 0, ("vm", "create", "{VM}", "--host", "{SRC}", "--lab-guest", "--disk", "size=16M,pool={POOL}"),
+            lab_only=True),
+    RunStep("volumes", 0, ("vol", "create", "{POOL}", "{VOL}", "--size", "{SIZE}", "--format", "raw",
+                           "--host", "{SRC}")),
+    RunStep("volumes", 0, ("vol", "info", "{POOL}", "{VOL}", "--host", "{SRC}")),
+    RunStep("attach", 0, ("vm", "disk", "attach", "{VM}", "--vol", "{POOL}/{VOL}", "--target", "vdb", "--config",
+                          "--host", "{SRC}")),
+    RunStep("attach", 0, ("vm", "disk", "list", "{VM}", "--host", "{SRC}")),
+)
+P3_QUESTIONS = (
+    Question(T("¿Qué formato y tamaño tiene el volumen creado?", "What format and size has the new volume?"),
+             lambda f, lang: _check_detail(f, "volumes", lang)),
+    Question(T("¿Está el volumen asociado a la MV de forma persistente?",
+               "Is the volume attached to the VM persistently?"),
+             lambda f, lang: _check_detail(f, "attach", lang)),
+)
+P5_RUN = (
+    RunStep("nics", 0, ("vm", "create", "{VM}", "--host", "{SRC}", "--lab-guest", "--disk", "size=16M,pool={POOL}"),
+            lab_only=True),
+    RunStep("networks", 0, ("net", "create", "{NET1}", "--host", "{SRC}", "--mode", "nat", "--subnet", "{SUBNET1}",
+                            "--autostart")),
+    RunStep("networks", 0, ("net", "create", "{NET2}", "--host", "{SRC}", "--mode", "isolated", "--subnet",
+                            "{SUBNET2}", "--autostart")),
+    RunStep("nics", 0, ("vm", "iface", "attach", "{VM}", "--network", "{NET1}", "--host", "{SRC}")),
+    RunStep("nics", 0, ("vm", "iface", "attach", "{VM}", "--network", "{NET2}", "--host", "{SRC}")),
+    RunStep("nics", 0, ("vm", "iface", "list", "{VM}", "--host", "{SRC}")),
+)
+P5_QUESTIONS = (
+    Question(T("¿Están las dos redes activas y con autoinicio, con el modo pedido?",
+               "Are both networks active, autostarted, in the mode asked for?"),
+             lambda f, lang: _check_detail(f, "networks", lang)),
+    Question(T("¿En qué redes tiene la MV una interfaz?", "On which networks has the VM a NIC?"),
+             lambda f, lang: _check_detail(f, "nics", lang)),
+)
+P6_RUN = (
+    RunStep("target", 0, ("pool", "create", "{SAN}", "--host", "{SRC}", "--type", "dir", "--path",
+                          "/var/lib/libvirt/images/{SAN}"), lab_only=True),
+    RunStep("target", 0, ("vol", "create", "{SAN}", "{LUN}", "--size", "16M", "--format", "raw", "--host", "{SRC}"),
+            lab_only=True),
+    RunStep("target", 0, ("iscsi", "target", "create", "--host", "{SRC}", "--iqn", "{IQN}", "--vol", "{SAN}/{LUN}",
+                          "--allow", "{DST}")),
+    RunStep("initiators", 0, ("pool", "create", "{ISCSI_POOL}", "--host", "{DST}", "--type", "iscsi-direct",
+                              "--portal", "{SRC_ADDR}", "--target", "{IQN}")),
+    RunStep("initiators", 0, ("vol", "list", "{ISCSI_POOL}", "--host", "{DST}")),
+)
+P6_QUESTIONS = (
+    Question(T("¿Qué LUN exporta el target y a quién?", "Which LUN does the target export, and to whom?"),
+             lambda f, lang: _check_detail(f, "target", lang)),
+    Question(T("¿Ve el iniciador los LUN del target?", "Does the initiator see the target's LUNs?"),
+             lambda f, lang: _check_detail(f, "initiators", lang)),
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[RunStep, ...]
+    questions: tuple[Question, ...]
+    paired: bool = True  # graded on SRC and DST (else on SRC alone)
+    lab: tuple[tuple[str, str], ...] = ()  # values on the lab, where the seed's do not fit
+    off_lab: tuple[tuple[str, str], ...] = ()  # the seed's values elsewhere
+
+
+RUNS: dict[int, Plan] = {
+    2: Plan(P2_RUN, P2_QUESTIONS, paired=False, lab=(("POOL", "CONT_VOL_COMP"),)),
+    3: Plan(P3_RUN, P3_QUESTIONS, paired=False, lab=(("POOL", "CONT_VOL_COMP"), ("SIZE", "64M")),
+            off_lab=(("SIZE", "1G"),)),
+    4: Plan(P4_RUN, P4_QUESTIONS, lab=(("VM", "mvp4_lab"), ("POOL", "CONT_VOL_COMP"))),
+    # The lab's networks stay in 198.18.0.0/15; elsewhere the seed's subnets.
+    5: Plan(P5_RUN, P5_QUESTIONS, paired=False, lab=(("POOL", "CONT_VOL_COMP"), ("SUBNET1", "198.19.140.0/24"),
+                                                     ("SUBNET2", "198.19.122.0/24")),
+            off_lab=(("SUBNET1", "192.168.140.0/24"), ("SUBNET2", "10.22.122.0/24"))),
+    6: Plan(P6_RUN, P6_QUESTIONS, lab=(("SAN", "p6-san"), ("LUN", "lun.raw"))),
+}
 # What each step's JSON answer is kept as, for the questions.
 FACT_OF = {"migrate": "migrate"}
 
 
+class _Names(dict):
+    def __missing__(self, key: str) -> str:  # a step skipped off the lab may name what only the lab has
+        return "{" + key + "}"
+
+
 def _fill(argv: tuple[str, ...], values: dict[str, str]) -> list[str]:
-    return [a.format(**values) for a in argv]
+    return [a.format_map(_Names(values)) for a in argv]
 
 
-def plan(number: int, lang: str) -> tuple[tuple[RunStep, ...], tuple[Question, ...]]:
+def plan(number: int, lang: str) -> Plan:
     check_lang(lang)
     catalog.get(number)
     if number not in RUNS:
@@ -116,20 +215,47 @@ def plan(number: int, lang: str) -> tuple[tuple[RunStep, ...], tuple[Question, .
     return RUNS[number]
 
 
-def run(session: Session, number: int, call: Call, *, src: str, dst: str, vm: str, lab: bool, lang: str,
-        pool: str = "CONT_VOL_COMP", before: Callable[[dict], None] | None = None,
+def values_for(session: Session, number: int, src: str, dst: str | None, lab: bool,
+               given: dict[str, str]) -> dict[str, str]:
+    """The names a run or a check uses: the seed's, the lab's where those do not fit, then `given`."""
+    p = RUNS.get(number)
+    values = dict(expect.DEFAULTS.get(number, {}))
+    if p is not None:
+        values.update(dict(p.lab if lab else p.off_lab))
+    values.update({k: v for k, v in given.items() if v is not None})
+    source = session.host(src)
+    values.update({"SRC": source.name, "SRC_ADDR": source.address or source.name})
+    if dst is not None:
+        values["DST"] = session.host(dst).name
+    return values
+
+
+def grade(session: Session, number: int, values: dict[str, str], lang: str) -> dict:
+    src = session.host(values["SRC"])
+    if number == 4:
+        return check4.grade_pair(session, src, session.host(values["DST"]), values.get("VM"), lang)
+    dst = session.host(values["DST"]) if number in expect.PAIRED else None
+    return expect.grade(session, number, src, dst, values, lang)
+
+
+def run(session: Session, number: int, call: Call, *, src: str, dst: str, lab: bool, lang: str,
+        given: dict[str, str] | None = None, before: Callable[[dict], None] | None = None,
         after: Callable[[dict], None] | None = None) -> dict:
-    """Perform Práctica `number` between hosts `src` and `dst` with VM `vm`; steps marked lab-only
-    run only on the lab (elsewhere the seed's VM must exist). Stops at the first failed step."""
-    steps_, questions = plan(number, lang)
+    """Perform Práctica `number` on `src` (and `dst`, for the Prácticas of two hosts) with the
+    seed's names unless `given`; steps marked lab-only run only on the lab (elsewhere what they
+    make is the seed's starting point). Stops at the first failed step."""
+    p = plan(number, lang)
+    steps_, questions = p.steps, p.questions
     practica = catalog.get(number)
-    values = {"SRC": session.host(src).name, "DST": session.host(dst).name, "VM": vm, "POOL": pool}
-    if values["SRC"] == values["DST"]:
+    values = values_for(session, number, src, dst if p.paired else None, lab, given or {})
+    vm = values.get("VM", "")
+    if p.paired and values["SRC"] == values["DST"]:
         raise UsageError("the source and the destination are the same host")
     report: dict = {"practica": number, "title": practica.title(lang), "lang": lang, "src": values["SRC"],
-                    "dst": values["DST"], "vm": vm, "steps": [], "ok": False}
+                    "dst": values.get("DST", ""), "vm": vm, "values": values, "steps": [], "ok": False}
     facts: dict = {}
-    with Operation(session, "practica.run", target=f"{values['SRC']}->{values['DST']}", number=number,
+    with Operation(session, "practica.run", target=values["SRC"] + (f"->{values['DST']}" if p.paired else ""),
+                   number=number,
                    vm=vm, lang=lang) as op:
         op.result = report
         for rs in steps_:
@@ -166,13 +292,14 @@ def run(session: Session, number: int, call: Call, *, src: str, dst: str, vm: st
             if after is not None:
                 after(entry)
         started = time.monotonic()
-        graded = check4.grade_pair(session, session.host(values["SRC"]), session.host(values["DST"]), vm, lang)
+        graded = grade(session, number, values, lang)
         graded["seconds"] = round(time.monotonic() - started, 2)
         facts["validation"] = graded
         report["validation"] = graded
-        report["measured"] = {"migration": {k: _migration(facts).get(k) for k in
-                                            ("mode", "total_seconds", "job_seconds", "downtime_ms", "bytes_sent",
-                                             "iterations", "flags", "grant")}}
+        if "migrate" in facts:
+            report["measured"] = {"migration": {k: _migration(facts).get(k) for k in
+                                                ("mode", "total_seconds", "job_seconds", "downtime_ms", "bytes_sent",
+                                                 "iterations", "flags", "grant")}}
         report["questions"] = [{"question": q.text(lang), "answer": q.answer(facts, lang)} for q in questions]
         report["ok"] = graded["ok"]
         if not graded["ok"]:
