@@ -58,4 +58,6 @@ def test_report_cli_without_a_run_is_exit_2_and_run_refuses_bad_input(test_inven
     assert run_vpd("practica", "report", "4", inventory=test_inventory).returncode == 2
     assert run_vpd("practica", "run", "7", "--hosts", "t1,t2", inventory=test_inventory).returncode == 2
     assert run_vpd("practica", "run", "4", "--hosts", "t1,t1", inventory=test_inventory).returncode == 2
+    off_lab = run_vpd("practica", "run", "6", "--hosts", "t1,t2", inventory=test_inventory)
+    assert off_lab.returncode == 2 and "--set LUN=... --set SAN=..." in off_lab.stderr
     assert journal.entries(10, "practica") == []  # refused before anything was journaled

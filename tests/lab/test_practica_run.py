@@ -89,7 +89,7 @@ def p6_cleanup(lab):
     yield
     vpd("pool", "delete", "iscsi1", "--host", "hostb", timeout=60)
     vpd("iscsi", "target", "delete", "--host", "hosta", "--iqn", "iqn.2024-01.es.vpd:p6", timeout=60)
-    vpd("pool", "delete", "p6-san", "--host", "hosta", "--wipe", "--yes", timeout=60)
+    vpd("vol", "delete", "CONT_VOL_COMP", "p6-lun.raw", "--host", "hosta", timeout=60)
 
 
 def test_practica_run_6_on_the_lab(lab, p6_cleanup):

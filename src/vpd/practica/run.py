@@ -9,6 +9,7 @@ A run's steps are vpd commands (argv templates over SRC, DST, VM); the front end
 journaled result is what `vpd practica report N` writes up."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,8 +155,6 @@ P5_QUESTIONS = (
              lambda f, lang: _check_detail(f, "nics", lang)),
 )
 P6_RUN = (
-    RunStep("target", 0, ("pool", "create", "{SAN}", "--host", "{SRC}", "--type", "dir", "--path",
-                          "/var/lib/libvirt/images/{SAN}"), lab_only=True),
     RunStep("target", 0, ("vol", "create", "{SAN}", "{LUN}", "--size", "16M", "--format", "raw", "--host", "{SRC}"),
             lab_only=True),
     RunStep("target", 0, ("iscsi", "target", "create", "--host", "{SRC}", "--iqn", "{IQN}", "--vol", "{SAN}/{LUN}",
@@ -190,7 +189,8 @@ RUNS: dict[int, Plan] = {
     5: Plan(P5_RUN, P5_QUESTIONS, paired=False, lab=(("POOL", "CONT_VOL_COMP"), ("SUBNET1", "198.19.140.0/24"),
                                                      ("SUBNET2", "198.19.122.0/24")),
             off_lab=(("SUBNET1", "192.168.140.0/24"), ("SUBNET2", "10.22.122.0/24"))),
-    6: Plan(P6_RUN, P6_QUESTIONS, lab=(("SAN", "p6-san"), ("LUN", "lun.raw"))),
+    # The LUN's file goes in the lab's own pool; elsewhere SAN/LUN name the seed's disk (--set).
+    6: Plan(P6_RUN, P6_QUESTIONS, lab=(("SAN", "CONT_VOL_COMP"), ("LUN", "p6-lun.raw"))),
 }
 # What each step's JSON answer is kept as, for the questions.
 FACT_OF = {"migrate": "migrate"}
@@ -251,6 +251,11 @@ def run(session: Session, number: int, call: Call, *, src: str, dst: str, lab: b
     vm = values.get("VM", "")
     if p.paired and values["SRC"] == values["DST"]:
         raise UsageError("the source and the destination are the same host")
+    missing = sorted({m for rs in steps_ if lab or not rs.lab_only
+                      for m in re.findall(r"\{([A-Z_0-9]+)\}", " ".join(_fill(rs.argv, values)))})
+    if missing:  # before anything is done
+        raise UsageError(f"Práctica {number} off the lab needs {', '.join(missing)}",
+                         hint=" ".join(f"--set {m}=..." for m in missing))
     report: dict = {"practica": number, "title": practica.title(lang), "lang": lang, "src": values["SRC"],
                     "dst": values.get("DST", ""), "vm": vm, "values": values, "steps": [], "ok": False}
     facts: dict = {}
