@@ -1,7 +1,10 @@
 """What vpd records of its changes, and running commands on the local host."""
 from __future__ import annotations
 
+import subprocess
 import sys
+
+import pytest
 
 from vpd.connect.inventory import Host
 from vpd.connect.ssh import NOT_FOUND
@@ -38,4 +41,14 @@ def test_commands_display_as_a_shell_would_take_them():
     cmd = remote.Command(("nft", "insert", "rule", "{ 22 }", 'comment "x"'))
     assert cmd.display() == "nft insert rule '{ 22 }' 'comment \"x\"'"
     assert remote.Command(("tee", "-a", "/etc/hosts"), "1.2.3.4 a.b a\n").display() == \
-        "tee -a /etc/hosts  <<< '1.2.3.4 a.b a\\n'"
+        "tee -a /etc/hosts <<'EOF'\n1.2.3.4 a.b a\nEOF"
+
+
+@pytest.mark.parametrize("text", ["web1.example.org\n", "no newline at the end", "two\nlines\n", "EOF\nx'$(id)`\n",
+                                  "", "\n\n"])
+def test_a_displayed_command_pasted_into_bash_writes_exactly_its_input(tmp_path, text):
+    # The old display `tee /etc/hostname <<< 'x\\n'` wrote a backslash and an n.
+    target = tmp_path / "hostname"
+    shown = remote.Command(("tee", str(target)), text).display()
+    subprocess.run(["bash", "-c", shown], check=True, capture_output=True)
+    assert target.read_bytes() == text.encode()

@@ -13,6 +13,7 @@ report (`exc.report`) has that report rendered first. Progress events draw bars 
 body runs (never with --json)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -21,8 +22,10 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ..core import steps
 from ..core.errors import Terminated, VpdError
-from ..ops import Session
+from ..ops import Session, explain
+from ..ops.operation import readonly as readonly_guard
 from ..ops.results import jsonable
 from .main import interrupt_exit_code, json_option, report_error
 from .render import console, emit_json, err_console, progress
@@ -52,38 +55,73 @@ def default_render(result: Any) -> None:
         say(str(data))
 
 
+EXPLAIN_HELP = ("After acting (with --dry-run: instead of acting), print the equivalent hand commands "
+                "(virsh, qemu-img, ssh ...) of exactly what vpd called.")
+
+
 def command(group: click.Group, name: str | None = None, *, render: Callable[[Any], None] | None = None,
-            bars: bool = True):
+            bars: bool = True, readonly: bool = False):
+    """`readonly`: the command only reads (no --explain); opening an Operation in it is refused,
+    so the declaration cannot silently go stale. Every other command gets --explain."""
     def decorate(fn: Callable[..., Any]) -> click.Command:
         @json_option
         @click.pass_context
         @functools.wraps(fn)
-        def run(ctx: click.Context, *args: Any, as_json: bool = False, **kwargs: Any) -> None:
+        def run(ctx: click.Context, *args: Any, as_json: bool = False, explain_steps: bool = False,
+                **kwargs: Any) -> None:
             session = session_of(ctx)
-            try:
-                with progress(bars and not as_json):
-                    result = fn(session, *args, **kwargs)
-            except VpdError as exc:
-                _partial_report(exc, render, as_json, {"error": exc.message, "hint": exc.hint})
-                _notices(session, as_json)
-                report_error(exc, as_json)
-                sys.exit(exc.exit_code)
-            except KeyboardInterrupt as exc:
-                terminated = isinstance(exc, Terminated)
-                _partial_report(exc, render, as_json, {"error": "terminated" if terminated else "interrupted"})
-                err_console.print(Text("terminated" if terminated else "interrupted", style="bold red"))
-                sys.exit(interrupt_exit_code(exc))
+            with contextlib.ExitStack() as stack:
+                if readonly:
+                    stack.enter_context(readonly_guard())
+                seen = stack.enter_context(steps.listening()) if explain_steps else None
+                try:
+                    with progress(bars and not as_json):
+                        result = fn(session, *args, **kwargs)
+                except VpdError as exc:
+                    _partial_report(exc, render, as_json, {"error": exc.message, "hint": exc.hint})
+                    _notices(session, as_json)
+                    _explain(seen, as_json, failed=True)
+                    report_error(exc, as_json)
+                    sys.exit(exc.exit_code)
+                except KeyboardInterrupt as exc:
+                    terminated = isinstance(exc, Terminated)
+                    _partial_report(exc, render, as_json, {"error": "terminated" if terminated else "interrupted"})
+                    _explain(seen, as_json, failed=True)
+                    err_console.print(Text("terminated" if terminated else "interrupted", style="bold red"))
+                    sys.exit(interrupt_exit_code(exc))
             _notices(session, as_json)
-            if result is None:
-                return
             if as_json:
-                emit_json(jsonable(result))
-            else:
+                data = jsonable(result)
+                if seen is not None:
+                    commands = explain.script(seen)
+                    data = {**data, "explain": commands} if isinstance(data, dict) else \
+                        {"result": data, "explain": commands}
+                if data is not None:
+                    emit_json(data)
+                return
+            if result is not None:
                 (render or default_render)(result)
+            _explain(seen, as_json)
 
+        if not readonly:
+            run = click.option("--explain", "explain_steps", is_flag=True, help=EXPLAIN_HELP)(run)
+        run.__vpd_readonly__ = readonly  # type: ignore[attr-defined]
         return group.command(name)(run)
 
     return decorate
+
+
+def _explain(seen: list[dict] | None, as_json: bool, failed: bool = False) -> None:
+    """The hand commands of what this command called (stdout; on stderr after a failure or with --json)."""
+    if seen is None or (as_json and not failed):
+        return
+    lines = explain.script(seen)
+    out = err_console if failed or as_json else console
+    dry = any(s.get("dry_run") for s in seen)
+    head = ("# nothing changed: no command to show" if not lines else
+            "# what vpd would run, by hand:" if dry else
+            "# what vpd did before it failed, by hand:" if failed else "# what vpd did, by hand:")
+    out.print(Text("\n".join([head, *lines])), highlight=False, soft_wrap=True)
 
 
 def _partial_report(exc: BaseException, render, as_json: bool, error: dict) -> None:

@@ -51,7 +51,7 @@ def _render_list(r: dict) -> None:
             say(f"{g['id']}: {g['error']}", "red")
 
 
-@command(access_group, "list", render=_render_list, bars=False)
+@command(access_group, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--all", "show_all", is_flag=True, help="Also grants revoked in the last 30 days.")
 def access_list(session, show_all: bool):
     """Access still open: active, expired (past TTL, not yet revoked) and revoke-pending grants."""

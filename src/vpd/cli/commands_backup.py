@@ -56,7 +56,7 @@ def _render_list(r: dict) -> None:
                           soft_wrap=True)
 
 
-@command(backup, "list", render=_render_list, bars=False)
+@command(backup, "list", render=_render_list, bars=False, readonly=True)
 @click.argument("root")
 @click.option("--host", "host_ref", required=True, help="Host whose directory it is (name, FQDN or address).")
 def backup_list(session, root, host_ref):

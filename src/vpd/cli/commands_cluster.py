@@ -47,7 +47,7 @@ def cluster_create(session, name, hosts_text, fence_agent, fence_params, no_fenc
     return cluster_ops.create(session, name, hosts, fence_agent, fence_params, no_fencing)
 
 
-@command(cluster, "status", render=lambda s: _print_status(s), bars=False)
+@command(cluster, "status", render=lambda s: _print_status(s), bars=False, readonly=True)
 @click.argument("name", required=False)
 def cluster_status(session, name):
     """Members (online/standby/unclean), quorum, DC, resources, failed actions, fencing history."""

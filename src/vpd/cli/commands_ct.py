@@ -6,10 +6,12 @@ import sys
 
 import click
 
+from ..core import steps
 from ..core.errors import EXIT_INTERRUPTED, VpdError
 from ..ct import checks
 from ..ct import operations as ct_ops
-from .command import command, say, session_of
+from ..ops import explain
+from .command import EXPLAIN_HELP, command, say, session_of
 from .main import LocalPath, cli, json_option, report_error
 from .render import emit_json, err_console, table
 
@@ -85,7 +87,7 @@ def _render_images(r: dict) -> None:
             say(f"{h['host']}: {h['error']}", "red")
 
 
-@command(ct_image, "list", render=_render_images, bars=False)
+@command(ct_image, "list", render=_render_images, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def ct_image_list(session, names):
     """Images of every host (the seed's `lxc image list`)."""
@@ -125,7 +127,7 @@ def _render_list(r: dict) -> None:
             say(f"{h['host']}: {h['error']}", "red")
 
 
-@command(ct, "list", render=_render_list, bars=False)
+@command(ct, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def ct_list(session, names):
     """Containers of every host, one request per host."""
@@ -177,7 +179,7 @@ def _render_info(r: dict) -> None:
     say(f"{'snapshots':18} {', '.join(r['snapshots']) or '-'}")
 
 
-@command(ct, "info", render=_render_info, bars=False)
+@command(ct, "info", render=_render_info, bars=False, readonly=True)
 @click.argument("name")
 @ct_host_option()
 def ct_info(session, name, host_ref):
@@ -220,16 +222,18 @@ def ct_file_pull(session, source, dest, host_ref):
 @click.argument("name")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
 @ct_host_option()
+@click.option("--explain", "explain_steps", is_flag=True, help=EXPLAIN_HELP + " (before NAME)")
 @json_option
 @click.pass_context
-def ct_exec(ctx, name, argv, host_ref, as_json):
+def ct_exec(ctx, name, argv, host_ref, explain_steps, as_json):
     """Run a command in a container and pass its exit code on (the seed's `lxc exec NAME -- CMD`).
 
     Its output is shown when it ends (no interactive shell yet)."""
     session = session_of(ctx)
     argv = list(argv[1:] if argv[:1] == ("--",) else argv)  # options stop at NAME: `--` reaches us
     try:
-        result = ct_ops.exec_(session, name, argv, host_ref)
+        with steps.listening() as seen:
+            result = ct_ops.exec_(session, name, argv, host_ref)
     except VpdError as exc:
         report_error(exc, as_json)
         sys.exit(exc.exit_code)
@@ -237,8 +241,10 @@ def ct_exec(ctx, name, argv, host_ref, as_json):
         err_console.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
     if as_json:
-        emit_json(result)
+        emit_json({**result, "explain": explain.script(seen)} if explain_steps else result)
     else:
+        if explain_steps:  # on stderr: stdout is the command's own output
+            sys.stderr.write("\n".join(["# what vpd did, by hand:", *explain.script(seen)]) + "\n")
         sys.stdout.write(result["stdout"])
         sys.stdout.flush()
         sys.stderr.write(result["stderr"])

@@ -34,7 +34,7 @@ def _render_list(r: dict) -> None:
                 "on Debian 12 install them from bookworm-backports (scripts/setup.sh does)", "yellow")
 
 
-@command(host, "list", render=_render_list, bars=False)
+@command(host, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def host_list(session, names: tuple[str, ...]):
     """Each host: reachable, FQDN, libvirt/QEMU versions, CPU, memory, VMs, KVM or TCG."""
@@ -176,7 +176,7 @@ def host_maintenance(session, state, name, to, include_stopped, parallel):
 
 @command(host, "maintenance-list", render=lambda r: table("hosts in maintenance", ["host", "since", "reason"],
                                                          [[h, v["since"], v["reason"]] for h, v in r.items()]),
-         bars=False)
+         bars=False, readonly=True)
 def host_maintenance_list(session):
     """Hosts vpd keeps in maintenance."""
     from ..host.maintenance import marked
@@ -200,7 +200,7 @@ def _render_security(r: dict) -> None:
             say(f"{h['host']}: {h['note']}", "dim")
 
 
-@command(host_check, "security", render=_render_security, bars=False)
+@command(host_check, "security", render=_render_security, bars=False, readonly=True)
 @click.argument("names", metavar="HOST...", nargs=-1)
 def host_check_security(session, names: tuple[str, ...]):
     """sVirt and exposure: libvirt's security driver and its mode (getenforce, aa-status), each running

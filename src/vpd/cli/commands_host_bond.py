@@ -74,7 +74,7 @@ def _render_status(r: dict) -> None:
             "yes" if p["name"] == r["active_port"] else ""] for p in r["ports"]])
 
 
-@command(bond, "status", render=_render_status, bars=False)
+@command(bond, "status", render=_render_status, bars=False, readonly=True)
 @click.argument("name")
 @_host
 def bond_status(session, name, host_ref):

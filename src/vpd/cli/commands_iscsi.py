@@ -61,7 +61,7 @@ def _render_list(r: dict) -> None:
             say(f"{h['host']}: {h['error']}", "red")
 
 
-@command(target, "list", render=_render_list, bars=False)
+@command(target, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def target_list(session, names):
     """Targets of every host: LUNs, ACL, CHAP users (never their secrets), sessions."""

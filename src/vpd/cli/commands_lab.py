@@ -57,7 +57,7 @@ def lab_down(session, force: bool):
     return lab_ops.down(session, force)
 
 
-@command(lab, "status", render=lambda r: _render_status(r), bars=False)
+@command(lab, "status", render=lambda r: _render_status(r), bars=False, readonly=True)
 def lab_status(session):
     """Each lab host: powered, daemons, libvirt reachable, running VMs."""
     return lab_ops.status(session)

@@ -70,7 +70,7 @@ def _render_history(rows: list[dict]) -> None:
             (r["result"] or {}).get("total_seconds"), (r["result"] or {}).get("error")] for r in rows])
 
 
-@command(cli, "history", render=_render_history, bars=False)
+@command(cli, "history", render=_render_history, bars=False, readonly=True)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
 def history_cmd(session, limit: int):
     """Past migrations with their reports (from the journal)."""

@@ -92,7 +92,7 @@ def _render_list(r: dict) -> None:
             say(f"{h['host']}: {h['error']}", "red")
 
 
-@command(net, "list", render=_render_list, bars=False)
+@command(net, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def net_list(session, names):
     """Every network of every host: mode, state, subnet, DHCP range, bridge."""
@@ -106,7 +106,7 @@ def _render_leases(r: dict) -> None:
            for x in r["leases"]])
 
 
-@command(net, "leases", render=_render_leases, bars=False)
+@command(net, "leases", render=_render_leases, bars=False, readonly=True)
 @click.argument("name")
 @click.option("--host", "host_ref", help="The network's host (default: every host that has one of that name).")
 def net_leases(session, name, host_ref):

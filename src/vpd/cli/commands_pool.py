@@ -155,7 +155,7 @@ def _render_list(r: dict) -> None:
                 say(f"note: {p['stale']}", "yellow")
 
 
-@command(pool, "list", render=_render_list, bars=False)
+@command(pool, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 @click.option("--all", "include_inactive", is_flag=True, help="Include pools that are not running.")
 def pool_list(session, names, include_inactive):
@@ -170,7 +170,7 @@ def _render_info(info: dict) -> None:
         say(f"{key:>11}: {'-' if value is None else value}")
 
 
-@command(pool, "info", render=_render_info, bars=False)
+@command(pool, "info", render=_render_info, bars=False, readonly=True)
 @click.argument("name")
 @_host
 def pool_info(session, name, host_ref):

@@ -40,7 +40,7 @@ def _render_list(r: dict) -> None:
             "*" if s["current"] else ""] for s in r["snapshots"]])
 
 
-@command(snapshot, "list", render=_render_list, bars=False)
+@command(snapshot, "list", render=_render_list, bars=False, readonly=True)
 @click.argument("vm_name", metavar="VM")
 @host_option()
 def snapshot_list(session, vm_name, host_ref):

@@ -39,7 +39,7 @@ def _render_list(r: dict) -> None:
         say(f"{host}: {error}", "red")
 
 
-@command(template, "list", render=_render_list, bars=False)
+@command(template, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def template_list(session, names):
     """Templates on all hosts, with their disks and the linked clones based on them."""

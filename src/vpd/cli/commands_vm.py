@@ -27,7 +27,7 @@ def _render_list(per_host) -> None:
             say(f"{h['host']}: {h['error']}", "red")
 
 
-@command(vm, "list", render=_render_list, bars=False)
+@command(vm, "list", render=_render_list, bars=False, readonly=True)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 @click.option("--all", "include_inactive", is_flag=True, help="Include VMs that are not running.")
 def vm_list(session, names, include_inactive: bool):
@@ -314,7 +314,7 @@ def _render_info(data: dict) -> None:
           [[i["type"], i["source"], i["mac"], i["model"]] for i in data["interfaces"]])
 
 
-@command(vm, "info", render=_render_info, bars=False)
+@command(vm, "info", render=_render_info, bars=False, readonly=True)
 @click.argument("name")
 @host_option()
 def vm_info(session, name, host_ref):
@@ -322,7 +322,8 @@ def vm_info(session, name, host_ref):
     return vm_ops.info(session, name, host_ref)
 
 
-@command(vm, "dumpxml", render=lambda r: click.echo(r["xml"], nl=not r["xml"].endswith("\n")), bars=False)
+@command(vm, "dumpxml", render=lambda r: click.echo(r["xml"], nl=not r["xml"].endswith("\n")),
+         bars=False, readonly=True)
 @click.argument("name")
 @host_option()
 @click.option("--inactive", is_flag=True, help="The persistent definition, not the running one.")
@@ -370,7 +371,7 @@ def _render_display(r: dict) -> None:
         say(f"it listens on the host's loopback only: tunnel with\n  {r['tunnel']}\nthen open {r['local_uri']}")
 
 
-@command(vm, "display", render=_render_display, bars=False)
+@command(vm, "display", render=_render_display, bars=False, readonly=True)
 @click.argument("name")
 @host_option()
 def vm_display(session, name, host_ref):
@@ -378,7 +379,7 @@ def vm_display(session, name, host_ref):
     return vm_ops.display(session, name, host_ref)
 
 
-@command(vm, "console", render=lambda r: click.echo(r["output"], nl=False), bars=False)
+@command(vm, "console", render=lambda r: click.echo(r["output"], nl=False), bars=False, readonly=True)
 @click.argument("name")
 @host_option()
 @click.option("--log", "log", is_flag=True, help="Print what the guest wrote on serial0 (its history) and exit.")

@@ -58,7 +58,7 @@ def _render_list(r: dict) -> None:
            for d in r["disks"]])
 
 
-@command(disk, "list", render=_render_list, bars=False)
+@command(disk, "list", render=_render_list, bars=False, readonly=True)
 @click.argument("vm_name", metavar="VM")
 @host_option()
 @click.option("--inactive", is_flag=True, help="The persistent definition, not the running one.")

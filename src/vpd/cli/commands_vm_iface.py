@@ -86,7 +86,7 @@ def _render_list(r: dict) -> None:
            for x in r["interfaces"]])
 
 
-@command(iface, "list", render=_render_list, bars=False)
+@command(iface, "list", render=_render_list, bars=False, readonly=True)
 @click.argument("name")
 @host_option()
 def iface_list(session, name, host_ref):

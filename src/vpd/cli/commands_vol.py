@@ -54,7 +54,7 @@ def _render_list(r: dict) -> None:
             say(f"note: {note}", "yellow")
 
 
-@command(vol, "list", render=_render_list, bars=False)
+@command(vol, "list", render=_render_list, bars=False, readonly=True)
 @click.argument("pool_name", metavar="[POOL]", required=False)
 @click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
 def vol_list(session, pool_name, names):
@@ -71,7 +71,7 @@ def _render_info(r: dict) -> None:
         say(f"{key:>10}: {'-' if value is None else value}")
 
 
-@command(vol, "info", render=_render_info, bars=False)
+@command(vol, "info", render=_render_info, bars=False, readonly=True)
 @click.argument("pool_name", metavar="POOL")
 @click.argument("name")
 @_host

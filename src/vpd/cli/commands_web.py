@@ -67,7 +67,7 @@ def _render_list(rows: list[dict]) -> None:
            for r in rows])
 
 
-@command(token, "list", render=_render_list, bars=False)
+@command(token, "list", render=_render_list, bars=False, readonly=True)
 def token_list(session):
     """The tokens (never their secrets)."""
     from ..web.tokens import TokenStore

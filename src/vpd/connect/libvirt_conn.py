@@ -10,6 +10,7 @@ from typing import TypeVar
 import libvirt
 
 from ..core.errors import HostUnreachable, NotFound, VpdError
+from . import libvirt_steps  # noqa: F401  (records changing libvirt calls as steps, for --explain)
 from .inventory import Host
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import paths
+from ..core import paths, steps
 from ..core.errors import HostUnreachable, VpdError
 from .inventory import Host
 
@@ -32,6 +32,54 @@ def close_masters() -> None:
         subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "vpd-mux"],
                        capture_output=True, timeout=10)
         socket_path.unlink(missing_ok=True)
+
+
+# Standard input kept in a step up to this size; a bigger one (an uploaded file) is summarised.
+STEP_INPUT_MAX = 64 * 1024
+
+
+SECRET = "<secret: not recorded>"
+
+
+def _redact(argv: list[str]) -> list[str]:
+    """CHAP passwords reach tgtadm/targetcli as arguments: never into the journal."""
+    out, hide = [], False
+    for word in argv:
+        if hide:
+            out.append(SECRET)
+            hide = False
+        elif word in ("--password", "--mutual-password"):
+            out.append(word)
+            hide = True
+        elif "password=" in word:
+            out.append(word.split("password=", 1)[0] + "password=" + SECRET)
+        else:
+            out.append(word)
+    return out
+
+
+def exec_step(host: str, ssh: str | None, argv: list[str], stdin: str | bytes | None = None,
+              returncode: int | None = None, dry_run: bool = False) -> dict:
+    """The step (core/steps.py) of one command run, or in a dry run about to be run, on a host.
+    Secrets (a private key on stdin, a CHAP password) are replaced by a marker."""
+    step: dict = {"kind": "exec", "host": host, "ssh": ssh, "argv": _redact(list(argv)), "input": None}
+    if isinstance(stdin, bytes):
+        try:
+            stdin = stdin.decode()
+        except UnicodeDecodeError:
+            step["input_bytes"] = len(stdin)
+            stdin = None
+    if stdin is not None and "PRIVATE KEY-----" in stdin:
+        step["input_secret"] = True
+    elif stdin is not None and len(stdin) > STEP_INPUT_MAX:
+        step["input_bytes"] = len(stdin.encode())
+    elif stdin is not None:
+        step["input"] = stdin
+    if returncode is not None:
+        step["returncode"] = returncode
+    if dry_run:
+        step["dry_run"] = True
+    return step
 
 
 @dataclass
@@ -57,7 +105,7 @@ class Runner:
         return list(argv)
 
     def _exec(self, argv: list[str], stdin: str | bytes | None, text: bool,
-              timeout: float | None) -> subprocess.CompletedProcess:
+              timeout: float | None, reads: bool = False) -> subprocess.CompletedProcess:
         limit = timeout or self.timeout
         try:
             proc = subprocess.run(self.command(argv), input=stdin, capture_output=True, text=text, timeout=limit)
@@ -68,7 +116,17 @@ class Runner:
             missing = f"{argv[0]}: command not found"
             return subprocess.CompletedProcess(argv, NOT_FOUND, "" if text else b"", missing if text else missing.encode())
         self._check_transport(proc.returncode, proc.stderr if text else proc.stderr.decode(errors="replace"))
+        if steps.active():
+            step = exec_step(self.host.name, self.ssh_target(), argv, stdin, proc.returncode)
+            if reads:
+                step["query"] = True
+            steps.record(step)
         return proc
+
+    def ssh_target(self) -> str | None:
+        """The ssh arguments (shell words, ending with user@address) a hand command goes through;
+        None: it runs here."""
+        return None
 
     def _check_transport(self, returncode: int, stderr: str) -> None:
         """Raise when the command never reached the host (only SSH can fail that way)."""
@@ -77,8 +135,9 @@ class Runner:
         return VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {returncode}): {message.strip()}")
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
-            timeout: float | None = None) -> CommandResult:
-        proc = self._exec(argv, input, True, timeout)
+            timeout: float | None = None, reads: bool = False) -> CommandResult:
+        """`reads`: the command only looks (a probe): a hand script leaves it out."""
+        proc = self._exec(argv, input, True, timeout, reads)
         result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:
             raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)
@@ -129,6 +188,15 @@ class SshRunner(Runner):
     @property
     def target(self) -> str:
         return f"{self.host.ssh_user}@{self.host.address or self.host.hostname}"
+
+    def ssh_target(self) -> str | None:
+        # What a hand command needs to reach the host as vpd did (the identity and port of the
+        # inventory; the connection-sharing options are vpd's own business).
+        h = self.host
+        words = [*(["-i", h.ssh_identity] if h.ssh_identity else []),
+                 *(["-p", str(h.ssh_port)] if h.ssh_port != 22 else []),
+                 *(["-o", f"UserKnownHostsFile={h.ssh_known_hosts}"] if h.ssh_known_hosts else []), self.target]
+        return shlex.join(words)
 
     def command(self, argv: list[str]) -> list[str]:
         return ["ssh", *self.ssh_options(), self.target, "--", shlex.join(argv)]

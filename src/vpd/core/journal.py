@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS operations (
 _MIGRATIONS = {
     "objects": "ALTER TABLE operations ADD COLUMN objects TEXT NOT NULL DEFAULT '[]'",
     "pid_start": "ALTER TABLE operations ADD COLUMN pid_start INTEGER",
+    # What it called (core/steps.py): libvirt calls and host commands, for --explain and --as-script.
+    "steps": "ALTER TABLE operations ADD COLUMN steps TEXT NOT NULL DEFAULT '[]'",
 }
 # The recovery pass every mutating command runs first looks rows up by status: one indexed query.
 _INDEX = "CREATE INDEX IF NOT EXISTS operations_status ON operations(status)"
@@ -78,6 +80,7 @@ class Entry:
     objects: list[dict] = field(default_factory=list)
     # Set by the operation layer when its clean-up after a failure could not finish.
     unsettled: bool = False
+    steps: list[dict] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -157,8 +160,9 @@ def record(operation: str, target: str | None = None, **args: Any) -> Iterator[E
             else entry.result
         with _connect() as db:
             db.execute(
-                "UPDATE operations SET finished=?, status=?, result=?, notes=? WHERE id=?",
-                (time.time(), status, json.dumps(result, default=str), json.dumps(entry.notes), entry.id),
+                "UPDATE operations SET finished=?, status=?, result=?, notes=?, steps=? WHERE id=?",
+                (time.time(), status, json.dumps(result, default=str), json.dumps(entry.notes),
+                 json.dumps(entry.steps, default=str), entry.id),
             )
 
 
@@ -172,17 +176,24 @@ def check_operation_prefix(text: str) -> str:
     return text
 
 
-def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
-    """Newest first. Rows left 'running' by a dead process are shown as 'interrupted'."""
+def entries(limit: int = 50, operation: str | None = None, since: float | None = None,
+            steps: bool = False) -> list[dict]:
+    """Newest first. Rows left 'running' by a dead process are shown as 'interrupted'.
+    `since`: only rows started then or later (a Unix time); `steps`: with what each called."""
     with _connect() as db:
         db.row_factory = sqlite3.Row
         query = "SELECT * FROM operations"
-        params: tuple = ()
+        where, params = [], []
         if operation is not None:
             # A literal prefix (LIKE would read '%' and '_' as wildcards).
-            query += " WHERE substr(operation, 1, ?) = ?"
-            params = (len(check_operation_prefix(operation)), operation)
-        rows = db.execute(query + " ORDER BY id DESC LIMIT ?", params + (limit,)).fetchall()
+            where.append("substr(operation, 1, ?) = ?")
+            params += [len(check_operation_prefix(operation)), operation]
+        if since is not None:
+            where.append("started >= ?")
+            params.append(since)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        rows = db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
     out = []
     for row in rows:
         item = dict(row)
@@ -190,6 +201,9 @@ def entries(limit: int = 50, operation: str | None = None) -> list[dict]:
         item["result"] = json.loads(item["result"]) if item["result"] else None
         item["notes"] = json.loads(item["notes"])
         item["objects"] = json.loads(item.get("objects") or "[]")
+        recorded = item.pop("steps", None)
+        if steps:
+            item["steps"] = json.loads(recorded or "[]")
         if item["status"] == RUNNING and not process_alive(item["pid"], item.get("pid_start")):
             item["status"] = INTERRUPTED
         out.append(item)
@@ -209,6 +223,7 @@ def dead_running() -> list[dict]:
         if row["status"] == RUNNING and process_alive(row["pid"], row["pid_start"]):
             continue
         item = dict(row)
+        item.pop("steps", None)
         item["args"] = json.loads(item["args"])
         item["notes"] = json.loads(item["notes"])
         item["objects"] = json.loads(item.get("objects") or "[]")

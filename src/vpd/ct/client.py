@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ..core import steps
 from ..core.errors import NotFound, UsageError, VpdError
 
 API = "/1.0"
@@ -163,11 +164,18 @@ class IncusClient:
 
     def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
         try:
-            return self._http.request(method, url, **kw)
+            resp = self._http.request(method, url, **kw)
         except httpx.TransportError as exc:
             raise IncusUnreachable(f"incusd on {self.name} did not answer at {self.endpoint}: {exc}",
                                    hint="`vpd ct init --host HOST` sets it up (in the lab it starts with `vpd lab up`"
                                         " when Incus is installed: scripts/setup.sh)") from None
+        if method != "GET" and steps.active():  # a change: its `incus query` equivalent, for --explain
+            content = kw.get("content")
+            steps.record({"kind": "incus", "host": self.name, "method": method, "url": url,
+                          "json": kw.get("json"),
+                          "input_bytes": len(content) if isinstance(content, (bytes, str)) else None,
+                          "status": resp.status_code})
+        return resp
 
     def raw(self, method: str, url: str, **kw: Any) -> httpx.Response:
         """A request whose answer is not Incus's JSON envelope (file contents)."""

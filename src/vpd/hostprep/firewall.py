@@ -187,7 +187,7 @@ def probe_ports(src: Host, dst_address: str, ports: list[int], timeout: float = 
     if not ports or not all(0 < p < 65536 for p in ports):
         raise VpdError(f"invalid ports to probe: {ports}")
     result = run(src, ["python3", "-c", PROBE, address, f"{timeout:g}", *map(str, ports)],
-                 check=False, timeout=timeout + 30)
+                 check=False, timeout=timeout + 30, reads=True)
     if result.returncode == NOT_FOUND:
         raise VpdError(f"{src.name}: the port probe needs python3 there")
     if not result.ok:

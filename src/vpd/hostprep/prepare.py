@@ -103,7 +103,10 @@ def _apply(host: Host, changes: list[Change], report: HostPrepReport) -> None:
     """Make each change and record it at once, so a failure half-way still leaves
     a full account for unprepare."""
     for change in changes:
-        if not report.dry_run:
+        if report.dry_run:
+            for command in change.commands:
+                command.record_dry_run(change.on)
+        else:
             if change.backup:
                 state.backup(change.on.name, *change.backup)
             results = [run_command(change.on, c) for c in change.commands]

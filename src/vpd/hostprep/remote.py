@@ -1,12 +1,13 @@
 """Commands on a host, as argument lists, through the inventory's runner."""
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 from ..connect.inventory import Host
-from ..connect.ssh import CommandResult, runner_for
+from ..connect.ssh import CommandResult, exec_step, runner_for
+from ..core import steps
 from ..core.errors import UsageError
+from ..ops import explain
 
 
 def address_of(host: Host) -> str:
@@ -25,15 +26,19 @@ class Command:
     input: str | None = None  # its standard input
 
     def display(self) -> str:
-        text = shlex.join(self.argv)
-        if self.input is not None:
-            text += f"  <<< {self.input!r}"
-        return text
+        """As typed on the host itself, standard input included byte for byte."""
+        return explain.shell(explain.hands(exec_step("", None, list(self.argv), self.input)))
+
+    def record_dry_run(self, host: Host) -> None:
+        """A dry run's step: what vpd would have run on `host` (for --explain)."""
+        if steps.active():
+            steps.record(exec_step(host.name, runner_for(host).ssh_target(), list(self.argv), self.input,
+                                   dry_run=True))
 
 
 def run(host: Host, argv: list[str] | tuple[str, ...], *, input: str | None = None, check: bool = True,
-        timeout: float | None = None) -> CommandResult:
-    return runner_for(host).run(list(argv), input=input, check=check, timeout=timeout)
+        timeout: float | None = None, reads: bool = False) -> CommandResult:
+    return runner_for(host).run(list(argv), input=input, check=check, timeout=timeout, reads=reads)
 
 
 def run_command(host: Host, command: Command) -> CommandResult:

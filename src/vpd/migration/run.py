@@ -2,6 +2,7 @@
 apply what the policy decides, abort on Ctrl-C, a stall or the timeout."""
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,7 +88,8 @@ def run_job(dom: libvirt.virDomain, dconnuri: str, params: dict, flags: int,
             done.set()
 
     started = time.monotonic()
-    thread = threading.Thread(target=worker, name="migration", daemon=True)
+    # In this thread's context: the running Operation records the migrateToURI3 call (--explain).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(worker,), name="migration", daemon=True)
     thread.start()
     last_remaining, last_progress = None, started
     aborted_by = None

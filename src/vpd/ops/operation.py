@@ -20,16 +20,29 @@ is settled first, and expired grants are revoked. Without such rows it costs one
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
-from ..core import events, journal
+from ..core import events, journal, steps
 from ..core.undo import Undo
 from .locks import LockSet
 from .session import Session
 
 _current: ContextVar[Operation | None] = ContextVar("vpd_current_operation", default=None)
+# Set by a front end around a command it declared read-only (so without --explain): opening an
+# Operation there is a bug in that declaration, caught by the fast tests that run the command.
+_readonly: ContextVar[bool] = ContextVar("vpd_readonly_command", default=False)
+
+
+@contextmanager
+def readonly() -> Iterator[None]:
+    token = _readonly.set(True)
+    try:
+        yield
+    finally:
+        _readonly.reset(token)
 
 
 def current() -> Operation | None:
@@ -67,6 +80,9 @@ class Operation:
         return self.entry.id if self.entry else None
 
     def __enter__(self) -> Operation:
+        if _readonly.get():
+            raise RuntimeError(f"operation {self.name} opened by a command declared read-only "
+                               "(drop readonly=True from its @command: it then gets --explain)")
         if self._recover:
             from .recover import run_pass
 
@@ -78,6 +94,7 @@ class Operation:
                                                   "pid": os.getpid(), "target": self.target},
                                 wait=self._lock_wait).acquire()
                 stack.callback(locks.release)
+            stack.enter_context(steps.into(self.entry.steps))  # what it calls, for --explain
             self._token = _current.set(self)
             stack.callback(self._leave)
             self._stack = stack.pop_all()
@@ -96,8 +113,7 @@ class Operation:
             if self.entry is not None:  # a failure's result is journaled too, as its report
                 self.entry.result = self.result
             if exc_type is not None:
-                steps = self.undo.run()
-                for step in steps:
+                for step in self.undo.run():
                     self.note(f"undo: {step.description}: " + ("done" if step.ok else f"failed: {step.error}"))
                 self._settle_after_failure()
         finally:

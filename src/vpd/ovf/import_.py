@@ -24,7 +24,8 @@ from typing import cast
 import libvirt
 
 from ..connect.inventory import Host
-from ..core import events, paths
+from ..connect.ssh import exec_step
+from ..core import events, paths, steps
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
@@ -452,6 +453,9 @@ def _grow(image: Path, capacity: int) -> None:
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise VpdError(f"qemu-img resize {image.name} failed: {proc.stderr.strip()}")
+    if steps.active():  # run here, on vpd's machine (for --explain)
+        steps.record(exec_step("local", None, ["qemu-img", "resize", "-f", "qcow2", str(image), str(capacity)],
+                               returncode=0))
 
 
 def _undo_volume(undo: Undo, vol: libvirt.virStorageVol, vol_name: str) -> None:

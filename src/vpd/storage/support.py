@@ -69,7 +69,7 @@ def host_facts(host: Host, conn: libvirt.virConnect) -> HostStorageFacts:
         libvirt_types = frozenset(POOL_TYPES)  # a driver that cannot tell (test:///) refuses at define time
     if host.uri.startswith("test:"):
         return HostStorageFacts(libvirt_types, {})  # libvirt's test driver has no host under it
-    result = runner_for(host).run(["sh", "-c", _PROBE], check=False, timeout=30)
+    result = runner_for(host).run(["sh", "-c", _PROBE], check=False, timeout=30, reads=True)
     return HostStorageFacts(libvirt_types, parse_probe(result.stdout))
 
 

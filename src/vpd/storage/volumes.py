@@ -24,7 +24,8 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, is_not_found, lookup
-from ..core import events
+from ..connect.ssh import exec_step
+from ..core import events, steps
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_existing_name, check_name, parse_size
 from ..xml.pool import StoragePool
@@ -351,6 +352,8 @@ def _qemu_img(argv: list[str]) -> None:
     proc = subprocess.run(["qemu-img", *argv], capture_output=True, text=True)
     if proc.returncode != 0:
         raise VpdError(f"qemu-img {argv[0]} failed: {proc.stderr.strip()}")
+    if steps.active():  # run here, on vpd's machine (for --explain)
+        steps.record(exec_step("local", None, ["qemu-img", *argv], returncode=0))
 
 
 def upload_plan(facts: ImageFacts, vol_format: str, capacity: int) -> str:

@@ -1,0 +1,107 @@
+"""`vpd practica run 4` on the session's lab: each step shows the seed's hand commands and what
+vpd did as hand commands (from its recorded calls), the grader validates, the seed's questions are
+answered from the migration's own figures, and `vpd practica report 4` writes the report from
+the journal. Everything it made is undone afterwards (other tests expect the lab as it came up)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from vpd.lab import control, hostproc
+
+from .conftest import vpd
+
+pytestmark = pytest.mark.lab
+
+VM = "mvp4_run"
+
+
+def _prepared_rules(host: str) -> list[str]:
+    """The vpd-prepare rules of a lab host's firewall, without their handles."""
+    listing = hostproc.run_in_host(control.load_state().host(host).holder_pid, ["nft", "list", "ruleset"]).stdout
+    return sorted(re.sub(r"\s+# handle \d+", "", line).strip() for line in listing.splitlines()
+                  if "vpd-prepare" in line)
+
+
+@pytest.fixture
+def run_cleanup(lab):
+    yield
+    for host in ("hostb", "hosta"):
+        vpd("vm", "destroy", VM, "--host", host, timeout=60)
+        vpd("vm", "undefine", VM, "--host", host, "--remove-storage", timeout=60)
+    vpd("host", "unprepare", "hosta", "hostb", timeout=120)
+
+
+def test_practica_run_4_performs_explains_validates_and_reports(lab, run_cleanup):
+    proc = vpd("practica", "run", "4", "--hosts", "hosta,hostb", "--vm", VM, "--lang", "en", "--json", timeout=600)
+    assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert all(s["ok"] for s in report["steps"]), report["steps"]
+    # What the learner types (the seed's), and what vpd did, as hand commands from its recorded calls.
+    prepare = next(s for s in report["steps"] if s["vpd"].startswith("vpd host prepare"))
+    assert "sudo firewall-cmd --add-port=49152-49216/tcp --permanent" in prepare["hand"]
+    assert any("nft insert rule inet vpd_lab_host input ip saddr" in d and d.startswith("ssh ") for d in prepare["did"])
+    assert not any("python3 -c" in d for d in prepare["did"])  # the reach probes only read
+    migrate = next(s for s in report["steps"] if s["vpd"].startswith("vpd migrate"))
+    [virsh] = [d for d in migrate["did"] if d.startswith("virsh ")]
+    assert " migrate --live " in virsh and "--persistent --undefinesource" in virsh and VM in virsh
+    assert not any("PRIVATE KEY" in d and "-----END" in d for d in migrate["did"])  # the grant's key is not shown
+    create = next(s for s in report["steps"] if s["vpd"].startswith("vpd vm create"))
+    assert any(d.startswith("virsh -c qemu+tcp://") and " define /dev/stdin <<'EOF'\n<domain" in d
+               for d in create["did"])
+    # The validation is the grader's; on the lab only its libvirt port, open to the lab's own
+    # network by the lab's firewall, may fail (`not open to the world`).
+    goals = {g["id"]: g for g in report["validation"]["goals"]}
+    for gid in ("fqdn", "shared-storage", "migrated", "key-revoked", "disk-readable"):
+        assert goals[gid]["ok"], goals[gid]
+    bad = [c for c in goals["firewall"]["checks"] if not c["ok"] and c["blocking"]]
+    assert all("open to the world" in c["name"] for c in bad), bad
+    assert (proc.returncode == 0) == report["ok"]
+    # The seed's questions, answered with the migration's own figures.
+    measured = report["measured"]["migration"]
+    assert measured["mode"] == "live" and measured["downtime_ms"] is not None
+    answers = {q["question"]: q["answer"] for q in report["questions"]}
+    assert answers["How long was the VM stopped during the live migration?"] == f"{measured['downtime_ms']} ms"
+    assert answers["Does the VM run on the destination, persistent, and is it gone from the source?"] == "yes"
+
+    # Replay: `host prepare`'s printed commands, pasted into a shell once vpd's rules are gone,
+    # give each host the same vpd-tagged rules.
+    made = {h: _prepared_rules(h) for h in ("hosta", "hostb")}
+    assert all(made.values()), made
+    assert vpd("host", "unprepare", "hosta", "hostb", timeout=120).returncode == 0
+    assert not any(_prepared_rules(h) for h in ("hosta", "hostb"))
+    for command in prepare["did"]:
+        subprocess.run(["bash", "-c", command], check=True, capture_output=True, timeout=60)
+    assert {h: _prepared_rules(h) for h in ("hosta", "hostb")} == made
+
+    md = vpd("practica", "report", "4", "--lang", "es", timeout=60)
+    assert md.returncode == 0, md.stderr
+    for heading in ("## Preparación", "## Migración", "## Pruebas y validación", "## Conclusiones"):
+        assert heading in md.stdout
+    assert virsh in md.stdout and f"{measured['downtime_ms']} ms" in md.stdout
+
+
+@pytest.fixture
+def p6_cleanup(lab):
+    yield
+    vpd("pool", "delete", "iscsi1", "--host", "hostb", timeout=60)
+    vpd("iscsi", "target", "delete", "--host", "hosta", "--iqn", "iqn.2024-01.es.vpd:p6", timeout=60)
+    vpd("vol", "delete", "CONT_VOL_COMP", "p6-lun.raw", "--host", "hosta", timeout=60)
+
+
+def test_practica_run_6_on_the_lab(lab, p6_cleanup):
+    # An iSCSI target on hosta, its LUN seen by hostb through an iscsi-direct pool; the run's
+    # validation is `vpd practica check 6`'s grader. (Práctica 2's run and the
+    # graders of 2, 3 and 5 are tested in tests/fast, on libvirt's test driver.)
+    proc = vpd("practica", "run", "6", "--hosts", "hosta,hostb", "--lang", "en", "--json", timeout=300)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["validation"]["ok"] and all(s["ok"] for s in report["steps"])
+    target = next(s for s in report["steps"] if s["vpd"].startswith("vpd iscsi target create"))
+    assert target["hand"][0] == "targetcli"
+    assert any("tgtadm --lld iscsi --op new --mode target" in d or "targetcli" in d for d in target["did"])
+    assert not any("--op show" in d for d in target["did"])  # reads are left out
+    assert report["questions"][1]["answer"].startswith("iSCSI pool iscsi1 on hostb logged in, with LUNs: ")
