@@ -74,6 +74,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
                tokens: TokenStore | None = None, secure_cookies: bool = False, workers: int = 4) -> FastAPI:
     """The app. `inventory`: an Inventory, a path, or None for the CLI's default resolution."""
     from .api.console import open_console as console_opener
+    from .api.display import locate_display
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -94,6 +95,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     app.state.secure_cookies = secure_cookies
     app.state.assets = VENDOR.is_dir()
     app.state.console_opener = console_opener  # what the serial console websocket bridges to
+    app.state.display_locator = locate_display  # where the graphical console websocket connects
 
     @app.exception_handler(VpdError)
     @app.exception_handler(HttpError)
@@ -121,6 +123,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         clusters,
         console,
         containers,
+        display,
         hosts,
         iscsi,
         jobs,
@@ -139,7 +142,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, containers, recovery, practicas, journal, jobs, console):
+                   ovf, clusters, access, containers, recovery, practicas, journal, jobs, console, display):
         app.include_router(module.router, prefix=API)
     for extension in _router_extensions(ROUTER_ENTRY_POINTS):
         app.include_router(extension.load(), prefix=API)

@@ -116,6 +116,23 @@ def _display(s: Session, name: str, host: str) -> dict | None:
     return shown if shown["type"] == "vnc" else None
 
 
+@router.get("/vms/{name}/display")
+def display_page(request: Request, name: str, host: str | None = None, who: Principal = Depends(viewer),
+                 s: Session = Depends(session)):
+    """The graphical console: noVNC (an ES module served from the package) over the websocket
+    /api/v1/vms/{name}/vnc. Viewers watch; operators also type and point. Without JavaScript
+    the page says where the display is and how to reach it with a VNC client."""
+    found = vm_ops.locate(s, name, host)
+    try:
+        shown, error = vm_ops.display(s, name, found.host.name), None
+    except VpdError as exc:
+        shown, error = None, exc.message
+    running = bool(found.domain.isActive())
+    usable = shown is not None and shown["type"] == "vnc" and running
+    return render(request, "display.html", who, vm_name=name, host=found.host.name, shown=shown, error=error,
+                  running=running, usable=usable, view_only=not who.can_act)
+
+
 # --- disks and NICs ------------------------------------------------------------------------------
 
 
