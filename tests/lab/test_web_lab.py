@@ -1,6 +1,7 @@
-"""The web console on the lab: the graphical console of a VM on a remote host (QEMU's VNC on
-that host's loopback, reached through `ssh -W`), and an operator migrating a running guest
-from the VM page's migration dialog in headless Chromium until the report shows."""
+"""The web console on the lab, over one running lab guest with a VNC display: its graphical
+console on a remote host (QEMU's VNC on that host's loopback, reached through `ssh -W`), then
+an operator migrating it from the VM page's migration dialog in headless Chromium until the
+report shows."""
 from __future__ import annotations
 
 import struct
@@ -10,32 +11,34 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
+from fast.test_web_api import bearer, tokens  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from vpd.connect import inventory as inv  # noqa: E402
 from vpd.web import create_app  # noqa: E402
 
-from ..fast.test_web_api import bearer, tokens  # noqa: E402
 from .conftest import vpd_json  # noqa: E402
-from .migration_helpers import create_guest, migration_ports_open, remove_guest  # noqa: E402
+from .migration_helpers import migration_ports_open, remove_guest  # noqa: E402
 
 pytestmark = pytest.mark.lab
-DESK, MOVER = "webdesk", "webmig"
+VM = "webdesk"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def desk(lab):
-    """A lab guest with a VNC display, running on hostb (a remote host: qemu+ssh)."""
-    vpd_json("vm", "create", DESK, "--host", "hostb", "--lab-guest", "--graphics", "vnc", "--start")
-    yield DESK
-    remove_guest(DESK, ("hostb",))
+    """A booted lab guest on hosta (a remote host: qemu+ssh) with a VNC display, its disk on
+    the shared pool so that it can migrate."""
+    vpd_json("vm", "create", VM, "--host", "hosta", "--lab-guest", "--graphics", "vnc", "--disk",
+             "size=16M,pool=CONT_VOL_COMP", "--start", "--wait-boot")
+    yield VM
+    remove_guest(VM)
 
 
 def test_graphical_console_of_a_remote_vm_through_ssh(desk):
     op, view = tokens()
-    shown = vpd_json("vm", "display", desk)
-    assert shown["listen"] == "127.0.0.1" and shown["tunnel"]  # only the host itself reaches it
     with TestClient(create_app(inv.resolve().source)) as client:
+        page = client.get(f"/vms/{desk}/display", headers=bearer(view)).text
+        assert "VNC on 127.0.0.1:" in page and 'data-view-only="true"' in page  # only hosta itself reaches it
         for token in (op, view):
             started = time.monotonic()
             with client.websocket_connect(f"/api/v1/vms/{desk}/vnc", headers=bearer(token)) as ws:
@@ -49,42 +52,37 @@ def test_graphical_console_of_a_remote_vm_through_ssh(desk):
                 while len(init) < 24 or len(init) < 24 + struct.unpack(">I", init[20:24])[0]:
                     init += ws.receive_bytes()
                 assert init[24:].startswith(b"QEMU")
-            print(f"\nVNC through ssh -W to hostb: ServerInit after {time.monotonic() - started:.2f} s")
+            print(f"\nVNC through ssh -W to hosta: ServerInit after {time.monotonic() - started:.2f} s")
 
 
-def test_operator_migrates_from_the_dialog_and_sees_the_report(lab, tmp_path: Path):
+def test_operator_migrates_from_the_dialog_and_sees_the_report(desk):
     chromium = Path("/usr/bin/chromium")
     pytest.importorskip("playwright")
     if not chromium.exists():
         pytest.skip("no /usr/bin/chromium")
+    from fast.test_web_browser import login, serve
     from playwright.sync_api import expect, sync_playwright
 
-    from ..fast.test_web_browser import login, serve
-
     op, _ = tokens()
-    create_guest(MOVER, "hosta")
-    try:
-        with migration_ports_open(), serve(Path(inv.resolve().source)) as url, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(chromium), headless=True)
-            try:
-                page = browser.new_context().new_page()
-                login(page, url, op)
-                page.goto(f"{url}/vms/{MOVER}?host=hosta")
-                page.click("#migrate-open")
-                dialog = page.locator("#migrate-dialog")
-                dialog.locator("select[name=to]").select_option("hostb")
-                dialog.locator("input[name=persistent]").check()
-                dialog.locator("input[name=undefine_source]").check()
-                page.on("dialog", lambda d: d.accept())
-                started = time.monotonic()
-                dialog.locator("button[data-run=migrate]").click()
-                expect(dialog.locator("#migrate-report .outcome")).to_contain_text("migrated", timeout=120_000)
-                took = time.monotonic() - started
-                expect(dialog.locator('#migrate-report tr[data-check="running on destination"]')).to_be_visible()
-                print(f"\nmigration from the dialog: report after {took:.1f} s")
-            finally:
-                browser.close()
-        hosts = vpd_json("vm", "list", "--all")["hosts"]
-        assert {h["host"]: v["state"] for h in hosts for v in h["vms"] if v["name"] == MOVER} == {"hostb": "running"}
-    finally:
-        remove_guest(MOVER)
+    with migration_ports_open(), serve(Path(inv.resolve().source)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True)
+        try:
+            page = browser.new_context().new_page()
+            login(page, url, op)
+            page.goto(f"{url}/vms/{desk}?host=hosta")
+            page.click("#migrate-open")
+            dialog = page.locator("#migrate-dialog")
+            dialog.locator("select[name=to]").select_option("hostb")
+            dialog.locator("input[name=persistent]").check()
+            dialog.locator("input[name=undefine_source]").check()
+            page.on("dialog", lambda d: d.accept())
+            started = time.monotonic()
+            dialog.locator("button[data-run=migrate]").click()
+            expect(dialog.locator("#migrate-report .outcome")).to_contain_text("migrated", timeout=120_000)
+            took = time.monotonic() - started
+            expect(dialog.locator('#migrate-report tr[data-check="running on destination"]')).to_be_visible()
+            print(f"\nmigration from the dialog: report after {took:.1f} s")
+        finally:
+            browser.close()
+    hosts = vpd_json("vm", "list", "--all")["hosts"]
+    assert {h["host"]: v["state"] for h in hosts for v in h["vms"] if v["name"] == desk} == {"hostb": "running"}
