@@ -34,11 +34,15 @@ def desk(lab):
     remove_guest(VM)
 
 
-def test_graphical_console_of_a_remote_vm_through_ssh(desk):
+def test_graphical_console_of_a_remote_vm_through_ssh_and_the_lab_page(desk):
     op, view = tokens()
     with TestClient(create_app(inv.resolve().source)) as client:
         page = client.get(f"/vms/{desk}/display", headers=bearer(view)).text
         assert "VNC on 127.0.0.1:" in page and 'data-view-only="true"' in page  # only hosta itself reaches it
+        lab_page = client.get("/lab", headers=bearer(view)).text  # the lab's own page, plugged in
+        assert 'data-host="hosta"' in lab_page and 'data-host="hostb"' in lab_page and "firewall backend" in lab_page
+        assert 'data-action="power-off"' not in lab_page  # a viewer: no power buttons
+        assert 'data-action="power-off"' in client.get("/lab", headers=bearer(op)).text
         for token in (op, view):
             started = time.monotonic()
             with client.websocket_connect(f"/api/v1/vms/{desk}/vnc", headers=bearer(token)) as ws:
