@@ -195,9 +195,10 @@ def iface_attach(request: Request, name: str, host: str | None = Query(None), so
             raise UsageError(f"name the {source_type} the NIC goes on")
         if model not in NIC_MODELS:
             raise UsageError(f"NIC model {model!r}: use one of {', '.join(NIC_MODELS)}")
-        where = {source_type: source.strip()}
+        network = source.strip() if source_type == "network" else None
+        bridge = source.strip() if source_type == "bridge" else None
         return _in_job(request, s, "vm.iface.attach", name, host, lambda js: devices.iface_attach(
-            js, name, host, model=model, mac=mac.strip() or None, **where))(who)
+            js, name, host, network=network, bridge=bridge, model=model, mac=mac.strip() or None))(who)
 
     return job_response(request, csrf, submit)
 
