@@ -200,7 +200,7 @@ setup_venv() {
 
 # The web console's JavaScript (issue 13): pinned versions from the npm registry, installed
 # here into a git-ignored directory that `vpd web` serves; never committed, never a CDN.
-web_assets=(htmx.org@2.0.11 uplot@1.6.32 @xterm/xterm@6.0.0)
+web_assets=(htmx.org@2.0.11 uplot@1.6.32 @xterm/xterm@6.0.0 @novnc/novnc@1.7.0)
 web_vendor="$here/src/vpd/web/static/vendor"
 
 setup_web_assets() {

@@ -3,9 +3,11 @@ browser download needs the internet). Log in with a token, list VMs, start one a
 state change without a reload; a viewer gets no action and is refused one."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,27 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from vpd.web import create_app  # noqa: E402
 
 from .test_web_api import tokens, two_host_inventory  # noqa: E402
+from .test_web_display import display_inventory, qemu_vnc  # noqa: E402, F401  (qemu_vnc: a fixture)
+
+
+@contextmanager
+def serve(inventory: Path):
+    """vpd web under uvicorn on a free loopback port; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(str(inventory)), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 @pytest.fixture
@@ -29,21 +52,8 @@ def console(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
     inv = two_host_inventory(tmp_path)
     op, view = tokens()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(str(inv)), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", op, view
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve(inv) as url:
+        yield url, op, view
 
 
 def login(page, url: str, token: str) -> None:
@@ -150,5 +160,36 @@ def test_browser_migrate_dialog_runs_the_preflight(console, monkeypatch):
             assert page.evaluate("typeof Terminal") == "function"
             expect(page.locator("#console-status")).to_contain_text("virDomainOpenConsole", timeout=5_000)
             expect(page.locator("#terminal .xterm")).to_be_visible()
+        finally:
+            browser.close()
+
+
+def test_browser_graphical_console_shows_a_real_qemu_display(tmp_path: Path, monkeypatch, qemu_vnc):  # noqa: F811
+    """noVNC (ES modules served from the package) connects through vpd's websocket to a real
+    QEMU's VNC server and shows its screen; a viewer's session is view-only."""
+    monkeypatch.setenv("VPD_HOME", str(tmp_path / "home"))
+    op, view = tokens()
+    with serve(display_inventory(tmp_path, qemu_vnc)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_context().new_page()
+            login(page, url, op)
+            page.goto(f"{url}/vms/desk")
+            page.click("#display-link")
+            screen = page.locator("#screen")
+            expect(screen).to_have_attribute("data-state", "connected", timeout=10_000)
+            expect(page.locator("#display-status")).to_have_text("connected")
+            expect(screen).to_have_attribute("data-desktop", re.compile("^QEMU"))
+            expect(screen.locator("canvas")).to_be_visible()
+            assert page.evaluate("window.vpdDisplay.viewOnly") is False
+            expect(page.locator("#display-cad")).to_be_enabled()
+
+            viewer = browser.new_context().new_page()
+            login(viewer, url, view)
+            viewer.goto(f"{url}/vms/desk/display")
+            expect(viewer.locator("#screen")).to_have_attribute("data-state", "connected", timeout=10_000)
+            assert viewer.evaluate("window.vpdDisplay.viewOnly") is True
+            # Both share the display: the operator's session is still up.
+            expect(screen).to_have_attribute("data-state", "connected")
         finally:
             browser.close()

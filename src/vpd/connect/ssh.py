@@ -212,3 +212,11 @@ def runner_for(host: Host, timeout: float = 60.0) -> Runner:
     if host.is_local:
         return Runner(host, timeout)
     return SshRunner(host, timeout)
+
+
+def tcp_forward_argv(host: Host, address: str, port: int) -> list[str]:
+    """ssh's argv whose standard input and output are a TCP connection to address:port as the
+    host sees it (`ssh -W`): how a console reaches a display on a remote host's loopback."""
+    runner = SshRunner(host)
+    return ["ssh", *runner.ssh_options(), "-W", f"[{address}]:{port}" if ":" in address else f"{address}:{port}",
+            runner.target]

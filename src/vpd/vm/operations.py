@@ -112,6 +112,28 @@ def display(session: Session, name: str, host_ref: str | None = None) -> dict:
     return display_of(session.call(vm.host, lambda _c: vm.domain.XMLDesc(0)), vm.host, name)
 
 
+def display_endpoint(session: Session, name: str, host_ref: str | None = None) -> dict:
+    """Where a running VM's VNC server listens on its host, and its password: for a console that
+    bridges to it (the password is a secret: never shown, never journaled). UsageError when the
+    VM has no VNC display or does not run."""
+    from ..core.errors import VpdError
+    from ..xml.domain import Domain
+    from .display import display_of
+
+    vm = locate(session, name, host_ref)
+    xml = session.call(vm.host, lambda _c: vm.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
+    shown = display_of(xml, vm.host, name)
+    if shown["type"] != "vnc":
+        raise UsageError(f"VM {name} on {vm.host.name} has a {shown['type'].upper()} display: the browser "
+                         "console speaks VNC", hint="`vpd vm display` gives its URI for a SPICE client")
+    if shown["port"] is None:
+        raise VpdError(f"VM {name} on {vm.host.name} is not running: its display is off",
+                       hint=f"`vpd vm start {name}`")
+    graphics = next(g for g in Domain.from_xml(xml).devices.graphics if g.type == "vnc")
+    return {"host": vm.host, "vm": name, "listen": shown["listen"], "port": shown["port"],
+            "password": graphics.passwd}
+
+
 def console_log(session: Session, name: str, host_ref: str | None = None, lines: int | None = None) -> dict:
     from . import lifecycle
 

@@ -74,6 +74,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
                tokens: TokenStore | None = None, secure_cookies: bool = False, workers: int = 4) -> FastAPI:
     """The app. `inventory`: an Inventory, a path, or None for the CLI's default resolution."""
     from .api.console import open_console as console_opener
+    from .api.display import locate_display
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -94,6 +95,7 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     app.state.secure_cookies = secure_cookies
     app.state.assets = VENDOR.is_dir()
     app.state.console_opener = console_opener  # what the serial console websocket bridges to
+    app.state.display_locator = locate_display  # where the graphical console websocket connects
 
     @app.exception_handler(VpdError)
     @app.exception_handler(HttpError)
@@ -114,13 +116,14 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
         return JSONResponse({"error": f"invalid request: {problems}", "hint": f"see {API}/docs",
                              "kind": "UsageError", "status": 400}, status_code=400)
 
-    from . import pages
+    from . import pages, pages_vm
     from .api import (
         access,
         backups,
         clusters,
         console,
         containers,
+        display,
         hosts,
         iscsi,
         jobs,
@@ -139,11 +142,17 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
     )
 
     for module in (hosts, vms, vm_devices, snapshots, migrations, pools, volumes, iscsi, networks, backups, templates,
-                   ovf, clusters, access, containers, recovery, practicas, journal, jobs, console):
+                   ovf, clusters, access, containers, recovery, practicas, journal, jobs, console, display):
         app.include_router(module.router, prefix=API)
-    for extension in _router_extensions():
-        app.include_router(extension, prefix=API)
+    for extension in _router_extensions(ROUTER_ENTRY_POINTS):
+        app.include_router(extension.load(), prefix=API)
+    # Pages other packages plug in (the lab's /lab) get their link in the header.
+    app.state.nav = []
+    for extension in _router_extensions(PAGE_ENTRY_POINTS):
+        app.include_router(extension.load())
+        app.state.nav.append((extension.name.capitalize(), f"/{extension.name}"))
     app.include_router(pages.router)
+    app.include_router(pages_vm.router)
     if app.state.assets:
         app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")
     else:
@@ -154,11 +163,13 @@ def create_app(inventory: Inventory | str | Path | None = None, *, read_only: bo
 
 
 ROUTER_ENTRY_POINTS = "vpd.web.routers"
+PAGE_ENTRY_POINTS = "vpd.web.pages"
 
 
-def _router_extensions() -> list:
-    """Routers other packages plug in under /api/v1 through the `vpd.web.routers` entry point
-    (the lab registers /api/v1/lab this way: the console depends on no test bed)."""
+def _router_extensions(group: str) -> list:
+    """Routers other packages plug in through an entry point: `vpd.web.routers` under /api/v1,
+    `vpd.web.pages` at the root with a link named after the entry point (the lab registers
+    /api/v1/lab and /lab this way: the console depends on no test bed)."""
     from importlib.metadata import entry_points
 
-    return [ep.load() for ep in sorted(entry_points(group=ROUTER_ENTRY_POINTS), key=lambda ep: ep.name)]
+    return sorted(entry_points(group=group), key=lambda ep: ep.name)

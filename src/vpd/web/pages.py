@@ -20,13 +20,22 @@ from ..snapshot import operations as snap_ops
 from ..vm import operations as vm_ops
 from .api.common import run_in_job, session
 from .api.vms import Action, submit_action, vm_rows
-from .auth import COOKIE, Principal, identify, operator, viewer
+from .auth import COOKIE, Principal, form_token, identify, operator, operator_form, viewer
 from .errors import HttpError, error_body
 from .jobs import Job
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["when"] = lambda t: datetime.datetime.fromtimestamp(t).strftime("%F %T") if t else ""
 templates.env.filters["q"] = lambda s: quote(str(s), safe="")
+
+
+def add_templates(directory: Path) -> None:
+    """Let a package that plugs in pages (`vpd.web.pages`) keep its templates beside it; they
+    extend this package's base.html."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    loaders = [FileSystemLoader(str(directory)), templates.env.loader]
+    templates.env.loader = ChoiceLoader([x for x in loaders if x is not None])
 router = APIRouter(include_in_schema=False)
 
 # Which buttons a VM in each state gets (the CLI refuses the others with a message anyway).
@@ -43,6 +52,7 @@ SORTS = ("name", "host", "state")
 def render(request: Request, name: str, who: Principal | None, status: int = 200, **context) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {
         "who": who, "read_only": request.app.state.read_only, "assets": request.app.state.assets,
+        "csrf": form_token(request), "nav": request.app.state.nav,
         "actions_by_state": ACTIONS_BY_STATE, "labels": LABELS, **context}, status_code=status)
 
 
@@ -109,20 +119,6 @@ def vms_rows(request: Request, host: str | None = None, sort: str = "name", stat
     return render(request, "vm_rows.html", who, **_vm_table(s, host or None, sort, state or None))
 
 
-@router.get("/vms/{name}")
-def vm_page(request: Request, name: str, host: str | None = None, who: Principal = Depends(viewer),
-            s: Session = Depends(session)):
-    info = vm_ops.info(s, name, host)
-    xml = vm_ops.dumpxml(s, name, info["host"])["xml"]
-    try:
-        snapshots, snapshots_error = snap_ops.list_(s, name, info["host"]), None
-    except VpdError as exc:  # the page still shows the VM
-        snapshots, snapshots_error = None, exc.message
-    return render(request, "vm.html", who, vm=info, xml=xml, snapshots=snapshots, snapshots_error=snapshots_error,
-                  migrate_hosts=[h.name for h in s.hosts() if h.name != info["host"]],
-                  last_migration=last_migration(name))
-
-
 def last_migration(name: str, scan: int = 200) -> dict | None:
     """The newest journal entry of a migration (or its dry run) of VM `name` that kept its
     report: what the VM page shows without JavaScript."""
@@ -167,6 +163,22 @@ def migration_report(request: Request, job_id: str, who: Principal = Depends(vie
     if report is None:
         return render(request, "job_fragment.html", who, job=job, error=None)
     return render(request, "migration_report.html", who, report=report)
+
+
+def job_response(request: Request, csrf: str, submit: Callable[[Principal], Job]) -> Response:
+    """Run a form's change in a job. htmx: the job's fragment (errors too, with their status);
+    a plain form: a redirect to the job's page, or the error page."""
+    htmx = request.headers.get("HX-Request") == "true"
+    try:
+        who = operator_form(request, csrf)
+        job = submit(who)
+    except (VpdError, HttpError) as exc:
+        body = error_body(exc)
+        return render(request, "job_fragment.html" if htmx else "error.html", identify(request),
+                      status=body["status"], job=None, error=body)
+    if htmx:
+        return render(request, "job_fragment.html", who, status=202, job=job, error=None)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 def _job_fragment(request: Request, submit: Callable[[Principal], Job]) -> Response:

@@ -29,14 +29,15 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
-def refusal(ws: WebSocket) -> tuple[int, str] | None:
-    """Why this websocket may not type into a console (close code, reason), or None."""
+def refusal(ws: WebSocket, watch: bool = False) -> tuple[int, str] | None:
+    """Why this websocket may not type into a console (close code, reason), or None. `watch`:
+    only looking is asked (any valid token)."""
     who = identify(ws)  # type: ignore[arg-type]  # reads headers, cookies and app state only
     if who is None:
         return UNAUTHORIZED, "this needs a token: log in again"
-    if ws.app.state.read_only:
+    if not watch and ws.app.state.read_only:
         return FORBIDDEN, "this console is read-only (vpd web --read-only): the serial console needs an operator"
-    if not who.can_act:
+    if not watch and not who.can_act:
         return FORBIDDEN, f"token {who.token_id} is a viewer's: typing into a console needs an operator token"
     if who.via == "cookie":
         origin = ws.headers.get("origin")

@@ -63,6 +63,26 @@ def vms_xml(name: str, host: str | None = None, inactive: bool = False, s: Sessi
     return vm_ops.dumpxml(s, name, host, inactive)
 
 
+class XmlEdit(BaseModel):
+    xml: str = Field(description="The whole edited definition (as `vm edit` hands an editor)")
+
+
+@router.put("/{name}/xml", status_code=202)
+def vms_edit(request: Request, name: str, body: XmlEdit, host: str | None = None,
+             who: Principal = Depends(operator), s: Session = Depends(session)) -> JSONResponse:
+    """Replace the persistent definition (`vpd vm edit`): checked before it is applied (it parses,
+    keeps name and UUID, passes libvirt's validation); a rejected edit fails the job with 400."""
+    located = vm_ops.locate(s, name, host, prefer_running=False)
+
+    def edit(js: Session) -> dict:
+        again, current = vm_ops.editable_xml(js, name, located.host.name)
+        if body.xml.strip() == current.strip():
+            return {"host": located.host.name, "name": name, "changed": False}
+        return vm_ops.apply_edit(js, again, body.xml)
+
+    return accepted(run_in_job(request, who, "vm.edit", f"{located.host.name}/{name}", edit))
+
+
 def submit_action(request: Request, who: Principal, s: Session, name: str, action: str, host: str | None,
                   options: dict):
     """Check the request now (unknown VM: 404, ambiguous: 400), then run the action in a job."""
