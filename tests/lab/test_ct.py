@@ -1,8 +1,12 @@
 """Containers (Práctica 1 §3) on the lab hosts' own incusd, through `vpd ct`."""
 from __future__ import annotations
 
+import json
 import os
+import pty
+import select
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,8 +34,9 @@ def image(lab):
     # The seed's order (METADATA ROOTFS) works as well as vpd's (ROOTFS METADATA): the contents decide.
     imported = vpd_json("ct", "image", "import", built["metadata"], built["rootfs"], "--alias", "bb", *HOST)
     yield imported
-    for name in ("ct1", "ct2"):
-        vpd("ct", "delete", name, "--force", *HOST)
+    for name in ("ct1", "ct2", "ct3"):
+        vpd("ct", "delete", name, "--force")  # wherever it is (ct3 moves to hostb)
+    vpd("ct", "profile", "delete", "small", *HOST)
     vpd("ct", "image", "delete", "bb", *HOST)
 
 
@@ -112,7 +117,6 @@ def test_pause_freezes_and_resume_continues(ct1):
 
 
 def vpd_cmd():
-    import sys
     return [sys.executable, "-m", "vpd"]
 
 
@@ -156,3 +160,115 @@ def test_bad_names_and_limits_exit_2_and_change_nothing(ct1, args):
     proc = vpd(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert vpd_json("ct", "list") == before
+
+
+class Pty:
+    """A vpd command on a pseudo-terminal, as a user at a terminal runs it."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvpe(sys.executable, [sys.executable, "-m", "vpd", *args], {**os.environ, **(env or {})})
+        self.out = b""
+
+    def expect(self, marker: bytes, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in self.out:
+            assert time.monotonic() < deadline, f"{marker!r} not seen in {self.out[-500:]!r}"
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the command ended and closed the terminal
+                    chunk = b""
+                assert chunk or marker in self.out, f"ended before {marker!r}: {self.out[-500:]!r}"
+                self.out += chunk
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def wait(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            try:
+                if select.select([self.fd], [], [], 0.2)[0]:
+                    self.out += os.read(self.fd, 4096)
+            except OSError:
+                time.sleep(0.05)
+        os.kill(self.pid, 9)
+        raise AssertionError(f"still running: {self.out[-500:]!r}")
+
+
+def test_exec_on_a_terminal_gets_one_and_passes_the_exit_code(ct1):
+    t = Pty("ct", "exec", "ct1", "--", "sh", "-c", "read line; [ -t 0 ] && echo \"tty:$line\"; exit 5")
+    t.send(b"typed\r")
+    assert t.wait() == 5
+    assert b"tty:typed" in t.out
+
+
+def test_console_log_and_console_shell(ct1):
+    log = vpd("ct", "console", "ct1", "--log")
+    assert log.returncode == 0 and "udhcpc" in log.stdout  # init's DHCP client writes on the console
+    t = Pty("ct", "console", "ct1")
+    t.expect(b"ctrl-a q")
+    deadline = time.monotonic() + 30
+    while True:  # the console may drop what comes before LXC has attached it: Enter until a prompt
+        t.send(b"\r")
+        try:
+            t.expect(b"# ", timeout=2)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, t.out
+    t.send(b"echo on-console > /root/console-was-here\r")
+    t.expect(b"on-console")
+    t.send(b"\x01q")
+    assert t.wait() == 0
+    deadline = time.monotonic() + 30
+    while (seen := vpd("ct", "exec", "ct1", "--", "cat", "/root/console-was-here")).returncode != 0:
+        assert time.monotonic() < deadline, seen.stderr
+    assert seen.stdout == "on-console\n"
+
+
+def _with_editor(editor: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "VISUAL"}
+    return subprocess.run([*vpd_cmd(), *args], capture_output=True, text=True, timeout=120,
+                          env={**env, "EDITOR": editor})
+
+
+def test_file_edit_and_profiles(ct1):
+    edited = _with_editor("sed -i s/localhost/edited/", "ct", "file", "edit", "ct1/etc/hosts", "--json")
+    assert json.loads(edited.stdout)["changed"] is True
+    assert vpd("ct", "exec", "ct1", "--", "cat", "/etc/hosts").stdout == "127.0.0.1 edited\n"
+    vpd_json("ct", "profile", "create", "small", *HOST, "--limit", "memory=32MiB")
+    saved = _with_editor("sed -i s/32MiB/40MiB/", "ct", "profile", "edit", "small", *HOST, "--json")
+    assert json.loads(saved.stdout)["config"] == {"limits.memory": "40MiB"}
+    refused = _with_editor("sed -i s/40MiB/lots/", "ct", "profile", "edit", "small", *HOST)
+    assert refused.returncode == 2
+    assert vpd_json("ct", "profile", "apply", "ct1", "default,small")["previous"] == ["default"]
+    listed = vpd_json("ct", "profile", "list", *HOST)["hosts"][0]["profiles"]
+    small = next(p for p in listed if p["name"] == "small")
+    assert small["used_by"] == ["ct1"] and small["config"] == {"limits.memory": "40MiB"}
+    vpd_json("ct", "profile", "apply", "ct1", "default")
+
+
+def test_snapshot_restore_then_move_to_hostb_keeps_the_files(image, tmp_path):
+    vpd_json("ct", "launch", "bb", "ct3", *HOST, "--no-start")
+    (tmp_path / "v1").write_bytes(b"version 1\n")
+    (tmp_path / "v2").write_bytes(b"version 2\n")
+    vpd_json("ct", "file", "push", str(tmp_path / "v1"), "ct3/root/keep")
+    vpd_json("ct", "snapshot", "create", "ct3", "s1")
+    vpd_json("ct", "file", "push", str(tmp_path / "v2"), "ct3/root/keep")
+    vpd_json("ct", "snapshot", "restore", "ct3", "s1")
+    moved = vpd_json("ct", "move", "ct3", "--to-host", "hostb")
+    assert moved["host"] == "hostb" and moved["from_host"] == "hosta"
+    assert not (_incus_dir("hosta") / "storage-pools" / "default" / "containers" / "ct3").exists()
+    vpd_json("ct", "file", "pull", "ct3/root/keep", str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == b"version 1\n"  # restored, and moved with its files
+    assert [s["name"] for s in vpd_json("ct", "snapshot", "list", "ct3")["snapshots"]] == ["s1"]
+    on_b = _incus_dir("hostb") / "storage-pools" / "default" / "containers" / "ct3"
+    assert on_b.is_dir()
+    vpd_json("ct", "delete", "ct3")
+    assert not on_b.exists() and not (on_b.parent.parent / "containers-snapshots" / "ct3").exists()
