@@ -326,3 +326,67 @@ def test_cli_bad_input_of_the_new_commands_exits_2(args):
     proc = _vpd(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "error:" in proc.stderr
+
+
+def _token(**fields) -> str:
+    import base64
+    import json
+
+    data = {"client_name": "vpd", "fingerprint": "ab" * 32, "addresses": ["198.18.6.12:8443"], "secret": "s3cr3t",
+            "expires_at": "0001-01-01T00:00:00Z", **fields}
+    return base64.b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def test_trust_tokens():
+    from vpd.ct import trust
+
+    t = trust.parse_token(_token())
+    assert (t.fingerprint, t.secret, t.addresses, t.client_name) == ("ab" * 32, "s3cr3t", ["198.18.6.12:8443"], "vpd")
+    for bad in ("", "not base64!", "aGVsbG8", _token(fingerprint="short"), _token(secret=""),
+                base64_of("[1, 2]")):
+        with pytest.raises(UsageError):
+            trust.parse_token(bad)
+
+
+def base64_of(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_client_certificate_is_made_once_with_a_private_key(tmp_path, monkeypatch):
+    import ssl
+    import stat
+
+    from vpd.ct import trust
+
+    monkeypatch.setenv("VPD_HOME", str(tmp_path))
+    crt, key = trust.ensure_client_cert()
+    assert stat.S_IMODE(key.stat().st_mode) & 0o077 == 0
+    pem = crt.read_text()
+    assert len(trust.fingerprint_of(pem)) == 64
+    assert trust.ensure_client_cert() == (crt, key) and crt.read_text() == pem  # kept
+    ctx = trust.ssl_context(crt, (crt, key))  # its own certificate as a pinned one: it loads
+    assert ctx.check_hostname is False and ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_trust_refuses_a_server_whose_certificate_is_not_the_tokens(tmp_path, monkeypatch):
+    from vpd.core.errors import VpdError
+    from vpd.ct import trust
+
+    monkeypatch.setenv("VPD_HOME", str(tmp_path))
+    crt, _ = trust.ensure_client_cert()
+    monkeypatch.setattr(trust, "fetch_server_cert", lambda address, timeout=10: crt.read_text())
+    with pytest.raises(VpdError, match="not trusting"):
+        trust.pin("hostb", "198.18.6.12:8443", trust.parse_token(_token()))
+    assert not trust.pinned_server_cert("hostb").exists()
+    good = trust.parse_token(_token(fingerprint=trust.fingerprint_of(crt.read_text())))
+    assert trust.pin("hostb", "198.18.6.12:8443", good).read_text() == crt.read_text()
+
+
+def test_trust_needs_an_https_host(tmp_path):
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[[hosts]]\nname = "here"\nuri = "test:///default"\nincus = "unix:/nonexistent/unix.socket"\n')
+    proc = subprocess.run([sys.executable, "-m", "vpd", "--inventory", str(inv), "ct", "trust", "--host", "here",
+                           "--token", _token()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nothing to trust" in proc.stderr

@@ -67,6 +67,15 @@ def ct_init(session, host_ref, subnet, https_address):
     return ct_ops.init(session, host_ref, subnet, https_address)
 
 
+@command(ct, "trust", render=lambda r: say(f"incusd on {r['host']} ({r['endpoint']}) trusts vpd; its certificate "
+                                           f"{r['server_fingerprint'][:16]}... is pinned"), bars=False)
+@click.option("--host", "host_ref", required=True, help="Host whose incusd vpd reaches over HTTPS.")
+@click.option("--token", required=True, help="From `incus config trust add vpd` on that host.")
+def ct_trust(session, host_ref, token):
+    """Have a remote incusd trust vpd's client certificate (the seed's `lxc remote add` with a token)."""
+    return ct_ops.trust_host(session, host_ref, token)
+
+
 # --- images -------------------------------------------------------------------------------
 
 @command(ct_image, "build", bars=False)

@@ -15,7 +15,6 @@ with Incus's own message; an unreachable daemon says where it was looked for."""
 from __future__ import annotations
 
 import json
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,9 +184,10 @@ class IncusClient:
             transport = httpx.HTTPTransport(uds=endpoint.address)
             self._http = httpx.Client(transport=transport, base_url="http://incus", timeout=timeout)
         else:
+            from .trust import ssl_context
+
             self._http = httpx.Client(base_url=f"https://{endpoint.address}", timeout=timeout,
-                                      cert=tuple(map(str, cert)) if cert else None,  # type: ignore[arg-type]
-                                      verify=str(server_cert) if server_cert else True)
+                                      verify=ssl_context(server_cert, cert))
 
     def close(self) -> None:
         self._http.close()
@@ -250,10 +250,10 @@ class IncusClient:
         try:
             if self.endpoint.kind == "unix":
                 return unix_connect(self.endpoint.address, uri=f"ws://incus{url}", max_size=None)
-            ssl_context = ssl.create_default_context(cafile=str(self._server_cert) if self._server_cert else None)
-            if self._cert:
-                ssl_context.load_cert_chain(str(self._cert[0]), str(self._cert[1]))
-            return connect(f"wss://{self.endpoint.address}{url}", ssl=ssl_context, max_size=None)
+            from .trust import ssl_context
+
+            return connect(f"wss://{self.endpoint.address}{url}", ssl=ssl_context(self._server_cert, self._cert),
+                           max_size=None)
         except OSError as exc:
             raise IncusUnreachable(f"incusd on {self.name}: websocket of operation {op_id}: {exc}") from None
 

@@ -13,7 +13,7 @@ import yaml
 from ..connect.inventory import Host
 from ..core.errors import NotFound, UsageError, VpdError
 from ..ops import Operation, Session
-from . import checks, editing, engine, images, instances, terminal
+from . import checks, editing, engine, images, instances, terminal, trust
 from .client import IncusClient, endpoint_for, path
 
 _clients: weakref.WeakKeyDictionary[Session, dict[str, IncusClient]] = weakref.WeakKeyDictionary()
@@ -27,7 +27,14 @@ def ct_key(name: str) -> str:
 def client(session: Session, host: Host) -> IncusClient:
     per = _clients.setdefault(session, {})
     if host.name not in per:
-        per[host.name] = IncusClient(endpoint_for(host), name=host.name)
+        endpoint = endpoint_for(host)
+        cert = server_cert = None
+        if endpoint.kind == "https":  # vpd's certificate, and the host's as pinned by `vpd ct trust`
+            crt, key = trust.client_cert_paths()
+            cert = (crt, key) if crt.exists() and key.exists() else None
+            pinned = trust.pinned_server_cert(host.name)
+            server_cert = pinned if pinned.exists() else None
+        per[host.name] = IncusClient(endpoint, name=host.name, cert=cert, server_cert=server_cert)
     return per[host.name]
 
 
@@ -84,6 +91,34 @@ def init(session: Session, host_ref: str, subnet: str | None = None, https_addre
         current = engine.existing_subnet(c)
         net = wanted or current or engine.pick_subnet(engine.used_networks(c))
         op.result = engine.initialise(c, engine.Preseed(net, https_address=https_address), host.name).to_dict()
+    return op.result
+
+
+def trust_host(session: Session, host_ref: str, token_text: str) -> dict:
+    """Have a host's incusd trust vpd's client certificate, with a token made there
+    (`incus config trust add vpd`); the server's certificate is checked against the token and
+    pinned first. Hosts reached through a unix socket need nothing."""
+    host = session.host(host_ref)
+    endpoint = endpoint_for(host)
+    if endpoint.kind != "https":
+        raise UsageError(f"vpd reaches incusd on {host.name} through its socket ({endpoint}): nothing to trust",
+                         hint="trust is for hosts whose inventory entry reaches incusd over https://")
+    token = trust.parse_token(token_text)
+    with Operation(session, "ct.trust", target=host.name, endpoint=str(endpoint)) as op:  # never the token
+        crt, key = trust.ensure_client_cert()
+        pinned = trust.pin(host.name, endpoint.address, token)
+        _clients.get(session, {}).pop(host.name, None)
+        c = client(session, host)
+        if (c.get(path()) or {}).get("auth") != "trusted":
+            c.request("POST", path("certificates"), json={"type": "client", "name": token.client_name or "vpd",
+                                                          "trust_token": token.text})
+        # A fresh connection: incusd decides trust per TLS connection.
+        _clients.get(session, {}).pop(host.name, None)
+        auth = (client(session, host).get(path()) or {}).get("auth")
+        if auth != "trusted":
+            raise VpdError(f"incusd on {host.name} still says {auth!r} after taking the token")
+        op.result = {"host": host.name, "endpoint": str(endpoint), "trusted": True,
+                     "server_fingerprint": token.fingerprint, "server_cert": str(pinned), "client_cert": str(crt)}
     return op.result
 
 
