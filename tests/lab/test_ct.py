@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vpd.core import paths
-from vpd.lab import incus
+from vpd.lab import control, hostproc, incus
 
 from .conftest import vpd, vpd_json
 
@@ -265,7 +265,18 @@ def test_file_edit_and_profiles(ct1):
     assert small["used_by"] == ["ct1"] and small["config"] == {"limits.memory": "40MiB"}
 
 
-def test_snapshot_restore_then_move_to_hostb_keeps_the_files(image, tmp_path):
+def _https_inventory(tmp_path: Path) -> str:
+    """The lab's inventory with hostb's incusd reached over HTTPS, as a remote host's would be."""
+    text = (paths.lab_dir() / "inventory.toml").read_text()
+    socket_line = f'incus = "unix:{_incus_dir("hostb") / "unix.socket"}"'
+    assert socket_line in text
+    hostb = next(h for h in control.load_state().hosts if h.name == "hostb")
+    inv = tmp_path / "inventory-https.toml"
+    inv.write_text(text.replace(socket_line, f'incus = "https://{hostb.address}:8443"'))
+    return str(inv)
+
+
+def test_snapshot_restore_then_move_to_hostb_over_https_keeps_the_files(image, tmp_path):
     vpd_json("ct", "launch", "bb", "ct3", *HOST, "--no-start")
     (tmp_path / "v1").write_bytes(b"version 1\n")
     (tmp_path / "v2").write_bytes(b"version 2\n")
@@ -273,14 +284,20 @@ def test_snapshot_restore_then_move_to_hostb_keeps_the_files(image, tmp_path):
     vpd_json("ct", "snapshot", "create", "ct3", "s1")
     vpd_json("ct", "file", "push", str(tmp_path / "v2"), "ct3/root/keep")
     vpd_json("ct", "snapshot", "restore", "ct3", "s1")
-    moved = vpd_json("ct", "move", "ct3", "--to-host", "hostb")
+    # hostb as a remote host: vpd's certificate trusted there with a token made on it
+    inv = ("-i", _https_inventory(tmp_path))
+    hostb = next(h for h in control.load_state().hosts if h.name == "hostb")
+    token = hostproc.run_in_host(hostb.holder_pid, ["incus", "config", "trust", "add", "vpd", "--quiet"]).stdout
+    trusted = vpd_json(*inv, "ct", "trust", "--host", "hostb", "--token", token.strip())
+    assert trusted["trusted"] and trusted["endpoint"].startswith("https://")
+    moved = vpd_json(*inv, "ct", "move", "ct3", "--to-host", "hostb")
     assert moved["host"] == "hostb" and moved["from_host"] == "hosta"
     assert not (_incus_dir("hosta") / "storage-pools" / "default" / "containers" / "ct3").exists()
-    vpd_json("ct", "file", "pull", "ct3/root/keep", str(tmp_path / "back"))
+    vpd_json(*inv, "ct", "file", "pull", "ct3/root/keep", str(tmp_path / "back"))
     assert (tmp_path / "back").read_bytes() == b"version 1\n"  # restored, and moved with its files
     on_b = _incus_dir("hostb") / "storage-pools" / "default"
     assert (on_b / "containers-snapshots" / "ct3" / "s1").is_dir()  # the snapshot moved along
-    vpd_json("ct", "delete", "ct3")
+    vpd_json(*inv, "ct", "delete", "ct3")
     assert not (on_b / "containers" / "ct3").exists() and not (on_b / "containers-snapshots" / "ct3").exists()
 
 

@@ -202,6 +202,11 @@ class IncusClient:
         try:
             return self._http.request(method, url, **kw)
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise IncusUnreachable(f"incusd on {self.name} at {self.endpoint}: its certificate is not one vpd "
+                                       f"knows ({exc})",
+                                       hint=f"on {self.name}: incus config trust add vpd; then here: "
+                                            f"vpd ct trust --host {self.name} --token TOKEN") from None
             raise IncusUnreachable(f"incusd on {self.name} did not answer at {self.endpoint}: {exc}",
                                    hint="`vpd ct init --host HOST` sets it up (in the lab it starts with `vpd lab up`"
                                         " when Incus is installed: scripts/setup.sh)") from None
