@@ -223,3 +223,170 @@ def test_cli_bad_input_exits_2(args):
     proc = _vpd(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert "error:" in proc.stderr
+
+
+@pytest.mark.parametrize("snap", ["s1", "before-upgrade", "snap.2026_12"])
+def test_snapshot_names_ok(snap):
+    assert checks.check_snapshot_name(snap) == snap
+
+
+@pytest.mark.parametrize("snap", ["", "a/b", "..", "-x", "a b", "x" * 64, "s\n"])
+def test_snapshot_names_rejected(snap):
+    with pytest.raises(UsageError):
+        checks.check_snapshot_name(snap)
+
+
+def test_profiles_are_checked_whole():
+    ok = checks.check_profile({"description": "small", "config": {"limits.memory": "64M"},
+                               "devices": {"eth0": {"type": "nic", "name": "eth0", "network": "vpdbr0"},
+                                           "root": {"type": "disk", "path": "/", "pool": "default"}},
+                               "used_by": ["/1.0/instances/c1"]})
+    assert ok["config"] == {"limits.memory": "64MiB"} and "used_by" not in ok
+    assert checks.check_profile({}) == {"description": "", "config": {}, "devices": {}}
+    for bad in (
+        [], {"config": {"raw.lxc": "x"}}, {"config": {"limits.memory": "lots"}}, {"surprise": 1},
+        {"devices": {"home": {"type": "disk", "path": "/home", "source": "/home"}}},
+        {"devices": {"root": {"type": "disk", "path": "/", "pool": "default", "source": "/"}}},
+        {"devices": {"gpu": {"type": "gpu"}}}, {"devices": {"eth0": {"type": "nic", "network": "../x"}}},
+        {"devices": {"eth0": {"type": "nic", "network": "br", "hwaddr": "zz"}}}, {"description": "two\nlines"},
+        {"devices": ["eth0"]},
+    ):
+        with pytest.raises(UsageError):
+            checks.check_profile(bad)
+
+
+def test_migration_bodies():
+    from vpd.ct.client import migration_source_body, migration_target_body
+
+    assert migration_source_body() == {"migration": True, "live": False, "instance_only": False}
+    inst = {"architecture": "x86_64", "profiles": ["default", "small"], "devices": {},
+            "config": {"limits.memory": "64MiB", "volatile.base_image": "ab",
+                       "volatile.eth0.hwaddr": "10:66:6a:00:00:01", "volatile.idmap.current": "[]",
+                       "volatile.last_state.power": "RUNNING"}}
+    moved = migration_target_body("c1", inst, "https://198.18.6.11:8443/1.0/operations/x", "PEM", {"fs": "s"}, True)
+    assert moved["config"] == {"limits.memory": "64MiB", "volatile.base_image": "ab",
+                               "volatile.eth0.hwaddr": "10:66:6a:00:00:01"}
+    assert moved["source"]["mode"] == "pull" and moved["source"]["secrets"] == {"fs": "s"}
+    assert moved["profiles"] == ["default", "small"]
+    copied = migration_target_body("c2", inst, "u", "PEM", {}, False)
+    assert "volatile.eth0.hwaddr" not in copied["config"] and copied["name"] == "c2"
+
+
+def test_interactive_bodies():
+    from vpd.ct.client import interactive_exec_body, resize_message
+
+    body = interactive_exec_body(["sh"], {"TERM": "xterm"}, 100, 30)
+    assert body["interactive"] and body["wait-for-websocket"] and not body["record-output"]
+    assert (body["width"], body["height"]) == (100, 30)
+    assert resize_message(80, 24) == '{"command": "window-resize", "args": {"width": "80", "height": "24"}}'
+
+
+def test_detach_keys_are_found_across_reads():
+    from vpd.ct.terminal import DETACH, DetachScanner
+
+    s = DetachScanner(DETACH)
+    assert s.feed(b"ls\r") == b"ls\r" and not s.detached
+    assert s.feed(b"abc\x01") == b"abc" and not s.detached  # ctrl-a held back until we know
+    assert s.feed(b"x") == b"\x01x" and not s.detached     # ctrl-a then x: both go on
+    assert s.feed(b"\x01") == b"" and s.feed(b"q") == b"" and s.detached
+    s = DetachScanner(None)
+    assert s.feed(b"\x01q") == b"\x01q" and not s.detached
+
+
+def test_editor_runs_without_a_shell_and_only_changes_count(tmp_path):
+    from vpd.core.errors import VpdError
+    from vpd.ct import editing
+
+    assert editing.editor_argv({"EDITOR": "sed -i 's/a b/c/'"}) == ["sed", "-i", "s/a b/c/"]
+    assert editing.editor_argv({"VISUAL": "nano", "EDITOR": "vi"}) == ["nano"]
+    assert editing.editor_argv({}) == ["vi"]
+    with pytest.raises(UsageError):
+        editing.editor_argv({"EDITOR": "'unclosed"})
+    assert editing.edit_bytes(b"a b\n", ["sed", "-i", "s/a b/c/"]) == b"c\n"
+    assert editing.edit_bytes(b"same\n", ["true"]) is None
+    with pytest.raises(VpdError):  # quit with an error (vi's :cq): nothing applied
+        editing.edit_bytes(b"x", ["false"])
+    with pytest.raises(UsageError):
+        editing.edit_bytes(b"x", [str(tmp_path / "no-such-editor")])
+    marker = tmp_path / "ran"
+    assert editing.edit_bytes(b"x", ["sh", "-c", f"touch {marker}; echo y > \"$1\"", "sh"]) == b"y\n"
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["ct", "snapshot", "create", "web1", "a/b"],
+    ["ct", "snapshot", "restore", "web1", ".."],
+    ["ct", "profile", "create", "bad/name"],
+    ["ct", "profile", "create", "p1", "--limit", "memory=lots"],
+    ["ct", "profile", "apply", "web1", "default,default"],
+    ["ct", "copy", "web1", "bad_name"],
+    ["ct", "file", "edit", "web1/../etc/shadow"],
+])
+def test_cli_bad_input_of_the_new_commands_exits_2(args):
+    proc = _vpd(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "error:" in proc.stderr
+
+
+def _token(**fields) -> str:
+    import base64
+    import json
+
+    data = {"client_name": "vpd", "fingerprint": "ab" * 32, "addresses": ["198.18.6.12:8443"], "secret": "s3cr3t",
+            "expires_at": "0001-01-01T00:00:00Z", **fields}
+    return base64.b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def test_trust_tokens():
+    from vpd.ct import trust
+
+    t = trust.parse_token(_token())
+    assert (t.fingerprint, t.secret, t.addresses, t.client_name) == ("ab" * 32, "s3cr3t", ["198.18.6.12:8443"], "vpd")
+    for bad in ("", "not base64!", "aGVsbG8", _token(fingerprint="short"), _token(secret=""),
+                base64_of("[1, 2]")):
+        with pytest.raises(UsageError):
+            trust.parse_token(bad)
+
+
+def base64_of(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_client_certificate_is_made_once_with_a_private_key(tmp_path, monkeypatch):
+    import ssl
+    import stat
+
+    from vpd.ct import trust
+
+    monkeypatch.setenv("VPD_HOME", str(tmp_path))
+    crt, key = trust.ensure_client_cert()
+    assert stat.S_IMODE(key.stat().st_mode) & 0o077 == 0
+    pem = crt.read_text()
+    assert len(trust.fingerprint_of(pem)) == 64
+    assert trust.ensure_client_cert() == (crt, key) and crt.read_text() == pem  # kept
+    ctx = trust.ssl_context(crt, (crt, key))  # its own certificate as a pinned one: it loads
+    assert ctx.check_hostname is False and ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_trust_refuses_a_server_whose_certificate_is_not_the_tokens(tmp_path, monkeypatch):
+    from vpd.core.errors import VpdError
+    from vpd.ct import trust
+
+    monkeypatch.setenv("VPD_HOME", str(tmp_path))
+    crt, _ = trust.ensure_client_cert()
+    monkeypatch.setattr(trust, "fetch_server_cert", lambda address, timeout=10: crt.read_text())
+    with pytest.raises(VpdError, match="not trusting"):
+        trust.pin("hostb", "198.18.6.12:8443", trust.parse_token(_token()))
+    assert not trust.pinned_server_cert("hostb").exists()
+    good = trust.parse_token(_token(fingerprint=trust.fingerprint_of(crt.read_text())))
+    assert trust.pin("hostb", "198.18.6.12:8443", good).read_text() == crt.read_text()
+
+
+def test_trust_needs_an_https_host(tmp_path):
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[[hosts]]\nname = "here"\nuri = "test:///default"\nincus = "unix:/nonexistent/unix.socket"\n')
+    proc = subprocess.run([sys.executable, "-m", "vpd", "--inventory", str(inv), "ct", "trust", "--host", "here",
+                           "--token", _token()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nothing to trust" in proc.stderr

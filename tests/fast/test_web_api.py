@@ -228,6 +228,9 @@ def test_pages_show_state_without_javascript(web):
     client.post("/login", data={"token": view, "next": "/vms"})
     page = client.get("/vms").text
     assert 'data-vm="solo"' in page and "shut off" in page and "data-action" not in page  # a viewer: no buttons
+    # Containers beside the VMs: these hosts run no incusd, and the table says so once.
+    assert 'id="containers"' in page and "no containers" in page and "no incusd answers on hosta, hostb" in page
+    assert "no incusd answers on hostb" in client.get("/fragments/ct-rows?host=hostb").text
     assert "hostb" in client.get("/hosts").text
     assert "&lt;name&gt;web&lt;/name&gt;" in client.get("/vms/web?host=hosta").text  # the XML, escaped
     assert client.get("/vms/nosuch").status_code == 404

@@ -2,13 +2,14 @@
 Parse, call vpd.ct.operations, render. No Incus calls and no domain rules here."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from ..core import steps
 from ..core.errors import EXIT_INTERRUPTED, VpdError
-from ..ct import checks
+from ..ct import checks, editing
 from ..ct import operations as ct_ops
 from ..ops import explain
 from .command import EXPLAIN_HELP, command, say, session_of
@@ -42,6 +43,16 @@ def ct_config() -> None:
     """A container's configuration (hardware limits)."""
 
 
+@ct.group("snapshot")
+def ct_snapshot() -> None:
+    """A container's snapshots: create, list, restore, delete."""
+
+
+@ct.group("profile")
+def ct_profile() -> None:
+    """Profiles (configuration shared by containers) of a host's incusd."""
+
+
 # --- engine -------------------------------------------------------------------------------
 
 def _render_init(r: dict) -> None:
@@ -56,6 +67,15 @@ def _render_init(r: dict) -> None:
 def ct_init(session, host_ref, subnet, https_address):
     """Set up a host's incusd (the seed's `lxd init --auto`, without NAT); idempotent."""
     return ct_ops.init(session, host_ref, subnet, https_address)
+
+
+@command(ct, "trust", render=lambda r: say(f"incusd on {r['host']} ({r['endpoint']}) trusts vpd; its certificate "
+                                           f"{r['server_fingerprint'][:16]}... is pinned"), bars=False)
+@click.option("--host", "host_ref", required=True, help="Host whose incusd vpd reaches over HTTPS.")
+@click.option("--token", required=True, help="From `incus config trust add vpd` on that host.")
+def ct_trust(session, host_ref, token):
+    """Have a remote incusd trust vpd's client certificate (the seed's `lxc remote add` with a token)."""
+    return ct_ops.trust_host(session, host_ref, token)
 
 
 # --- images -------------------------------------------------------------------------------
@@ -113,9 +133,11 @@ def ct_image_delete(session, image, host_ref):
 @click.option("--limit", "limits", metavar="cpu=N,memory=SIZE",
               help="Hardware limits, e.g. cpu=1,memory=128MiB (keys of `config set` without 'limits.').")
 @click.option("--no-start", is_flag=True, help="Create it stopped (the seed's `lxc init`).")
-def ct_launch(session, image, name, host_ref, limits, no_start):
+@click.option("--profile", "profiles", multiple=True, help="Profile to apply (repeatable, in order; default: default).")
+def ct_launch(session, image, name, host_ref, limits, no_start, profiles):
     """Create a container from an image and start it (the seed's `lxc launch`)."""
-    return ct_ops.launch(session, image, name, host_ref, checks.parse_limits(limits), start=not no_start)
+    return ct_ops.launch(session, image, name, host_ref, checks.parse_limits(limits), start=not no_start,
+                         profiles=list(profiles) or None)
 
 
 def _render_list(r: dict) -> None:
@@ -219,21 +241,32 @@ def ct_file_pull(session, source, dest, host_ref):
 
 
 @ct.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@ct_host_option()
+@click.option("-T", "--no-tty", is_flag=True, help="Never a terminal: output shown when the command ends.")
+@json_option
 @click.argument("name")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] CMD...")
-@ct_host_option()
 @click.option("--explain", "explain_steps", is_flag=True, help=EXPLAIN_HELP + " (before NAME)")
-@json_option
 @click.pass_context
-def ct_exec(ctx, name, argv, host_ref, explain_steps, as_json):
+def ct_exec(ctx, name, argv, host_ref, no_tty, explain_steps, as_json):
     """Run a command in a container and pass its exit code on (the seed's `lxc exec NAME -- CMD`).
 
-    Its output is shown when it ends (no interactive shell yet)."""
+    With stdin a terminal (and no --json, -T), the command gets a terminal of its own in the
+    container, so `vpd ct exec web1 -- sh` is a shell; otherwise its output is shown when it ends."""
     session = session_of(ctx)
     argv = list(argv[1:] if argv[:1] == ("--",) else argv)  # options stop at NAME: `--` reaches us
+    interactive = not (as_json or no_tty) and sys.stdin.isatty()
     try:
         with steps.listening() as seen:
-            result = ct_ops.exec_(session, name, argv, host_ref)
+            if interactive:
+                result = ct_ops.exec_interactive(session, name, argv, host_ref,
+                                                 term=os.environ.get("TERM") or "xterm")
+            else:
+                result = ct_ops.exec_(session, name, argv, host_ref)
+        if interactive:
+            if explain_steps:
+                sys.stderr.write("\n".join(["# what vpd did, by hand:", *explain.script(seen)]) + "\n")
+            sys.exit(result["exit_code"])
     except VpdError as exc:
         report_error(exc, as_json)
         sys.exit(exc.exit_code)
@@ -250,3 +283,171 @@ def ct_exec(ctx, name, argv, host_ref, explain_steps, as_json):
         sys.stderr.write(result["stderr"])
         sys.stderr.flush()
     sys.exit(result["exit_code"])
+
+
+@command(ct_file, "edit", render=lambda r: say(f"{r['name']}{r['path']} on {r['host']}: "
+                                               + ("saved" if r["changed"] else "unchanged, nothing sent")),
+         bars=False)
+@click.argument("target", metavar="NAME/PATH")
+@ct_host_option()
+def ct_file_edit(session, target, host_ref):
+    """Edit a container's file in $VISUAL/$EDITOR (the seed's `lxc file edit`); sent back only if changed."""
+    return ct_ops.file_edit(session, target, editing.editor_argv(), host_ref)
+
+
+# --- console ----------------------------------------------------------------------------------
+
+@ct.command("console")
+@click.argument("name")
+@ct_host_option()
+@click.option("--log", "show_log", is_flag=True, help="Print what the console showed so far, and return.")
+@json_option
+@click.pass_context
+def ct_console(ctx, name, host_ref, show_log, as_json):
+    """The container's console (the seed's `lxc console`); ctrl-a q detaches."""
+    session = session_of(ctx)
+    try:
+        if show_log or as_json:
+            result = ct_ops.console_log(session, name, host_ref)
+            if as_json:
+                emit_json(result)
+            else:
+                sys.stdout.write(result["log"])
+            return
+        ct_ops.console(session, name, host_ref, on_ready=lambda: err_console.print(
+            f"console of {name}: press ctrl-a q to detach", highlight=False))
+        err_console.print("\ndetached", highlight=False)
+    except VpdError as exc:
+        report_error(exc, as_json)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --- snapshots --------------------------------------------------------------------------------
+
+@command(ct_snapshot, "create", render=lambda r: say(f"snapshot {r['snapshot']} of {r['name']} on {r['host']}"),
+         bars=False)
+@click.argument("name")
+@click.argument("snapshot")
+@ct_host_option()
+def ct_snapshot_create(session, name, snapshot, host_ref):
+    """Snapshot a container's files and configuration (the seed's `lxc snapshot`)."""
+    return ct_ops.snapshot_create(session, name, snapshot, host_ref)
+
+
+def _render_snapshots(r: dict) -> None:
+    table(f"Snapshots of {r['name']} on {r['host']}", ["snapshot", "created", "stateful"],
+          [[s["name"], s["created"][:19], "yes" if s["stateful"] else "no"] for s in r["snapshots"]])
+
+
+@command(ct_snapshot, "list", render=_render_snapshots, bars=False)
+@click.argument("name")
+@ct_host_option()
+def ct_snapshot_list(session, name, host_ref):
+    """A container's snapshots."""
+    return ct_ops.snapshot_list(session, name, host_ref)
+
+
+@command(ct_snapshot, "restore", render=lambda r: say(f"{r['name']} on {r['host']} restored to {r['snapshot']}"
+                                                      f" ({r['status']})"), bars=False)
+@click.argument("name")
+@click.argument("snapshot")
+@ct_host_option()
+def ct_snapshot_restore(session, name, snapshot, host_ref):
+    """Bring a container back to a snapshot (the seed's `lxc restore`)."""
+    return ct_ops.snapshot_restore(session, name, snapshot, host_ref)
+
+
+@command(ct_snapshot, "delete", render=lambda r: say(f"snapshot {r['snapshot']} of {r['name']} deleted"),
+         bars=False)
+@click.argument("name")
+@click.argument("snapshot")
+@ct_host_option()
+def ct_snapshot_delete(session, name, snapshot, host_ref):
+    """Delete one snapshot of a container."""
+    return ct_ops.snapshot_delete(session, name, snapshot, host_ref)
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+def _render_profiles(r: dict) -> None:
+    table("Container profiles", ["host", "profile", "description", "config", "devices", "used by"],
+          [[h["host"], p["name"], p["description"] or None,
+            ", ".join(f"{k}={v}" for k, v in p["config"].items()) or None,
+            ", ".join(f"{k} ({d.get('type')})" for k, d in p["devices"].items()) or None,
+            ", ".join(p["used_by"]) or None] for h in r["hosts"] for p in h["profiles"]])
+    for h in r["hosts"]:
+        if h["error"]:
+            say(f"{h['host']}: {h['error']}", "red")
+
+
+@command(ct_profile, "list", render=_render_profiles, bars=False)
+@click.option("--host", "names", multiple=True, help="Only these hosts (repeatable).")
+def ct_profile_list(session, names):
+    """Profiles of every host, with the containers using them (the seed's `lxc profile list`)."""
+    return ct_ops.profile_list(session, names)
+
+
+@command(ct_profile, "create", render=lambda r: say(f"profile {r['profile']} created on {r['host']}"), bars=False)
+@click.argument("name")
+@click.option("--host", "host_ref", help="Host (needed when the inventory has several).")
+@click.option("--limit", "limits", metavar="cpu=N,memory=SIZE", help="Limits the profile sets, e.g. memory=64MiB.")
+@click.option("--description", default="", help="One line saying what it is for.")
+def ct_profile_create(session, name, host_ref, limits, description):
+    """Create a profile (the seed's `lxc profile create`); `profile edit` adds more."""
+    return ct_ops.profile_create(session, name, host_ref, checks.parse_limits(limits), description)
+
+
+@command(ct_profile, "edit", render=lambda r: say(f"profile {r['profile']} on {r['host']}: "
+                                                  + ("saved" if r["changed"] else "unchanged, nothing sent")),
+         bars=False)
+@click.argument("name")
+@click.option("--host", "host_ref", help="Host (needed when the inventory has several).")
+def ct_profile_edit(session, name, host_ref):
+    """Edit a profile as YAML in $VISUAL/$EDITOR (the seed's `lxc profile edit`); checked whole before it is sent."""
+    return ct_ops.profile_edit(session, name, editing.editor_argv(), host_ref)
+
+
+@command(ct_profile, "apply", render=lambda r: say(f"{r['name']} on {r['host']}: profiles "
+                                                   f"{', '.join(r['profiles'])} (were {', '.join(r['previous'])})"),
+         bars=False)
+@click.argument("name")
+@click.argument("profiles", metavar="PROFILE[,PROFILE...]")
+@ct_host_option()
+def ct_profile_apply(session, name, profiles, host_ref):
+    """Set a container's profiles, in order (the seed's `lxc profile apply`)."""
+    return ct_ops.profile_apply(session, name, [p.strip() for p in profiles.split(",")], host_ref)
+
+
+@command(ct_profile, "delete", render=lambda r: say(f"profile {r['profile']} deleted on {r['host']}"), bars=False)
+@click.argument("name")
+@click.option("--host", "host_ref", help="Host (needed when the inventory has several).")
+def ct_profile_delete(session, name, host_ref):
+    """Delete a profile no container uses."""
+    return ct_ops.profile_delete(session, name, host_ref)
+
+
+# --- copy and move ----------------------------------------------------------------------------
+
+@command(ct, "copy", render=lambda r: say(f"{r['name']} ({r['host']}) copied to {r['new_name']} on {r['to_host']}"
+                                          f" ({r['status']})"))
+@click.argument("name")
+@click.argument("new_name")
+@ct_host_option()
+@click.option("--to-host", help="Host for the copy (default: the same host).")
+def ct_copy(session, name, new_name, host_ref, to_host):
+    """Copy a container, snapshots included, to a new name on this or another host (the seed's `lxc copy`)."""
+    return ct_ops.copy(session, name, new_name, to_host, host_ref)
+
+
+@command(ct, "move", render=lambda r: say(f"{r['name']} moved from {r['from_host']} to {r['host']}"
+                                          f" ({r['status']})"))
+@click.argument("name")
+@click.option("--to-host", required=True, help="Host to move it to.")
+@ct_host_option()
+@click.option("--stateless", is_flag=True, help="A running container: stop it, move it, start it there.")
+def ct_move(session, name, to_host, host_ref, stateless):
+    """Move a container to another host of the inventory (the seed's `lxc move`)."""
+    return ct_ops.move(session, name, to_host, host_ref, stateless)

@@ -57,6 +57,21 @@ def check_ct_path(text: str) -> str:
     return normal
 
 
+_SNAPSHOT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+
+
+def check_snapshot_name(name: str) -> str:
+    """Incus keeps a snapshot as NAME/SNAP: no '/', nothing that climbs."""
+    if not isinstance(name, str) or ".." in name or not _SNAPSHOT.match(name):
+        raise UsageError(f"invalid snapshot name {name!r}",
+                         hint="use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def check_profile_name(name: str) -> str:
+    return check_name(name, "profile name")
+
+
 def split_ct_path(text: str) -> tuple[str, str]:
     """'web1/root/datos' (the seed's NAME/PATH) -> ('web1', '/root/datos')."""
     name, sep, rest = str(text).partition("/")
@@ -171,3 +186,56 @@ def parse_limits(text: str | None) -> dict[str, str]:
             raise UsageError(f"--limit gives {key.strip()} twice")
         out.update([check_config(full, value)])
     return out
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+# What a profile may hold through vpd: the limits above, and devices of the two kinds `ct init`
+# makes (a root disk on a storage pool, a NIC on a managed network). No disk with a `source`:
+# that would hand a host directory to every container of the profile.
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
+_DEVICE_KEYS = {"disk": {"type", "path", "pool", "size"}, "nic": {"type", "name", "network", "hwaddr", "mtu"}}
+
+
+def check_profile(body: object) -> dict:
+    """A profile as users edit it ({description, config, devices}), checked whole: a bad key or
+    value anywhere refuses all of it (exit 2, nothing sent). Returns it normalised."""
+    if not isinstance(body, dict):
+        raise UsageError("a profile is a mapping with description, config and devices")
+    unknown = set(body) - {"name", "description", "config", "devices", "used_by", "project"}
+    if unknown:
+        raise UsageError(f"unknown profile fields: {', '.join(sorted(map(str, unknown)))}",
+                         hint="a profile has description, config and devices")
+    description = body.get("description") or ""
+    if not isinstance(description, str) or any(ord(c) < 32 for c in description):
+        raise UsageError("a profile's description must be one line of text")
+    config = body.get("config") or {}
+    devices = body.get("devices") or {}
+    if not isinstance(config, dict) or not isinstance(devices, dict):
+        raise UsageError("a profile's config and devices must be mappings")
+    out_config = dict(check_config(str(k), str(v)) for k, v in config.items())
+    out_devices: dict[str, dict[str, str]] = {}
+    for dev_name, dev in devices.items():
+        check_name(str(dev_name), "device name")
+        if not isinstance(dev, dict) or dev.get("type") not in _DEVICE_KEYS:
+            raise UsageError(f"device {dev_name!r}: vpd profiles hold only disk and nic devices")
+        extra = set(dev) - _DEVICE_KEYS[dev["type"]]
+        if extra:
+            raise UsageError(f"device {dev_name!r}: keys {', '.join(sorted(map(str, extra)))} are not allowed",
+                             hint=f"a {dev['type']} device takes: {', '.join(sorted(_DEVICE_KEYS[dev['type']]))}")
+        values = {str(k): str(v) for k, v in dev.items()}
+        if dev["type"] == "disk" and (values.get("path") != "/" or not values.get("pool")):
+            raise UsageError(f"device {dev_name!r}: a disk device is the root disk (path: /, pool: POOL)")
+        if dev["type"] == "nic" and not values.get("network"):
+            raise UsageError(f"device {dev_name!r}: a nic device names its network")
+        for k in ("pool", "network", "name"):
+            if k in values:
+                check_name(values[k], f"{dev_name}.{k}")
+        if "size" in values and not _BYTES.match(values["size"]):
+            raise UsageError(f"device {dev_name!r}: invalid size {values['size']!r}")
+        if "hwaddr" in values and not _MAC.match(values["hwaddr"]):
+            raise UsageError(f"device {dev_name!r}: invalid hwaddr {values['hwaddr']!r}")
+        if "mtu" in values and not (values["mtu"].isdigit() and 576 <= int(values["mtu"]) <= 9000):
+            raise UsageError(f"device {dev_name!r}: mtu must be 576-9000")
+        out_devices[str(dev_name)] = values
+    return {"description": description, "config": out_config, "devices": out_devices}

@@ -114,6 +114,41 @@ def exec_body(argv: list[str], env: dict[str, str] | None = None, cwd: str | Non
     return body
 
 
+def interactive_exec_body(argv: list[str], env: dict[str, str], width: int, height: int) -> dict:
+    """An exec on a terminal: incusd gives a pty and two websockets (data, control)."""
+    return {"command": list(argv), "environment": dict(env), "interactive": True, "wait-for-websocket": True,
+            "record-output": False, "width": width, "height": height}
+
+
+def migration_source_body(live: bool = False) -> dict:
+    """Asked of the source: a migration operation whose websockets the target pulls from."""
+    return {"migration": True, "live": live, "instance_only": False}
+
+
+# Config keys that belong to one host's copy of a container and are made afresh on the other.
+_VOLATILE_KEPT = ("volatile.base_image",)
+
+
+def migration_target_body(name: str, inst: dict, source_url: str, certificate: str, secrets: dict,
+                          keep_identity: bool) -> dict:
+    """Asked of the target: create `name` by pulling the source's operation (`source_url`,
+    HTTPS on the source's core.https_address; the secrets authorise the websockets, so the
+    target needs no trust on the source). A move keeps the container's MAC addresses (its
+    DHCP lease follows it); a copy gets new ones."""
+    config = {k: v for k, v in (inst.get("config") or {}).items()
+              if not k.startswith("volatile.") or k in _VOLATILE_KEPT
+              or (keep_identity and k.endswith(".hwaddr"))}
+    return {"name": name, "type": "container", "architecture": inst.get("architecture"), "config": config,
+            "devices": inst.get("devices") or {}, "profiles": inst.get("profiles") or ["default"],
+            "ephemeral": bool(inst.get("ephemeral")),
+            "source": {"type": "migration", "mode": "pull", "operation": source_url, "certificate": certificate,
+                       "secrets": dict(secrets), "live": False, "instance_only": False}}
+
+
+def resize_message(width: int, height: int) -> str:
+    return json.dumps({"command": "window-resize", "args": {"width": str(width), "height": str(height)}})
+
+
 def state_body(action: str, *, force: bool = False, timeout: int | None = None) -> dict:
     if action not in ("start", "stop", "restart", "freeze", "unfreeze"):
         raise ValueError(f"unknown instance action {action!r}")
@@ -145,13 +180,15 @@ class IncusClient:
                  server_cert: Path | None = None, timeout: float = 30.0):
         self.endpoint = endpoint
         self.name = name or str(endpoint)
+        self._cert, self._server_cert = cert, server_cert
         if endpoint.kind == "unix":
             transport = httpx.HTTPTransport(uds=endpoint.address)
             self._http = httpx.Client(transport=transport, base_url="http://incus", timeout=timeout)
         else:
+            from .trust import ssl_context
+
             self._http = httpx.Client(base_url=f"https://{endpoint.address}", timeout=timeout,
-                                      cert=tuple(map(str, cert)) if cert else None,  # type: ignore[arg-type]
-                                      verify=str(server_cert) if server_cert else True)
+                                      verify=ssl_context(server_cert, cert))
 
     def close(self) -> None:
         self._http.close()
@@ -166,6 +203,11 @@ class IncusClient:
         try:
             resp = self._http.request(method, url, **kw)
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise IncusUnreachable(f"incusd on {self.name} at {self.endpoint}: its certificate is not one vpd "
+                                       f"knows ({exc})",
+                                       hint=f"on {self.name}: incus config trust add vpd; then here: "
+                                            f"vpd ct trust --host {self.name} --token TOKEN") from None
             raise IncusUnreachable(f"incusd on {self.name} did not answer at {self.endpoint}: {exc}",
                                    hint="`vpd ct init --host HOST` sets it up (in the lab it starts with `vpd lab up`"
                                         " when Incus is installed: scripts/setup.sh)") from None
@@ -204,6 +246,29 @@ class IncusClient:
 
     def get(self, url: str, **query: Any) -> Any:
         return self.request("GET", url + _query(url, query))
+
+    def start(self, method: str, url: str, **kw: Any) -> dict:
+        """An async request not waited for: its operation (id, metadata with the websockets'
+        secrets), so the caller can connect before incusd goes on."""
+        op = self.request(method, url, wait=None, **kw)
+        if not isinstance(op, dict) or not op.get("id"):
+            raise IncusError(f"incusd on {self.name} did not start an operation for {method} {url}")
+        return op
+
+    def websocket(self, op_id: str, secret: str):
+        """A sync websocket to an operation's stream (a context manager)."""
+        from websockets.sync.client import connect, unix_connect  # only interactive commands need it
+
+        url = path("operations", op_id, "websocket", secret=secret)
+        try:
+            if self.endpoint.kind == "unix":
+                return unix_connect(self.endpoint.address, uri=f"ws://incus{url}", max_size=None)
+            from .trust import ssl_context
+
+            return connect(f"wss://{self.endpoint.address}{url}", ssl=ssl_context(self._server_cert, self._cert),
+                           max_size=None)
+        except OSError as exc:
+            raise IncusUnreachable(f"incusd on {self.name}: websocket of operation {op_id}: {exc}") from None
 
 
 def _query(url: str, query: dict[str, Any]) -> str:

@@ -20,7 +20,8 @@ from . import checks
 from .client import IncusClient, path
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox")
-# The image's /etc: root's account, and an init that only mounts what a shell needs. No
+# The image's /etc: root's account, and an init that only mounts what a shell needs, then keeps
+# a root shell on the console (`vpd ct console`; whoever reaches incusd is root there anyway). No
 # hostname here: Incus sets the container's, and an inittab line would override it.
 INITTAB = """::sysinit:/bin/mount -t proc proc /proc
 ::sysinit:/bin/mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
@@ -28,6 +29,7 @@ INITTAB = """::sysinit:/bin/mount -t proc proc /proc
 ::sysinit:/etc/mount-cgroups
 ::sysinit:/sbin/ip link set lo up
 ::sysinit:/sbin/udhcpc -b -q -i eth0 -s /etc/udhcpc.script
+::respawn:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/umount -a -r
 """

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..core import journal
 from ..core.errors import VpdError
+from ..ct import operations as ct_ops
 from ..host.facts import list_hosts
 from ..ops import Session
 from ..snapshot import operations as snap_ops
@@ -105,11 +106,27 @@ def _vm_table(s: Session, host: str | None, sort: str, state: str | None) -> dic
             "query": "&".join(f"{k}={quote(v)}" for k, v in (("host", host), ("sort", key), ("state", state)) if v)}
 
 
+def _ct_table(s: Session, host: str | None) -> dict:
+    """Containers beside the VMs: every host's incusd, one request each; the hosts whose incusd
+    does not answer are named once (most inventories run Incus on some hosts only)."""
+    data = ct_ops.list_cts(s, (host,) if host else ())
+    cts = sorted((c for h in data["hosts"] for c in h["containers"]), key=lambda c: (c["name"], c["host"]))
+    return {"containers": cts, "ct_hosts_down": [h["host"] for h in data["hosts"] if h["error"]],
+            "ct_query": f"host={quote(host)}" if host else ""}
+
+
 @router.get("/vms")
 def vms_page(request: Request, host: str | None = None, sort: str = "name", state: str | None = None,
              who: Principal = Depends(viewer), s: Session = Depends(session)):
     return render(request, "vms.html", who, hosts=[h.name for h in s.hosts()], states=list(ACTIONS_BY_STATE),
-                  **_vm_table(s, host or None, sort, state or None))
+                  **_vm_table(s, host or None, sort, state or None), **_ct_table(s, host or None))
+
+
+@router.get("/fragments/ct-rows")
+def ct_rows(request: Request, host: str | None = None, who: Principal = Depends(viewer),
+            s: Session = Depends(session)):
+    """The containers table's body alone, for htmx's polling refresh."""
+    return render(request, "ct_rows.html", who, **_ct_table(s, host or None))
 
 
 @router.get("/fragments/vm-rows")

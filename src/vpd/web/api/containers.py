@@ -22,6 +22,7 @@ class Launch(BaseModel):
     host: str | None = Field(None, description="Needed when the inventory has several hosts")
     limits: dict[str, str] = Field(default_factory=dict, description='e.g. {"limits.cpu": "1"}')
     start: bool = True
+    profiles: list[str] = Field(default_factory=lambda: ["default"], description="Applied in order")
 
 
 class Action(StrEnum):
@@ -58,9 +59,11 @@ def containers_launch(request: Request, body: Launch, who: Principal = Depends(o
     checks.check_image_ref(body.image)
     for key, value in body.limits.items():
         checks.check_config(key, value)
+    for profile in body.profiles:
+        checks.check_profile_name(profile)
     target = f"{s.host(body.host).name}/{body.name}" if body.host else body.name
     return submit(request, who, "ct.launch", target, lambda js: ct_ops.launch(
-        js, body.image, body.name, body.host, body.limits, body.start))
+        js, body.image, body.name, body.host, body.limits, body.start, profiles=body.profiles))
 
 
 @router.post("/{name}/actions/{action}", status_code=202)
