@@ -111,6 +111,18 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
     return decorate
 
 
+def declared_readonly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For a command that cannot be an @command (an interactive one) and only reads: declared
+    like `readonly=True` (no --explain), and an Operation opened in it is refused the same way."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with readonly_guard():
+            return fn(*args, **kwargs)
+
+    run.__vpd_readonly__ = True  # type: ignore[attr-defined]
+    return run
+
+
 def _explain(seen: list[dict] | None, as_json: bool, failed: bool = False) -> None:
     """The hand commands of what this command called (stdout; on stderr after a failure or with --json)."""
     if seen is None or (as_json and not failed):

@@ -12,7 +12,7 @@ from ..core.errors import EXIT_INTERRUPTED, VpdError
 from ..ct import checks, editing
 from ..ct import operations as ct_ops
 from ..ops import explain
-from .command import EXPLAIN_HELP, command, say, session_of
+from .command import EXPLAIN_HELP, command, declared_readonly, say, session_of
 from .main import LocalPath, cli, json_option, report_error
 from .render import emit_json, err_console, table
 
@@ -303,6 +303,7 @@ def ct_file_edit(session, target, host_ref):
 @click.option("--log", "show_log", is_flag=True, help="Print what the console showed so far, and return.")
 @json_option
 @click.pass_context
+@declared_readonly
 def ct_console(ctx, name, host_ref, show_log, as_json):
     """The container's console (the seed's `lxc console`); ctrl-a q detaches."""
     session = session_of(ctx)
