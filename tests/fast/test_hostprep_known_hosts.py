@@ -8,6 +8,7 @@ import libvirt
 
 from vpd.connect.inventory import Host
 from vpd.connect.libvirt_conn import explain, host_key_problem
+from vpd.connect.ssh import INNER_SSH_FAILED, Runner, inner_ssh
 from vpd.core.errors import HostUnreachable, VpdError
 from vpd.hostprep.known_hosts import host_field_matches, keys_for
 
@@ -75,3 +76,13 @@ def _error(message: str) -> libvirt.libvirtError:
     finally:
         conn.close()
     raise AssertionError("the test driver found a domain that does not exist")
+
+
+def test_an_ssh_run_on_a_host_keeps_its_failure_apart_from_vpds_own():
+    """ssh's exit 255 from a command vpd runs on a host would read as vpd's SSH to that host
+    failing: inner_ssh turns it into 254 (here: a refused connection on loopback)."""
+    local = Runner(Host(name="here", uri="test:///default"))
+    out = local.run(inner_ssh(["-o", "BatchMode=yes", "-o", "ConnectTimeout=2", "-p", "1", "root@127.0.0.1", "true"]),
+                    check=False)
+    assert out.returncode == INNER_SSH_FAILED, (out.returncode, out.stderr)
+    assert "refused" in out.stderr

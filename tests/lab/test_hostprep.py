@@ -18,6 +18,7 @@ from vpd.hostprep.fqdn import host_fqdn, resolution_checks
 from vpd.hostprep.ports import MIGRATION_PORTS
 from vpd.hostprep.prepare import prepare, unprepare
 from vpd.lab import control, hostproc, layout
+from vpd.migration.preflight import ssh_key_check
 
 from .conftest import vpd, vpd_json
 
@@ -135,6 +136,16 @@ def test_set_fqdn_renames_a_host_and_unprepare_names_it_back(lab):
                                      check=False)
         assert "Host key verification failed" not in probe.stderr, probe.stderr
         assert probe.returncode == 0 or "Permission denied" in probe.stderr, probe.stderr
+        # Without that line, migrate's preflight names hosta's own hop to hostz (its ssh's exit 255
+        # once read as vpd's SSH to hosta failing, with a hint about the inventory).
+        trusted = files[3].read_text()
+        files[3].write_text(before[3])
+        try:
+            refused = ssh_key_check(a, b, "hostz.vpd.lab", "/nonexistent-key")
+        finally:
+            files[3].write_text(trusted)
+        assert (refused.ok, refused.name) == (False, "SSH host key hosta->hostz.vpd.lab"), refused
+        assert "--set-fqdn hostz.vpd.lab" in (refused.fix or "")
 
         [undone] = unprepare([b])
         assert undone.ok, undone.to_dict()

@@ -15,6 +15,15 @@ from ..core.errors import HostUnreachable, VpdError
 from .inventory import Host
 
 SSH_UNREACHABLE = 255  # ssh's own exit code for connection/auth failures
+INNER_SSH_FAILED = 254  # what `inner_ssh` turns the exit 255 of an ssh run *on* a host into
+
+
+def inner_ssh(argv: list[str]) -> list[str]:
+    """`ssh ARGV...` to run on a host, its exit 255 (its own failure: unreachable, host key,
+    authentication) turned into INNER_SSH_FAILED. Over SSH, 255 from the remote command is
+    indistinguishable from vpd's own SSH failing: the error would name vpd's hop to the host,
+    not the host's hop to its peer."""
+    return ["sh", "-c", 'ssh "$@"; rc=$?; [ "$rc" -ne 255 ] || rc=254; exit "$rc"', "sh", *argv]
 NOT_FOUND = 127  # a shell's exit code for a missing program
 MUX_PERSIST_S = 60
 # Reads one line (the secret) from stdin and runs "$@" with prefix+secret appended; exit 97

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.ssh import runner_for
+from ..connect.ssh import inner_ssh, runner_for
 from ..core.checks import Check
 from ..core.errors import UsageError
 from ..host.facts import MIN_LIBVIRT, MIN_QEMU, version_text, version_tuple
@@ -179,8 +179,8 @@ def resolution_checks(src: Host, dst: Host) -> list[Check]:
 
 def ssh_key_check(src: Host, dst: Host, dst_fqdn: str, key_path: str) -> Check:
     """The seed's ssh-copy-id step, verified: the source logs in to the destination by key."""
-    probe = runner_for(src).run(["ssh", "-i", key_path, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-                                 "-o", "IdentitiesOnly=yes", f"root@{dst_fqdn}", "true"], check=False)
+    probe = runner_for(src).run(inner_ssh(["-i", key_path, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                                           "-o", "IdentitiesOnly=yes", f"root@{dst_fqdn}", "true"]), check=False)
     if not probe.ok and "host key verification failed" in probe.stderr.lower():
         # The hop that failed is src -> dst as root (libvirtd's), not vpd's own connection.
         return _check(f"SSH host key {src.name}->{dst_fqdn}", False,
