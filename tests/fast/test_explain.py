@@ -189,6 +189,8 @@ def test_secrets_never_reach_a_step():
     step = exec_step("a", None, ["install", "-m", "600", "/dev/stdin", "/root/.ssh/k"], key)
     assert step["input"] is None and "AAAA" not in json.dumps(step)
     assert "private key" in explain.shell(explain.hands(step))
+    password = exec_step("a", None, ["chpasswd"], "hacluster:pw123\n", secret=True)
+    assert "pw123" not in json.dumps(password)
     chap = exec_step("a", None, ["tgtadm", "--user", "u", "--password", "s3cret", "x"])
     cli = exec_step("a", None, ["targetcli", "/iscsi/acls/x", "set", "auth", "userid=u", "password=s3cret"])
     assert "s3cret" not in json.dumps([chap, cli])

@@ -82,7 +82,7 @@ def test_list_and_show_json():
     assert "sudo firewall-cmd --add-port=49152-49216/tcp --permanent" in hand
 
 
-@pytest.mark.parametrize("args", [("show", "9"), ("check", "7"), ("check", "6", "--hosts", "t1"),
+@pytest.mark.parametrize("args", [("show", "9"), ("check", "1"), ("check", "6", "--hosts", "t1"),
                                   ("check", "3", "--set", "pool=x"), ("show", "4", "--lang", "fr"),
                                   ("check", "4", "--hosts", "t1")])
 def test_bad_input_is_exit_2(args, test_inventory):

@@ -4,12 +4,15 @@ commands and validates it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import libvirt
 import pytest
 from click.testing import CliRunner
 
 from vpd.cli import main as cli_main
+from vpd.cluster import pcs
+from vpd.cluster import status as st
 from vpd.ops import Session
 from vpd.practica import expect, run
 
@@ -125,3 +128,23 @@ def test_practica_run_2_through_vpds_commands_on_the_test_driver(tdef):
     snap = next(s for s in report["steps"] if s["vpd"].startswith("vpd snapshot create"))
     assert any(" snapshot-create " in d for d in snap["did"])
     assert report["questions"][1]["answer"] == f"snapshot t0 of s{tag}: snapshots: t0"
+
+
+def test_check_7_reads_crm_mon_a_fenced_member_and_a_resource_that_is_no_vm(tmp_path, monkeypatch):
+    # crm_mon's answer after hostb was fenced (recorded on the lab), as the pair's hosts give it.
+    xml = (Path(__file__).parent / "data" / "crm_mon_fenced.xml").read_text()
+    monkeypatch.setattr(pcs, "ask", lambda host, cluster="": st.parse(xml, cluster, asked=host.name))
+    inv = tmp_path / "inventory.toml"
+    inv.write_text('[[hosts]]\nname = "hosta"\nuri = "test:///default"\n\n'
+                   '[[hosts]]\nname = "hostb"\nuri = "test:///default"\n')
+    with Session(str(inv)) as session:
+        graded = expect.grade(session, 7, session.host("hosta"), session.host("hostb"), {"VM": "d1"}, "en")
+    goals = {g["id"]: g for g in graded["goals"]}
+    cluster = {c["name"]: c for c in goals["cluster"]["checks"]}
+    assert cluster["cluster has quorum and a DC"]["ok"] and cluster["hosta online in the cluster"]["ok"]
+    assert not cluster["hostb online in the cluster"]["ok"]
+    assert cluster["hostb online in the cluster"]["fix"] == "vpd cluster start hostb"
+    fence = goals["fencing"]["checks"][0]
+    assert goals["fencing"]["ok"] and "fence-lab (stonith:fence_vpdlab) on hosta" in fence["detail"]
+    ha = goals["ha-vm"]["checks"][0]
+    assert not ha["ok"] and ha["detail"] == "ocf:pacemaker:Dummy Started on hosta"

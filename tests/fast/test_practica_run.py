@@ -31,7 +31,7 @@ RUN = {
 def test_only_runnable_practicas_run():
     assert run.plan(4, "es")
     with pytest.raises(UsageError, match="cannot be run"):
-        run.plan(7, "es")
+        run.plan(1, "es")
     with pytest.raises(UsageError):
         run.plan(4, "fr")
 
@@ -56,7 +56,7 @@ def test_the_report_has_the_seeds_sections_the_commands_and_the_figures(tmp_path
 def test_report_cli_without_a_run_is_exit_2_and_run_refuses_bad_input(test_inventory, tmp_path, monkeypatch):
     monkeypatch.setenv("VPD_HOME", str(tmp_path))
     assert run_vpd("practica", "report", "4", inventory=test_inventory).returncode == 2
-    assert run_vpd("practica", "run", "7", "--hosts", "t1,t2", inventory=test_inventory).returncode == 2
+    assert run_vpd("practica", "run", "1", "--hosts", "t1,t2", inventory=test_inventory).returncode == 2
     assert run_vpd("practica", "run", "4", "--hosts", "t1,t1", inventory=test_inventory).returncode == 2
     off_lab = run_vpd("practica", "run", "6", "--hosts", "t1,t2", inventory=test_inventory)
     assert off_lab.returncode == 2 and "--set LUN=... --set SAN=..." in off_lab.stderr

@@ -100,7 +100,7 @@ def install_private_key(src: Host, path: str, key: str) -> None:
     runner.run(["mkdir", "-p", "-m", "700", "--", posixpath.dirname(path)])
     # install sets the mode itself and the directory is root's 700 .ssh: the key
     # is never readable by anyone else, not even briefly.
-    runner.run(["install", "-m", "600", "/dev/stdin", path], input=key)
+    runner.run(["install", "-m", "600", "/dev/stdin", path], input=key, secret=True)
 
 
 def remove_private_key(src: Host, path: str) -> None:

@@ -153,7 +153,7 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
             if found[h.name][0]:
                 runner_for(h).run(["mv", COROSYNC_CONF, SET_ASIDE])
                 rec.restore[h.name].corosync_conf_moved = True
-            runner_for(h).run(["chpasswd"], input=f"hacluster:{password}\n")
+            runner_for(h).run(["chpasswd"], input=f"hacluster:{password}\n", secret=True)
             rec.restore[h.name].pcsd_started = True  # before: a start that fails half-way is stopped too
             runner_for(h, 90).run(["systemctl", "start", "pcsd"], timeout=90)
 
@@ -161,7 +161,7 @@ def create(inv: Inventory, name: str, host_names: list[str], fence: FenceSpec | 
         first = hosts[0]
         node_args = [a for h in hosts for a in (h.name, f"addr={h.address}")]
         events.emit(op, "authenticating the hosts (pcs host auth)", 4, total)
-        pcs.run(first, "host", "auth", *node_args, input=f"hacluster\n{password}\n")
+        pcs.run(first, "host", "auth", *node_args, input=f"hacluster\n{password}\n", secret=True)
         del password
         events.emit(op, "setting up and starting the cluster (knet, crypto on)", 5, total)
         # pcs writes two_node: 1 for two members itself, and knet with aes256/sha256.

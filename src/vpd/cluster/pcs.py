@@ -18,9 +18,9 @@ STICKINESS = 100  # pcs sets none: without it a VM moves back when its old host 
 
 
 def run(host: Host, *args: str, input: str | None = None, timeout: float = 120.0,
-        check: bool = True) -> CommandResult:
-    """`pcs ARGS...` on the host."""
-    return runner_for(host, timeout).run(["pcs", *args], input=input, check=check, timeout=timeout)
+        check: bool = True, secret: bool = False) -> CommandResult:
+    """`pcs ARGS...` on the host (`secret`: its input is a password, never recorded)."""
+    return runner_for(host, timeout).run(["pcs", *args], input=input, check=check, timeout=timeout, secret=secret)
 
 
 def _ask(host: Host, cluster: str) -> st.ClusterStatus:
@@ -30,6 +30,11 @@ def _ask(host: Host, cluster: str) -> st.ClusterStatus:
         if parsed.members:
             return parsed
     raise VpdError((out.stderr or out.stdout).strip()[:200] or f"crm_mon exit {out.returncode}")
+
+
+def ask(host: Host, cluster: str = "") -> st.ClusterStatus:
+    """The cluster as `host` sees it (crm_mon), whoever made it: vpd or pcs by hand."""
+    return _ask(host, cluster)
 
 
 def query(rec: store.ClusterRecord, inv: Inventory, timeout: float = 40.0) -> st.ClusterStatus:

@@ -68,7 +68,7 @@ def _redact(argv: list[str]) -> list[str]:
 
 
 def exec_step(host: str, ssh: str | None, argv: list[str], stdin: str | bytes | None = None,
-              returncode: int | None = None, dry_run: bool = False) -> dict:
+              returncode: int | None = None, dry_run: bool = False, secret: bool = False) -> dict:
     """The step (core/steps.py) of one command run, or in a dry run about to be run, on a host.
     Secrets (a private key on stdin, a CHAP password) are replaced by a marker."""
     step: dict = {"kind": "exec", "host": host, "ssh": ssh, "argv": _redact(list(argv)), "input": None}
@@ -78,7 +78,7 @@ def exec_step(host: str, ssh: str | None, argv: list[str], stdin: str | bytes | 
         except UnicodeDecodeError:
             step["input_bytes"] = len(stdin)
             stdin = None
-    if stdin is not None and "PRIVATE KEY-----" in stdin:
+    if stdin is not None and (secret or "PRIVATE KEY-----" in stdin):
         step["input_secret"] = True
     elif stdin is not None and len(stdin) > STEP_INPUT_MAX:
         step["input_bytes"] = len(stdin.encode())
@@ -114,7 +114,7 @@ class Runner:
         return list(argv)
 
     def _exec(self, argv: list[str], stdin: str | bytes | None, text: bool,
-              timeout: float | None, reads: bool = False) -> subprocess.CompletedProcess:
+              timeout: float | None, reads: bool = False, secret: bool = False) -> subprocess.CompletedProcess:
         limit = timeout or self.timeout
         try:
             proc = subprocess.run(self.command(argv), input=stdin, capture_output=True, text=text, timeout=limit)
@@ -126,7 +126,7 @@ class Runner:
             return subprocess.CompletedProcess(argv, NOT_FOUND, "" if text else b"", missing if text else missing.encode())
         self._check_transport(proc.returncode, proc.stderr if text else proc.stderr.decode(errors="replace"))
         if steps.active():
-            step = exec_step(self.host.name, self.ssh_target(), argv, stdin, proc.returncode)
+            step = exec_step(self.host.name, self.ssh_target(), argv, stdin, proc.returncode, secret=secret)
             if reads:
                 step["query"] = True
             steps.record(step)
@@ -144,9 +144,10 @@ class Runner:
         return VpdError(f"{self.host.name}: `{shlex.join(argv)}` failed (exit {returncode}): {message.strip()}")
 
     def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
-            timeout: float | None = None, reads: bool = False) -> CommandResult:
-        """`reads`: the command only looks (a probe): a hand script leaves it out."""
-        proc = self._exec(argv, input, True, timeout, reads)
+            timeout: float | None = None, reads: bool = False, secret: bool = False) -> CommandResult:
+        """`reads`: the command only looks (a probe): a hand script leaves it out. `secret`: its
+        standard input is a password or key, never recorded."""
+        proc = self._exec(argv, input, True, timeout, reads, secret)
         result = CommandResult(list(argv), proc.returncode, proc.stdout, proc.stderr)
         if check and not result.ok:
             raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)

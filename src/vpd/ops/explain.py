@@ -227,7 +227,7 @@ VIRSH: dict[str, Callable[[dict, list], Hand]] = {
 # them commented out). When unsure, a command counts as a change.
 _READERS = {"cat", "test", "stat", "ls", "getent", "id", "uname", "command", "which", "readlink", "findmnt", "ss",
             "true", "df", "du", "sha256sum", "md5sum", "head", "nproc", "pgrep", "lsblk", "blkid", "grep", "find",
-            "date", "ping", "nc", "timeout"}
+            "date", "ping", "nc", "timeout", "crm_mon", "corosync-quorumtool", "crm_verify"}
 _CHANGE_WORDS = {"add", "del", "delete", "set", "change", "replace", "flush", "create", "insert", "start", "stop",
                  "restart", "reload", "enable", "disable", "mask", "unmask", "set-hostname", "up", "down", "-i",
                  "--reload", "--runtime-to-permanent", "convert", "resize", "commit", "rebase", "amend", "-f", "rm"}
@@ -282,7 +282,7 @@ def hands(step: dict) -> Hand:
     if step.get("input_bytes"):
         note = f"vpd sent {step['input_bytes']} bytes on standard input (a file's contents, not repeated here)"
     if step.get("input_secret"):
-        note = "vpd sent a private key on standard input (never recorded): feed it the key file"
+        note = "vpd sent a secret (a password or private key) on standard input, never recorded: type or feed yours"
     if step.get("ssh"):
         # The remote side runs its argument through a shell: quote each word for it, as vpd did.
         full = ["ssh", *shlex.split(str(step["ssh"])), "--", shlex.join(argv)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from ..cluster import pcs
 from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import VpdError
@@ -207,6 +208,58 @@ def iscsi_pool(pool_key: str) -> Expect:
     return check
 
 
+def _cluster(c: Ctx):
+    errors = []
+    for role in ("SRC", "DST"):
+        try:
+            return pcs.ask(c.hosts[role], c.values.get("CLUSTER", ""))
+        except VpdError as exc:
+            errors.append(f"{c.name(role)}: {exc.message}")
+    raise VpdError("no member answers crm_mon: " + "; ".join(errors))
+
+
+def _member(status, host: str):
+    return next((m for m in status.members if m.name == host or m.name.split(".")[0] == host), None)
+
+
+def cluster_up() -> Expect:
+    def check(c: Ctx) -> list[Check]:
+        status = _cluster(c)
+        fix = (f"vpd cluster create {c.values['CLUSTER']} --hosts {c.name()},{c.name('DST')} --fence AGENT "
+               f"(or `pcs cluster start --all`)")
+        out = [Check("cluster has quorum and a DC", status.quorate and status.dc is not None,
+                     f"quorate={status.quorate}, DC {status.dc}", fix)]
+        for role in ("SRC", "DST"):
+            m = _member(status, c.name(role))
+            out.append(Check(f"{c.name(role)} online in the cluster", bool(m and m.online and not m.standby),
+                             "not a member" if m is None else f"online={m.online}, standby={m.standby}",
+                             f"vpd cluster start {c.name(role)}" if m else fix))
+        return out
+    return check
+
+
+def fencing() -> Expect:
+    def check(c: Ctx) -> list[Check]:
+        devices = [r for r in _cluster(c).resources if r.agent.startswith("stonith:")]
+        return [Check("a fence (stonith) device runs", any(r.running_on for r in devices),
+                      ", ".join(f"{r.id} ({r.agent}) on {', '.join(r.running_on) or 'nowhere'}" for r in devices)
+                      or "no stonith resource",
+                      "pcs stonith create ... then pcs property set stonith-enabled=true "
+                      "(vpd cluster create --fence AGENT does both)")]
+    return check
+
+
+def ha_resource(vm_key: str) -> Expect:
+    def check(c: Ctx) -> list[Check]:
+        vm = c.values[vm_key]
+        res = next((r for r in _cluster(c).resources if r.id == vm), None)
+        ok = res is not None and "VirtualDomain" in res.agent and res.role == "Started" and bool(res.running_on)
+        detail = "no such resource" if res is None else f"{res.agent} {res.role} on {', '.join(res.running_on) or '-'}"
+        return [Check(f"{vm} is a running VirtualDomain resource", ok, detail,
+                      f"vpd ha enable {vm} --cluster {c.values.get('CLUSTER', 'CLUSTER')}")]
+    return check
+
+
 # Práctica -> goal id -> expectations; roles a Práctica grades (one host, or a pair).
 EXPECT: dict[int, dict[str, list[Expect]]] = {
     2: {"clone": [domain("VM", "the seed's source VM: vpd vm create {VM} ..."),
@@ -216,14 +269,16 @@ EXPECT: dict[int, dict[str, list[Expect]]] = {
     5: {"networks": [network("NET1", "nat"), network("NET2", "isolated")],
         "nics": [nic_on("VM", "NET1"), nic_on("VM", "NET2")]},
     6: {"target": [iscsi_target("IQN")], "initiators": [iscsi_pool("ISCSI_POOL")]},
+    7: {"cluster": [cluster_up()], "fencing": [fencing()], "ha-vm": [ha_resource("VM")]},
 }
-PAIRED = {6}
+PAIRED = {6, 7}
 # The seed's names, what `check` grades by default.
 DEFAULTS: dict[int, Values] = {
     2: {"VM": "mvp1", "CLONE": "clon_virt_clone", "SNAP": "t0"},
     3: {"VM": "mvp3", "POOL": "default", "VOL": "Vol1_p3.img"},
     5: {"VM": "mvp5", "NET1": "Cluster", "NET2": "Almacenamiento"},
     6: {"IQN": "iqn.2024-01.es.vpd:p6", "ISCSI_POOL": "iscsi1"},
+    7: {"CLUSTER": "clustervpd", "VM": "mvp7"},
 }
 
 

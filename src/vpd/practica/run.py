@@ -171,6 +171,24 @@ P6_QUESTIONS = (
 )
 
 
+P7_RUN = (
+    RunStep("cluster", 0, ("cluster", "create", "{CLUSTER}", "--hosts", "{SRC},{DST}", "--fence", "{FENCE}")),
+    RunStep("cluster", 0, ("cluster", "status", "{CLUSTER}")),
+    RunStep("ha-vm", 0, ("vm", "create", "{VM}", "--host", "{SRC}", "--lab-guest", "--disk", "size=32M,pool={POOL}",
+                         "--start"), lab_only=True),
+    RunStep("ha-vm", 0, ("ha", "enable", "{VM}", "--cluster", "{CLUSTER}")),
+    RunStep("ha-vm", 0, ("ha", "move", "{VM}", "--to", "{DST}")),
+)
+P7_QUESTIONS = (
+    Question(T("¿Tiene el clúster quórum con todos los miembros en línea?",
+               "Has the cluster quorum with every member online?"),
+             lambda f, lang: _check_detail(f, "cluster", lang)),
+    Question(T("¿Dónde corre la MV de alta disponibilidad tras moverla?",
+               "Where does the highly available VM run after the move?"),
+             lambda f, lang: _check_detail(f, "ha-vm", lang)),
+)
+
+
 @dataclass(frozen=True)
 class Plan:
     steps: tuple[RunStep, ...]
@@ -191,6 +209,8 @@ RUNS: dict[int, Plan] = {
             off_lab=(("SUBNET1", "192.168.140.0/24"), ("SUBNET2", "10.22.122.0/24"))),
     # The LUN's file goes in the lab's own pool; elsewhere SAN/LUN name the seed's disk (--set).
     6: Plan(P6_RUN, P6_QUESTIONS, lab=(("SAN", "CONT_VOL_COMP"), ("LUN", "p6-lun.raw"))),
+    # The lab's fence agent powers lab hosts off and on; elsewhere name yours (--set FENCE=...).
+    7: Plan(P7_RUN, P7_QUESTIONS, lab=(("FENCE", "fence_vpdlab"), ("POOL", "CONT_VOL_COMP"))),
 }
 # What each step's JSON answer is kept as, for the questions.
 FACT_OF = {"migrate": "migrate"}
