@@ -172,7 +172,7 @@ async def vm_vnc(ws: WebSocket, name: str, host: str | None = None) -> None:
             await asyncio.wait_for(rfb.server_handshake(display.reader, display.writer, endpoint["password"]),
                                    HANDSHAKE_S)
             frames = FrameReader(ws)
-            await _browser_handshake(ws, frames)
+            await asyncio.wait_for(_browser_handshake(ws, frames), HANDSHAKE_S)  # a silent client holds no display
             display.writer.write(rfb.SHARED_CLIENT_INIT)
             await display.writer.drain()
         except (TimeoutError, VpdError, OSError) as exc:
