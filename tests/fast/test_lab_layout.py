@@ -39,10 +39,11 @@ def test_daemon_configs():
     assert f"ListenAddress {h.address}" in layout.sshd_config(h)
 
 
-def test_firewall_starts_closed_but_ssh_and_libvirt():
+def test_firewall_starts_closed_but_ssh_and_libvirt_to_the_lab_network():
     rules = layout.firewall_ruleset()
     assert "policy drop" in rules
-    assert "22, 16509, 16514" in rules
+    assert "tcp dport 22 accept" in rules
+    assert f"ip saddr {layout.subnet()} tcp dport {{ 16509, 16514 }} accept" in rules
     assert "49152" not in rules
 
 

@@ -5,7 +5,7 @@ time - while the one whose disk is on hosta's own storage (a pool at the same pa
 so placement cannot tell) is refused by the preflight's token proof and reported, still running
 on hosta. A drain ended by SIGTERM first leaves every guest on exactly one host. Maintenance then
 keeps vpd from placing anything on hosta, and `host check security`
-reports the lab's hosts as they are (no sVirt, libvirt on TCP without auth)."""
+reports the lab's hosts as they are (no sVirt, libvirt on TCP without auth, to the lab only)."""
 from __future__ import annotations
 
 import json
@@ -197,8 +197,8 @@ def test_maintenance_on_blocks_placement_there(guests):
 
 
 def test_security_check_reports_the_lab_as_it_is(guests):
-    """The lab's hosts run security_driver = "none", libvirt on TCP without auth, opened to any
-    source by the lab's own rule: `host check security` must say exactly that, not pass it over."""
+    """The lab's hosts run security_driver = "none" and libvirt on TCP without auth, its port
+    open to the lab's network only: `host check security` must say exactly that, not pass it over."""
     report = vpd_json("host", "check", "security", "hosta")["hosts"][0]
     assert report["error"] is None
     checks = {c["name"]: c for c in report["checks"]}
@@ -209,7 +209,7 @@ def test_security_check_reports_the_lab_as_it_is(guests):
     (image,) = [c for n, c in checks.items() if n.startswith("image ") and LOCAL in n]
     assert image["ok"] and image["detail"].startswith("600 ")  # its disk readable by root only
     assert not checks["libvirtd TCP"]["ok"] and "auth_tcp = none" in checks["libvirtd TCP"]["detail"]
-    assert not checks["exposure libvirt TCP 16509"]["ok"]
+    assert checks["exposure libvirt TCP 16509"]["ok"]  # peers only: the lab's rule names its network
     assert checks["exposure migration 49152-49216"]["ok"]  # the test's rules for the drain are gone
     info = vpd_json("vm", "info", LOCAL, "--host", "hosta")
     assert info["security"]["model"] == "none" and info["security"]["label"] is None
