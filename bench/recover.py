@@ -5,7 +5,7 @@ something is left behind (target: never) and how long recovery takes.
 
 Cases: a full clone killed during libvirt's copy of a 512 MiB disk; the same clone with the host's
 libvirtd killed instead (restarted as the lab starts it); a backup of a running guest killed while
-libvirt's backup job runs; an incremental one likewise; a restore killed while qemu-img writes the
+libvirt's backup job runs, and the same with the host's libvirtd killed; an incremental one likewise; a restore killed while qemu-img writes the
 new disk; a snapshot killed once journaled; a migration killed once its grant exists. Uses its own
 lab network (VPD_LAB_NET, default 6) and state directory; brings a 2-host lab up and down. With
 --write-docs the table replaces the one between the markers in docs/reliability.md."""
@@ -151,14 +151,12 @@ def backup_case(root: Path) -> tuple[float, list[str]]:
     return took, left
 
 
-def clone_libvirtd_case() -> tuple[float, list[str]]:
-    target = host_file(f"{layout.SHARED_MOUNT}/bnew.raw")
-    proc, entry_id = start_until(["vm", "clone", "bsrc", "bnew", "--host", "hosta"], "vm.clone",
-                                 lambda r: planned("volume")(r) and target.exists())
+def kill_and_restart_libvirtd(proc: subprocess.Popen) -> None:
+    """SIGKILL hosta's libvirtd, let vpd give up, start libvirtd as `vpd lab up` does
+    (lab/control.py, _start_daemons) and wait until it answers."""
     pid = hostproc.host_path(holder("hosta"), "/run/libvirtd.pid").read_text().split()[0]
     hostproc.run_in_host(holder("hosta"), ["kill", "-9", pid])
     proc.communicate()
-    # As `vpd lab up` starts it (lab/control.py, _start_daemons).
     hostproc.run_in_host(holder("hosta"), ["libvirtd", "-d", "--listen", "-p", "/run/libvirtd.pid"])
     deadline = time.monotonic() + 120
     while True:
@@ -169,6 +167,13 @@ def clone_libvirtd_case() -> tuple[float, list[str]]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def clone_libvirtd_case() -> tuple[float, list[str]]:
+    target = host_file(f"{layout.SHARED_MOUNT}/bnew.raw")
+    proc, entry_id = start_until(["vm", "clone", "bsrc", "bnew", "--host", "hosta"], "vm.clone",
+                                 lambda r: planned("volume")(r) and target.exists())
+    kill_and_restart_libvirtd(proc)
     row = next(e for e in journal.entries(50) if e["id"] == entry_id)
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} {row['status']}, not recovered"]
@@ -177,6 +182,31 @@ def clone_libvirtd_case() -> tuple[float, list[str]]:
     if "bnew" in [d.name() for d in conn().listAllDomains()]:
         left.append("domain bnew")
         run("vm", "undefine", "bnew", "--host", "hosta", "--remove-storage", check=False)
+    return took, left
+
+
+def job_copying(dom: libvirt.virDomain) -> bool:
+    """backupBegin has returned: libvirt describes the job (inside it, it says "job data missing")."""
+    try:
+        return dom.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+    except libvirt.libvirtError:
+        return False
+
+
+def backup_libvirtd_case(root: Path) -> tuple[float, list[str]]:
+    before = {c.getName() for c in conn().lookupByName("bbk").listAllCheckpoints(0)}
+    folders = {p.name for p in (root / "bbk").iterdir()}
+    proc, entry_id = start_until(["backup", "bbk", "--to", str(root), "--host", "hosta"], "backup.create",
+                                 lambda r: planned("backup-job")(r) and job_copying(conn().lookupByName("bbk")))
+    kill_and_restart_libvirtd(proc)
+    row = next(e for e in journal.entries(50) if e["id"] == entry_id)
+    took, ok = recover(row) if row["status"] != "failed" else (0.0, True)  # undo may have finished it
+    left = [] if ok else [f"journal #{row['id']} {row['status']}, not recovered"]
+    dom = conn().lookupByName("bbk")
+    if job_running(dom):
+        left.append("backup job")
+    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
+    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
     return took, left
 
 
@@ -304,10 +334,29 @@ def table(results: dict[str, list[tuple[float, list[str]]]]) -> str:
     return "\n".join(lines)
 
 
+def merge_rows(doc: str, text: str, order: list[str]) -> str:
+    """The docs' table with the rows of `text` (a partial run) replacing or joining its own, in
+    the cases' order."""
+    head, rest = doc.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+
+    def rows(table_text: str) -> dict[str, str]:
+        return {line.split(" | ")[0][2:]: line for line in table_text.splitlines()
+                if line.startswith("| ") and not line.startswith("| case ")}
+
+    merged = rows(block) | rows(text)
+    lines = block.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("|---"))
+    body = lines[:rule + 1] + [merged[name] for name in order if name in merged]
+    return head + BEGIN + "\n".join(body) + "\n" + END + tail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--only", metavar="TEXT", help="only the cases whose name holds TEXT; --write-docs "
+                        "then replaces only their rows")
     args = parser.parse_args()
     vpd("lab", "up", "--hosts", "2")
     root = Path(tempfile.mkdtemp(prefix="vpd-bench-backups-"))
@@ -320,11 +369,14 @@ def main() -> None:
         cases = {"clone (full, 512 MiB) killed mid-copy": clone_case,
                  "clone (full, 512 MiB), libvirtd killed mid-copy": clone_libvirtd_case,
                  "backup (running guest) killed mid-job": lambda: backup_case(root),
+                 "backup (running guest), libvirtd killed mid-job": lambda: backup_libvirtd_case(root),
                  "incremental backup killed mid-job": lambda: incremental_case(root),
                  "restore (256 MiB) killed while qemu-img writes": lambda: restore_case(full["path"]),
                  "snapshot (running guest) killed once journaled": snapshot_case,
                  "migrate killed once its grant exists": migrate_case}
         for name, case in cases.items():
+            if args.only and args.only not in name:
+                continue
             results[name] = []
             for i in range(args.runs):
                 results[name].append(case())
@@ -336,7 +388,9 @@ def main() -> None:
         run("lab", "down", check=False)
     text = table(results)
     print(text)
-    if args.write_docs:
+    if args.write_docs and args.only and BEGIN in DOCS.read_text():
+        DOCS.write_text(merge_rows(DOCS.read_text(), text, list(cases)))
+    elif args.write_docs:
         doc = DOCS.read_text()
         block = (f"{BEGIN}\n{args.runs} runs per case, {time.strftime('%Y-%m-%d')}, "
                  f"{os.cpu_count()} cores (shared with other work), `python -m bench.recover`:\n\n{text}\n{END}")

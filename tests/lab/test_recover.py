@@ -263,6 +263,38 @@ def test_backup_killed_mid_job_leaves_no_folder_checkpoint_or_job(running_guest,
     assert _checkpoints() == before | {made["checkpoint"]}
 
 
+def _job_copying(dom: libvirt.virDomain) -> bool:
+    """backupBegin has returned and QEMU copies: libvirt describes the job."""
+    try:
+        stats = dom.jobStats(0)
+    except libvirt.libvirtError:  # "backup job data missing": still inside backupBegin
+        return False
+    return stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+
+
+def test_backup_with_libvirtd_killed_mid_job_leaves_no_half(running_guest, tmp_path):
+    """The host's libvirtd dies while its backup job copies (after backupBegin returned): vpd fails,
+    and once libvirtd is back, vpd recover (or vpd's own undo) leaves no folder, checkpoint or job."""
+    root = tmp_path / "backups"
+    root.mkdir()
+    before = _checkpoints()
+    done, row = with_libvirtd_killed(["backup", BK, "--to", str(root), "--host", "hosta"], "backup.create",
+                                     lambda r: _planned("backup-job")(r) and _job_copying(_bk()))
+    print(f"\nlibvirtd killed mid-backup: vpd exited {done.returncode}, row {row['status']}: "
+          f"{done.stderr.strip()[-300:]}")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    if row["status"] != "failed":  # what vpd's undo could not reach, recovery settles
+        _recovered(row)
+    deadline = time.monotonic() + 120
+    while _job_running(_bk()) and time.monotonic() < deadline:  # QEMU's copy, ended by libvirt on restart
+        time.sleep(0.5)
+    _backup_left_nothing(root, before, set())
+    made = vpd_json("backup", BK, "--to", str(root), "--host", "hosta", timeout=300)
+    assert Path(made["path"], "manifest.json").exists()
+    assert _checkpoints() == before | {made["checkpoint"]}
+
+
 def _dirty_guest_disk(conns, lab_inventory, mib: int) -> None:
     """The guest writes MIB of random data past the filled part of its disk: an incremental's work."""
     with channel(conns, lab_inventory, BK) as ch:
