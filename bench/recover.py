@@ -5,8 +5,9 @@ something is left behind (target: never) and how long recovery takes.
 
 Cases: a full clone killed during libvirt's copy of a 512 MiB disk; the same clone with the host's
 libvirtd killed instead (restarted as the lab starts it); a backup of a running guest killed while
-libvirt's backup job runs, and the same with the host's libvirtd killed; an incremental one likewise; a restore killed while qemu-img writes the
-new disk; a snapshot killed once journaled; a migration killed once its grant exists. Uses its own
+libvirt's backup job runs, and the same with the host's libvirtd killed; an incremental one
+likewise; a restore killed while qemu-img writes the new disk; a snapshot killed once journaled; a
+migration killed once its grant exists. Uses its own
 lab network (VPD_LAB_NET, default 6) and state directory; brings a 2-host lab up and down. With
 --write-docs the table replaces the one between the markers in docs/reliability.md."""
 from __future__ import annotations
