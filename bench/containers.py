@@ -17,35 +17,20 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("VPD_LAB_NET", "6")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
+from bench.common import VPD, timed, vpd  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from vpd.core import paths  # noqa: E402
 from vpd.ct import operations as ct_ops  # noqa: E402
 from vpd.ops import Session  # noqa: E402
 
-VPD = [sys.executable, "-m", "vpd"]
 HOSTS = ("hosta", "hostb")
-
-
-def vpd(*args: str, check: bool = True) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=3600)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout) if proc.stdout.strip() else {}
-
-
-def timed(fn) -> tuple[float, object]:
-    began = time.monotonic()
-    result = fn()
-    return time.monotonic() - began, result
 
 
 def du_bytes(path: Path) -> int:

@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
 import libvirt  # noqa: E402
 
+from bench.common import vpd  # noqa: E402
 from bench.report import DEFAULT, write_section  # noqa: E402
 from vpd.access import temporary_access  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
@@ -38,15 +38,7 @@ from vpd.connect.libvirt_conn import Connections  # noqa: E402
 from vpd.lab import control, hostproc  # noqa: E402
 from vpd.migration.validate import guest_probe  # noqa: E402
 
-VPD = [sys.executable, "-m", "vpd"]
 SOURCE, TARGETS = "hosta", ("hostb", "hostc")
-
-
-def vpd(*args: str, check: bool = True) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout)
 
 
 def load() -> float:

@@ -7,24 +7,15 @@ touches a lab you have up."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
+from bench.common import vpd
+
 os.environ.setdefault("VPD_LAB_NET", "6")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
-VPD = [sys.executable, "-m", "vpd"]
-
-
-def vpd(*args: str) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout)
 
 
 def main() -> None:

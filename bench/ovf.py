@@ -7,11 +7,9 @@ Uses its own lab network (VPD_LAB_NET=7 unless set) and state directory."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,17 +17,10 @@ from pathlib import Path
 os.environ.setdefault("VPD_LAB_NET", "7")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
+from bench.common import VPD, vpd  # noqa: E402
 from bench.report import write_section  # noqa: E402
 
-VPD = [sys.executable, "-m", "vpd"]
 DATA_MIB = 256
-
-
-def vpd(*args: str) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout)
 
 
 def run(*argv: str) -> None:

@@ -123,18 +123,30 @@ def recover(row: dict) -> tuple[float, bool]:
 
 # --- the cases: each run returns (seconds to recover, leftovers found) ----------------------------
 
+def clone_leftovers(target: Path) -> list[str]:
+    """What a clone of bsrc into bnew left on hosta (and removed, for the next run)."""
+    left = ["volume bnew.raw"] if target.exists() else []
+    if "bnew" in [d.name() for d in conn().listAllDomains()]:
+        left.append("domain bnew")
+        run("vm", "undefine", "bnew", "--host", "hosta", "--remove-storage", check=False)
+    return left
+
+
+def backup_leftovers(dom: libvirt.virDomain, root: Path, checkpoints: set[str], folders: set[str]) -> list[str]:
+    """What a backup of bbk left: its job still running, checkpoints or folders that were not there."""
+    left = ["backup job"] if job_running(dom) else []
+    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ checkpoints]
+    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
+    return left
+
+
 def clone_case() -> tuple[float, list[str]]:
     target = host_file(f"{layout.SHARED_MOUNT}/bnew.raw")
     row = kill_when(["vm", "clone", "bsrc", "bnew", "--host", "hosta"], "vm.clone",
                     lambda r: planned("volume")(r) and target.exists())
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} not recovered"]
-    if target.exists():
-        left.append("volume bnew.raw")
-    if "bnew" in [d.name() for d in conn().listAllDomains()]:
-        left.append("domain bnew")
-        run("vm", "undefine", "bnew", "--host", "hosta", "--remove-storage", check=False)
-    return took, left
+    return took, left + clone_leftovers(target)
 
 
 def backup_case(root: Path) -> tuple[float, list[str]]:
@@ -145,11 +157,7 @@ def backup_case(root: Path) -> tuple[float, list[str]]:
                     lambda r: planned("backup-job")(r) and job_running(dom))
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} not recovered"]
-    if job_running(dom):
-        left.append("backup job")
-    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
-    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
-    return took, left
+    return took, left + backup_leftovers(dom, root, before, folders)
 
 
 def kill_and_restart_libvirtd(proc: subprocess.Popen) -> None:
@@ -178,12 +186,7 @@ def clone_libvirtd_case() -> tuple[float, list[str]]:
     row = next(e for e in journal.entries(50) if e["id"] == entry_id)
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} {row['status']}, not recovered"]
-    if target.exists():
-        left.append("volume bnew.raw")
-    if "bnew" in [d.name() for d in conn().listAllDomains()]:
-        left.append("domain bnew")
-        run("vm", "undefine", "bnew", "--host", "hosta", "--remove-storage", check=False)
-    return took, left
+    return took, left + clone_leftovers(target)
 
 
 def job_copying(dom: libvirt.virDomain) -> bool:
@@ -204,11 +207,7 @@ def backup_libvirtd_case(root: Path) -> tuple[float, list[str]]:
     took, ok = recover(row) if row["status"] != "failed" else (0.0, True)  # undo may have finished it
     left = [] if ok else [f"journal #{row['id']} {row['status']}, not recovered"]
     dom = conn().lookupByName("bbk")
-    if job_running(dom):
-        left.append("backup job")
-    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
-    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
-    return took, left
+    return took, left + backup_leftovers(dom, root, before, folders)
 
 
 def incremental_case(root: Path) -> tuple[float, list[str]]:
@@ -219,11 +218,7 @@ def incremental_case(root: Path) -> tuple[float, list[str]]:
                     lambda r: planned("backup-job")(r) and job_running(dom))
     took, ok = recover(row)
     left = [] if ok else [f"journal #{row['id']} not recovered"]
-    if job_running(dom):
-        left.append("backup job")
-    left += [f"checkpoint {c}" for c in {c.getName() for c in dom.listAllCheckpoints(0)} ^ before]
-    left += [f"folder {p.name}" for p in (root / "bbk").iterdir() if p.name not in folders]
-    return took, left
+    return took, left + backup_leftovers(dom, root, before, folders)
 
 
 def qemu_img_writing(path: str) -> bool:

@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import VPD, vpd
+
 os.environ.setdefault("VPD_LAB_NET", "6")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
-VPD = [sys.executable, "-m", "vpd"]
 POOL = "bench-vols"
 IQN = "iqn.2024-01.org.vpd:bench"
 # What a learner types: every volume costs one more virsh process and connection.
@@ -39,13 +40,6 @@ for uri in "$@"; do
   done
 done
 """
-
-
-def vpd(*args: str, check: bool = True) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
 def timed(argv: list[str]) -> float:

@@ -15,13 +15,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
 os.environ.setdefault("VPD_LAB_NET", "6")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
+from bench.common import timed, vpd  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import Connections  # noqa: E402
@@ -29,22 +28,8 @@ from vpd.core import paths  # noqa: E402
 from vpd.vm.console import ConsoleStream  # noqa: E402
 from vpd.vm.guest_channel import GuestChannel  # noqa: E402
 
-VPD = [sys.executable, "-m", "vpd"]
 DISK_MIB = 1024
 FILLED_MIB = 1000
-
-
-def vpd(*args: str, check: bool = True) -> dict:
-    proc = subprocess.run([*VPD, *args, "--json"], capture_output=True, text=True, timeout=3600)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"vpd {' '.join(args)} failed: {proc.stderr or proc.stdout}")
-    return json.loads(proc.stdout) if proc.stdout.strip() else {}
-
-
-def timed(fn) -> tuple[float, object]:
-    began = time.monotonic()
-    result = fn()
-    return time.monotonic() - began, result
 
 
 def clones(n: int, uri: str) -> dict:
