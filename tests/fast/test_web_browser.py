@@ -20,6 +20,9 @@ if not CHROMIUM.exists():
 import uvicorn  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+# Every wait returns as soon as the page gets there; the deadline is for a machine under load.
+expect.set_options(timeout=30_000)
+
 from vpd.web import create_app  # noqa: E402
 
 from .test_web_api import tokens, two_host_inventory  # noqa: E402
@@ -77,10 +80,10 @@ def test_browser_operator_starts_a_vm_viewer_cannot(console):
             page.evaluate("window.__sameDocument = 1")  # gone if the page reloads
             db.locator('button[data-action="start"]').click()
             expect(page.locator("#flash")).to_contain_text("vm.start")
-            expect(db.locator("td.state")).to_have_text("running", timeout=10_000)
+            expect(db.locator("td.state")).to_have_text("running", timeout=60_000)
             expect(db.locator('button[data-action="shutdown"]')).to_be_visible()
             assert page.evaluate("window.__sameDocument") == 1
-            expect(page.locator("#flash .job")).to_contain_text("succeeded", timeout=10_000)
+            expect(page.locator("#flash .job")).to_contain_text("succeeded", timeout=60_000)
 
             viewer = browser.new_context().new_page()
             login(viewer, url, view)
@@ -137,7 +140,7 @@ def test_browser_migrate_dialog_runs_the_preflight(console, monkeypatch):
             dialog.locator("select[name=to]").select_option("hostb")
             dialog.locator("button[data-run=check]").click()
             checks = dialog.locator("#migrate-report table.preflight tr[data-check]")
-            expect(checks.first).to_be_visible(timeout=10_000)
+            expect(checks.first).to_be_visible(timeout=60_000)
             assert checks.count() >= 5
             expect(dialog.locator('tr[data-check="migration ports hosta->hostb"] td.verdict')).to_have_text("NO")
             expect(page.locator("#migrate-status")).to_contain_text("failed")
@@ -147,7 +150,7 @@ def test_browser_migrate_dialog_runs_the_preflight(console, monkeypatch):
             dialog.locator("button[data-run=migrate]").click()
             expect(dialog.locator("#migrate-chart .uplot canvas")).to_be_visible()
             expect(dialog.locator("#migrate-steps li")).to_have_text("policy: raise-downtime (150)")
-            expect(dialog.locator("#migrate-report .outcome")).to_contain_text("migrated", timeout=10_000)
+            expect(dialog.locator("#migrate-report .outcome")).to_contain_text("migrated", timeout=60_000)
             expect(dialog.locator('#migrate-report tr[data-check="guest answers on hostb"]')).to_be_visible()
             expect(dialog.locator("#migrate-report")).to_contain_text("42 ms")
             plotted = page.evaluate("document.getElementById('migrate-dialog').chart.data")
@@ -158,7 +161,7 @@ def test_browser_migrate_dialog_runs_the_preflight(console, monkeypatch):
             # (the test driver has no console to open: the server's notice shows, nothing hangs).
             page.goto(f"{url}/vms/web/console")
             assert page.evaluate("typeof Terminal") == "function"
-            expect(page.locator("#console-status")).to_contain_text("virDomainOpenConsole", timeout=5_000)
+            expect(page.locator("#console-status")).to_contain_text("virDomainOpenConsole", timeout=30_000)
             expect(page.locator("#terminal .xterm")).to_be_visible()
         finally:
             browser.close()
@@ -177,7 +180,7 @@ def test_browser_graphical_console_shows_a_real_qemu_display(tmp_path: Path, mon
             page.goto(f"{url}/vms/desk")
             page.click("#display-link")
             screen = page.locator("#screen")
-            expect(screen).to_have_attribute("data-state", "connected", timeout=10_000)
+            expect(screen).to_have_attribute("data-state", "connected", timeout=60_000)
             expect(page.locator("#display-status")).to_have_text("connected")
             expect(screen).to_have_attribute("data-desktop", re.compile("^QEMU"))
             expect(screen.locator("canvas")).to_be_visible()
@@ -187,7 +190,7 @@ def test_browser_graphical_console_shows_a_real_qemu_display(tmp_path: Path, mon
             viewer = browser.new_context().new_page()
             login(viewer, url, view)
             viewer.goto(f"{url}/vms/desk/display")
-            expect(viewer.locator("#screen")).to_have_attribute("data-state", "connected", timeout=10_000)
+            expect(viewer.locator("#screen")).to_have_attribute("data-state", "connected", timeout=60_000)
             assert viewer.evaluate("window.vpdDisplay.viewOnly") is True
             # Both share the display: the operator's session is still up.
             expect(screen).to_have_attribute("data-state", "connected")
