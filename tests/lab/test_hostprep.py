@@ -3,6 +3,7 @@ peers only (nftables, then firewalld), dry runs, and unprepare restoring the
 exact previous state."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -217,3 +218,65 @@ def test_firewalld_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(
     assert all(r.ok for r in undone) and [len(r.changes) for r in undone] == [2, 2]
     assert {h: _firewalld_state(h) for h in before} == before and _no_records()
     assert not port_probe(a, b.address, PORT, QUICK)
+
+
+def _zones(name: str) -> list[str]:
+    """Every zone, as firewalld runs it and as saved."""
+    return [_in(name, "firewall-cmd", *layer, "--list-all-zones") for layer in ([], ["--permanent"])]
+
+
+def _practica_check_4_firewall() -> dict[str, dict]:
+    proc = vpd("practica", "check", "4", "--hosts", "hosta,hostb", "--json", "--lang", "en", timeout=180)
+    assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
+    [pair] = json.loads(proc.stdout)["pairs"]
+    [goal] = [g for g in pair["goals"] if g["id"] == "firewall"]
+    return {"ok": goal["ok"], **{c["name"]: c for c in goal["checks"]}}
+
+
+def test_practica_check_4_catches_the_zone_trap_and_its_fix_opens_the_right_zone(firewalld_lab):
+    """The seed's `firewall-cmd --add-port=49152-49216/tcp` without --zone= lands in the default
+    zone (public) while eth0 is in the lab's zone: the grader fails the firewall goal naming
+    eth0's zone, and the exact commands it prints, pasted on each host, make the goal pass."""
+    before = {h: _zones(h) for h in ("hosta", "hostb")}
+    rules = {h: _in(h, "firewall-cmd", "--permanent", "--zone=vpd-lab", "--list-rich-rules").splitlines()
+             for h in before}
+    ports = {h: _in(h, "firewall-cmd", "--zone=vpd-lab", "--list-ports").split() for h in before}
+    try:
+        for h in before:
+            for layer in ([], ["--permanent"]):
+                _in(h, "firewall-cmd", *layer, "--add-port=49152-49216/tcp")
+
+        goal = _practica_check_4_firewall()
+        assert not goal["ok"]
+        a, b = _pair()
+        for host, peer, peer_addr in (("hostb", "hosta", a.address), ("hosta", "hostb", b.address)):
+            trap = goal[f"{host} admits {peer} (firewalld zone vpd-lab)"]
+            assert not trap["ok"]
+            assert trap["detail"].startswith("interface eth0 is in zone vpd-lab; closed there: 49152/tcp, 49216/tcp")
+            assert "ZONE TRAP: 49152/tcp, 49216/tcp open in zone public" in trap["detail"]
+            fix, _, alternative = trap["fix"].partition("  — or: ")
+            assert alternative == f"vpd host prepare {peer} {host}"
+            assert (f"firewall-cmd --permanent --zone=vpd-lab --add-rich-rule='rule family=\"ipv4\" source address="
+                    f"\"{peer_addr}\" port port=\"49152-49216\" protocol=\"tcp\" accept'") in fix
+            assert fix.endswith("; firewall-cmd --reload")
+            assert not goal[f"reach {peer}->{host}"]["ok"]  # what the migration would meet
+            assert goal[f"{host} not open to the world"]["ok"]  # the lab zone admits libvirt from the lab only
+            # The learner pastes the printed commands on the host.
+            hostproc.run_in_host(_pid(host), ["bash", "-c", fix])
+
+        goal = _practica_check_4_firewall()
+        assert goal["ok"], goal
+        assert goal["reach hosta->hostb"]["detail"] == "22 open, 16509 open, 49152 refused, 49216 refused"
+    finally:
+        for h in before:
+            made = [f"--remove-rich-rule={r}" for r in _in(h, "firewall-cmd", "--permanent", "--zone=vpd-lab",
+                                                             "--list-rich-rules").splitlines() if r not in rules[h]]
+            if made:
+                _in(h, "firewall-cmd", "--permanent", "--zone=vpd-lab", *made)
+            hostproc.run_in_host(_pid(h), ["firewall-cmd", "--permanent", "--zone=public",
+                                           "--remove-port=49152-49216/tcp"], check=False)
+            _in(h, "firewall-cmd", "--reload")
+            # The reload drops what the lab opened at runtime only (incus's port): back as it was.
+            if ports[h]:
+                _in(h, "firewall-cmd", "--zone=vpd-lab", *(f"--add-port={p}" for p in ports[h]))
+    assert {h: _zones(h) for h in before} == before
