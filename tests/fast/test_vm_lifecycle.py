@@ -268,3 +268,20 @@ def test_find_domain_finds_by_name_and_names_the_host_when_absent(conn):
         find_domain(conn, HOST, "ghost")
     with pytest.raises(UsageError):
         find_domain(conn, HOST, "not a name")
+
+
+def test_listing_tells_persistent_from_transient_vms(conn):
+    """`list_vms` learns which VMs are transient in one call per host (not one per VM)."""
+    from vpd.connect.libvirt_conn import Connections
+    from vpd.vm.inventory import list_vms
+
+    conn.createXML(lab_guest_domain("tvm", kernel="/k", initrd="/i", cmdline="x", domain_type="test",
+                                    macs={"52:54:00:00:00:09": "default"}).to_xml_string(), 0)
+    try:
+        with Connections() as conns:
+            [listed] = list_vms(conns, [HOST])
+        by_name = {v.name: v for v in listed.vms}
+        assert by_name["vm1"].persistent and not by_name["tvm"].persistent
+        assert by_name["tvm"].state == "running"
+    finally:
+        conn.lookupByName("tvm").destroy()
