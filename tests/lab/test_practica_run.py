@@ -95,8 +95,7 @@ def p6_cleanup(lab):
 
 def test_practica_run_6_on_the_lab(lab, p6_cleanup):
     # An iSCSI target on hosta, its LUN seen by hostb through an iscsi-direct pool; the run's
-    # validation is `vpd practica check 6`'s grader. (Práctica 2's run and the
-    # graders of 2, 3 and 5 are tested in tests/fast, on libvirt's test driver.)
+    # validation is `vpd practica check 6`'s grader.
     proc = vpd("practica", "run", "6", "--hosts", "hosta,hostb", "--lang", "en", "--json", timeout=300)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     report = json.loads(proc.stdout)
@@ -134,6 +133,26 @@ def _hosta_objects() -> tuple[list[str], list[str], list[str]]:
                 sorted(n.name() for n in conn.listAllNetworks()))
     finally:
         conn.close()
+
+
+@pytest.fixture
+def p2_cleanup(lab):
+    before = _hosta_objects()
+    yield
+    for name in ("clon_virt_clone", "mvp1"):
+        vpd("vm", "undefine", name, "--host", "hosta", "--remove-storage", timeout=60)
+    assert _hosta_objects() == before
+
+
+def test_practica_run_2_on_the_lab(lab, p2_cleanup):
+    # The seed's mvp1 made in the lab's shared pool, cloned with its own identity, snapshotted.
+    report = _run_on_hosta(2)
+    assert {"clone", "templates-snapshots"} <= {g["id"] for g in report["validation"]["goals"]}
+    clone = next(s for s in report["steps"] if s["vpd"].startswith("vpd vm clone"))
+    assert clone["hand"], clone  # the seed's own commands for the goal
+    assert any(d.startswith("virsh ") for d in clone["did"]), clone["did"]
+    own, snapshot = _answers(report)
+    assert "clon_virt_clone" in own and "t0" in snapshot, (own, snapshot)
 
 
 @pytest.fixture
