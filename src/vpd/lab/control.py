@@ -587,8 +587,8 @@ class HostStatus:
 def _daemon_alive(holder: int, pidfile: str) -> bool:
     try:
         inner = int(hostproc.host_path(holder, pidfile).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError, PermissionError):
-        return False
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError, PermissionError):
+        return False  # ProcessLookupError: the holder exited while its /proc/PID/root was read
     # The pidfile holds the PID inside the host's PID namespace; check it there.
     proc = hostproc.run_in_host(holder, ["kill", "-0", str(inner)], check=False, timeout=5)
     return proc.returncode == 0

@@ -38,7 +38,10 @@ def holder_pid(unshare: subprocess.Popen, timeout: float = 5.0) -> int:
     deadline = time.monotonic() + timeout
     path = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
     while time.monotonic() < deadline:
-        kids = path.read_text().split() if path.exists() else []
+        try:
+            kids = path.read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            kids = []
         if kids:
             return int(kids[0])
         time.sleep(0.01)
@@ -72,7 +75,7 @@ def alive(pid: int | None) -> bool:
     # A zombie is dead for our purposes.
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # it exited between the two looks (ESRCH)
         return False
 
 
