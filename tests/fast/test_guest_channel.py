@@ -224,6 +224,17 @@ def test_wait_ready_resends_probes_until_answered():
     assert guest.requests == ["true", "true", "true"]
 
 
+def test_wait_ready_backs_off_so_a_slow_guest_does_not_queue_probes():
+    guest = FakeGuest({"true": (0, b"")}, drop_first=3)
+    channel_for(guest).wait_ready(timeout=5, probe_interval=0.01, max_interval=0.02)
+    assert guest.requests == ["true"] * 4
+    quiet = FakeGuest({})
+    with pytest.raises(GuestChannelTimeout):
+        channel_for(quiet).wait_ready(timeout=0.2, probe_interval=0.01, max_interval=0.08)
+    # 0.01, 0.02, 0.04, 0.08, 0.08 s apart: about 4 probes in 0.2 s, not twenty at a fixed 0.01 s.
+    assert 3 <= len(quiet.requests) <= 5, quiet.requests
+
+
 def test_wait_ready_times_out():
     with pytest.raises(GuestChannelTimeout, match="command channel did not answer"):
         channel_for(FakeGuest({})).wait_ready(timeout=0.05, probe_interval=0.01)
