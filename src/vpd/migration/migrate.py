@@ -117,6 +117,11 @@ def _link_mib_s(src: Host, dst: Host, opts: MigrateOptions) -> float:
     return mbit * 1_000_000 / 8 / 2**20
 
 
+def _link_stated(src: Host, dst: Host, opts: MigrateOptions) -> bool:
+    """Whether _link_mib_s knows the link (given or in the inventory) rather than assumes it."""
+    return bool(opts.link_mib_s or any(h.link_mbit for h in (src, dst)))
+
+
 def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) -> tuple[int, list[str]]:
     chosen = [("PEER2PEER", True), ("LIVE", live), ("OFFLINE", not live),
               ("PERSIST_DEST", opts.persistent or not live), ("UNDEFINE_SOURCE", opts.undefine_source),
@@ -194,8 +199,9 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
                      else preflight.dirty_rate_mib_s(dom))
         plan = policy.start_plan(dirty, link, opts.auto_converge)
         checks.append(Check("dirty rate vs link", True, plan.reason, blocking=False))
+        start_downtime = policy.start_downtime_ms(dirty, link, domain.memory.in_bytes / 2**20, opts.max_downtime_ms)
     else:
-        plan = policy.StartPlan(False)
+        plan, start_downtime = policy.StartPlan(False), min(policy.LOW_START_MS, opts.max_downtime_ms)
     report.plan = plan.reason
     shared_check = None
     if not opts.copy_storage:
@@ -242,11 +248,17 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
             params: dict = {}
             if opts.bandwidth_mib:
                 params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
+            switchover = policy.switchover_bandwidth_mib_s(link, _link_stated(src, dst, opts)) if live else None
+            if switchover:
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_AVAIL_SWITCHOVER] = switchover
+            if live:
+                report.plan += (f"; downtime limit from {start_downtime} ms" +
+                                (f", switchover at the link's {switchover} MiB/s" if switchover else ""))
             if plan.throttle_initial is not None:
                 params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.throttle_initial
                 params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.throttle_increment
             settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
-                                       start_downtime_ms=min(10, opts.max_downtime_ms),
+                                       start_downtime_ms=start_downtime,
                                        timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
                                        postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
             if shared is not None:
