@@ -1,7 +1,7 @@
 """The migration policy, rule by rule, without a hypervisor."""
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpd.migration import policy
@@ -167,6 +167,7 @@ def test_one_or_no_guest_and_unknown_rates_mean_one_at_a_time():
     assert unknown.parallel == 1 and "unknown" in unknown.reason
 
 
+@settings(max_examples=50)  # a pure min() of four bounds: half hypothesis's default covers it, in half the time
 @given(st.floats(1, 10_000), st.lists(st.floats(0, 5_000), min_size=2, max_size=30), st.integers(1, 64),
        st.integers(1, 16))
 def test_every_stream_gets_twice_its_guests_dirty_rate_or_there_is_one(link, rates, cpus, cap):
@@ -199,6 +200,7 @@ def test_the_boundary_is_the_goal_in_ms_of_link():
     assert policy.start_downtime_ms(0.40, 100, 256, 300) == policy.LOW_START_MS
 
 
+@settings(max_examples=25)  # two outcomes and a cap: a few dozen cases cover them
 @given(st.floats(0, 2000), st.floats(1, 5000), st.floats(16, 65536), st.integers(1, 60000))
 def test_the_start_is_one_of_the_two_and_within_the_maximum(dirty, link, memory, maximum):
     start = policy.start_downtime_ms(dirty, link, memory, maximum)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from vpd.core.errors import VpdError
+from vpd.migration import shared as shared_module
 from vpd.migration import validate
 from vpd.migration.shared import SharedChecks, once
 
@@ -28,7 +29,7 @@ def test_each_answer_is_computed_once_while_many_ask_at_once():
                for _ in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.05)  # all six are waiting on the first one's answer
+    time.sleep(0.02)  # all six are waiting on the first one's answer
     gate.set()
     for t in threads:
         t.join(5)
@@ -54,14 +55,15 @@ def test_without_a_drain_every_check_is_asked():
     assert once(None, ("k",), lambda: calls.append(1) or len(calls)) == 2
 
 
-def test_job_slots_limit_jobs_and_an_interrupt_hands_out_no_more():
+def test_job_slots_limit_jobs_and_an_interrupt_hands_out_no_more(monkeypatch):
+    monkeypatch.setattr(shared_module, "CANCEL_POLL_S", 0.01)
     shared = SharedChecks(jobs_at_once=2)
     cancel = threading.Event()
     assert shared.job_slot(cancel) and shared.job_slot(cancel)
     waited = []
     t = threading.Thread(target=lambda: waited.append(shared.job_slot(cancel)))
     t.start()
-    time.sleep(0.05)
+    time.sleep(0.03)
     assert not waited  # a third job waits for the link
     cancel.set()
     t.join(2)
