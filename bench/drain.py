@@ -68,6 +68,15 @@ def back_to_source(conns: Connections, inv, names: list[str]) -> None:
         raise SystemExit(f"not back on {SOURCE}: {', '.join(stray)}")
 
 
+def phase_medians(results: list[dict]) -> dict[str, float]:
+    """Each step of a guest's migration (its report's phase_seconds), the median over the guests."""
+    phases: dict[str, list[float]] = {}
+    for r in results:
+        for name, seconds in ((r.get("report") or {}).get("phase_seconds") or {}).items():
+            phases.setdefault(name, []).append(seconds)
+    return {name: round(statistics.median(values), 2) for name, values in phases.items()}
+
+
 def run_vpd(conns: Connections, inv, names: list[str]) -> dict:
     before = probes(conns, inv, names)
     started, load_before = time.monotonic(), load()
@@ -86,6 +95,7 @@ def run_vpd(conns: Connections, inv, names: list[str]) -> dict:
             "parallel": report.get("parallel"), "downtime_median_ms": statistics.median(downtimes) if downtimes
             else None, "per_vm_s_median": statistics.median(totals) if totals else None,
             "job_s_median": statistics.median(jobs) if jobs else None, "drain_s": report.get("seconds"),
+            "drain_phases": report.get("phase_seconds"), "guest_phase_medians": phase_medians(results),
             "load": round(load_before, 2), "error": report.get("error")}
 
 

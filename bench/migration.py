@@ -8,7 +8,10 @@ virsh's defaults), on the same lab, guest and link.
 (b) a guest rewriting 200 MiB as fast as it can (about 1 GiB/s, far above a
     1 Gbit/s link): vpd with its policy, virsh with its defaults given 120 s.
 Every run asks the guest afterwards whether it rebooted and whether any page it
-checks lost its content; a run with a mismatch counts as failed. The figures are
+checks lost its content; a run with a mismatch counts as failed. Each idle run's pause is
+taken apart from QEMU's own figures and event timestamps (SourceQemu), for every tool alike.
+`--compare-src DIR` adds a third tool to the alternation: the vpd whose sources are in DIR (a
+previous commit's `src/`, say), to weigh a change of policy on the same load. The figures are
 printed and written to docs/benchmarks.md. Uses its own lab (VPD_LAB_NET=7)."""
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import os
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ os.environ.setdefault("VPD_LAB_NET", "7")
 os.environ.setdefault("VPD_HOME", tempfile.mkdtemp(prefix="vpd-bench-"))
 
 import libvirt  # noqa: E402
+import libvirt_qemu  # noqa: E402
 
 from bench.common import vpd  # noqa: E402
 from bench.report import DEFAULT, write_section  # noqa: E402
@@ -56,6 +61,88 @@ def intact(before: dict, after: dict) -> bool:
     return ok
 
 
+class SourceQemu:
+    """What QEMU itself says about a migration, for both tools alike:
+    - `query-migrate` on the source, asked every POLL_S through libvirt's monitor pass-through while
+      the job runs (libvirt allows it during the job; 1-7 ms an answer). The source QEMU answers
+      'completed' with its final figures until libvirt's Confirm ends it; libvirt's completed-job
+      stats do not pass on the bytes sent while paused (`downtime-bytes`) nor the passes it counted.
+    - QEMU's own events with QEMU's timestamps (the lab's hosts share one clock): STOP and each
+      MIGRATION state on the source, RESUME on the destination. libvirt turns on pause-before-
+      switchover, so the source stops, waits in 'pre-switchover' for libvirt's migrate-continue,
+      sends the device state and the last RAM ('device'), and completes; libvirt's Finish then
+      resumes the guest on the destination."""
+    POLL_S = 0.02
+
+    def __init__(self, src_conn: libvirt.virConnect, dst_conn: libvirt.virConnect, name: str):
+        self.dom = src_conn.lookupByName(name)
+        self.name = name
+        self.conns = (src_conn, dst_conn)
+        self.final: dict = {}
+        self.events: list[tuple[str, str, str, float]] = []  # (side, event, migration status, epoch s)
+        self._callbacks: list[tuple[libvirt.virConnect, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = json.loads(libvirt_qemu.qemuMonitorCommand(self.dom, '{"execute":"query-migrate"}', 0))
+            except libvirt.libvirtError:
+                return  # the source QEMU is gone: the job ended
+            found = answer.get("return", {})
+            if found.get("status") == "completed" and "ram" in found:  # not an earlier incoming one's
+                self.final = found
+            time.sleep(self.POLL_S)
+
+    def _event(self, side: str):
+        def seen(_conn, dom, event, seconds, micros, details, _opaque) -> None:
+            if dom is not None and dom.name() == self.name and event in ("STOP", "RESUME", "MIGRATION"):
+                data = json.loads(details) if isinstance(details, str) and details else details
+                status = data.get("status", "") if isinstance(data, dict) else ""
+                self.events.append((side, event, status, seconds + micros / 1e6))
+        return seen
+
+    def __enter__(self) -> SourceQemu:
+        for side, conn in zip(("src", "dst"), self.conns, strict=True):
+            self._callbacks.append((conn, libvirt_qemu.qemuMonitorEventRegister(conn, None, None,
+                                                                                self._event(side), None, 0)))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        time.sleep(0.2)  # the destination's RESUME may still be on its way through the event loop
+        for conn, cid in self._callbacks:
+            try:
+                libvirt_qemu.qemuMonitorEventDeregister(conn, cid)
+            except libvirt.libvirtError:
+                pass
+
+    def _at(self, side: str, event: str, status: str = "") -> float | None:
+        times = [t for s, e, st, t in self.events if s == side and e == event and st == status]
+        return times[-1] if times else None
+
+    def parts(self) -> dict:
+        ram = self.final.get("ram", {})
+        stop, pre = self._at("src", "STOP"), self._at("src", "MIGRATION", "pre-switchover")
+        device, done = self._at("src", "MIGRATION", "device"), self._at("src", "MIGRATION", "completed")
+        resume = self._at("dst", "RESUME")
+
+        def ms(a: float | None, b: float | None) -> float | None:
+            return round((b - a) * 1000, 1) if a is not None and b is not None else None
+
+        return {"qemu_downtime": self.final.get("downtime"), "qemu_setup": self.final.get("setup-time"),
+                "qemu_total": self.final.get("total-time"), "paused_bytes": ram.get("downtime-bytes"),
+                "precopy_bytes": ram.get("precopy-bytes"), "passes": ram.get("dirty-sync-count"),
+                "qemu_mbps": ram.get("mbps"),
+                # the pause, step by step, from QEMU's event timestamps
+                "stop_to_pre_switchover_ms": ms(stop, pre), "waiting_for_libvirt_ms": ms(pre, device),
+                "device_and_last_ram_ms": ms(device, done), "completed_to_resumed_ms": ms(done, resume),
+                "stop_to_resumed_ms": ms(stop, resume)}
+
+
 def downtime_parts(stats: dict) -> dict:
     """The parts of the downtime in libvirt's completed-job stats: `downtime` and `setup_time` are
     QEMU's own query-migrate figures, `downtime_net` and `time_elapsed_net` libvirt's, measured
@@ -65,14 +152,15 @@ def downtime_parts(stats: dict) -> dict:
     return {k: stats[k] for k in keys if k in stats}
 
 
-def run_vpd(conns, inv, name: str, link_bps: int) -> dict:
+def run_vpd(conns, inv, name: str, link_bps: int, src_dir: str | None = None, tool: str = "vpd") -> dict:
     src = where(conns, inv, name)
     dst = next(h for h in inv.hosts if h.name != src.name)
     load = os.getloadavg()[0]
-    report = vpd("migrate", name, "--to", dst.name, "--persistent", "--undefinesource", check=False)
+    with SourceQemu(conns.get(src), conns.get(dst), name) as qemu:
+        report = vpd("migrate", name, "--to", dst.name, "--persistent", "--undefinesource", check=False, src=src_dir)
     stats = report.get("job_stats", {})
-    return {"tool": "vpd", "ok": report.get("ok", False), "downtime_ms": report.get("downtime_ms"),
-            "parts": downtime_parts(stats), "load": load,
+    return {"tool": tool, "ok": report.get("ok", False), "downtime_ms": report.get("downtime_ms"),
+            "parts": downtime_parts(stats) | qemu.parts(), "load": load,
             "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": report.get("total_seconds"),
             "bytes": stats.get("memory_processed"), "iterations": report.get("iterations"),
             "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
@@ -93,15 +181,16 @@ def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
         uri = f"qemu+ssh://root@{dst.name}.vpd.lab/system?keyfile={grant.src_key_path}"
         argv = ["nsenter", "-t", str(holder), "-m", "-u", "-n", "-p", "--wd=/", "--", "virsh", "migrate", "--live",
                 "--persistent", "--undefinesource", "--unsafe", name, uri]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=hostproc.HOST_ENV)
-        try:
-            proc.wait(timeout=limit_s)
-        except subprocess.TimeoutExpired:
-            dom.abortJob()
-            proc.wait(60)
-            return {"tool": "virsh", "ok": False, "error": f"did not converge in {limit_s:g} s (aborted)",
-                    "wall_s": round(time.monotonic() - started, 2), "load": load}
+        with SourceQemu(conns.get(src), conns.get(dst), name) as qemu:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=hostproc.HOST_ENV)
+            try:
+                proc.wait(timeout=limit_s)
+            except subprocess.TimeoutExpired:
+                dom.abortJob()
+                proc.wait(60)
+                return {"tool": "virsh", "ok": False, "error": f"did not converge in {limit_s:g} s (aborted)",
+                        "wall_s": round(time.monotonic() - started, 2), "load": load}
         wall = time.monotonic() - started
     if proc.returncode != 0:
         return {"tool": "virsh", "ok": False, "error": proc.stderr.strip(), "wall_s": round(wall, 2), "load": load}
@@ -112,7 +201,7 @@ def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
             "job_s": stats.get("time_elapsed", 0) / 1000, "wall_s": round(wall, 2),
             "bytes": stats.get("memory_processed"), "iterations": stats.get("memory_iteration"),
             "bound_s": (stats.get("memory_processed") or 0) * 8 / link_bps,
-            "parts": downtime_parts(stats), "load": load,
+            "parts": downtime_parts(stats) | qemu.parts(), "load": load,
             "error": None if intact(before, after) else "guest rebooted or memory lost"}
 
 
@@ -139,6 +228,45 @@ def line(label: str, s: dict) -> str:
             f"{'; '.join(s['errors'])} |")
 
 
+def _med(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+BREAKDOWN_HEADER = ("| tool | runs ok | downtime median / max ms (libvirt) | QEMU's downtime median / max ms | "
+                    "libvirt's resume after QEMU's ms | bytes sent paused KiB (ms of link) | setup ms | "
+                    "RAM passes | job median s | wall median s | load avg |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def breakdown_line(tool: str, rows: list[dict], link_bps: int) -> str:
+    """One tool's downtime parts: libvirt's figure (stop on the source to resume on the destination),
+    QEMU's own (stop to the last byte sent: vCPUs stopped, final RAM pass, device state, disks
+    handed over), what libvirt adds after it (Finish: the destination's resume, over qemu+ssh), the
+    bytes sent while paused (final RAM pass and device state) and what they take on the link."""
+    good = [r for r in rows if r["ok"]]
+    parts = [r.get("parts", {}) for r in good]
+    down = [r["downtime_ms"] for r in good if r.get("downtime_ms") is not None]
+    qemu = [p.get("qemu_downtime") for p in parts if p.get("qemu_downtime") is not None]
+    after = [p["downtime"] - p["qemu_downtime"] for p in parts
+             if p.get("downtime") is not None and p.get("qemu_downtime") is not None]
+    paused = _med([p.get("paused_bytes") for p in parts])
+    setup = [p.get("setup_time") for p in parts if p.get("setup_time") is not None]
+    loads = [r["load"] for r in rows if r.get("load") is not None]
+    return (f"| {tool} | {len(good)}/{len(rows)} | {_fmt(_med(down))} / {_fmt(max(down) if down else None)} | "
+            f"{_fmt(_med(qemu))} / {_fmt(max(qemu) if qemu else None)} | {_fmt(_med(after))} | "
+            f"{_fmt(paused / 1024 if paused else None)} "
+            f"({_fmt(paused * 8 / link_bps * 1000 if paused else None, '.1f')}) | "
+            f"{min(setup) if setup else '-'}-{max(setup) if setup else '-'} | "
+            f"{_fmt(_med([p.get('passes') for p in parts]))} | {_fmt(_med([r['job_s'] for r in good]), '.2f')} | "
+            f"{_fmt(_med([r['wall_s'] for r in good]), '.2f')} | "
+            f"{_fmt(min(loads) if loads else None, '.1f')}-{_fmt(max(loads) if loads else None, '.1f')} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
@@ -146,6 +274,9 @@ def main() -> None:
     parser.add_argument("--link-rate", default="1gbit")
     parser.add_argument("--skip-dirty", action="store_true")
     parser.add_argument("--out", default=str(DEFAULT))
+    parser.add_argument("--compare-src", help="also run the vpd whose sources (its src/ directory) are "
+                        "here, alternating with the others (e.g. the previous commit's, to weigh a change)")
+    parser.add_argument("--compare-label", default="vpd (before)")
     args = parser.parse_args()
     link_bps = parse_rate(args.link_rate)
     vpd("lab", "up", "--hosts", "2", "--link-rate", args.link_rate)
@@ -160,12 +291,14 @@ def main() -> None:
                 "--disk", "size=64M,pool=CONT_VOL_COMP", "--start", "--wait-boot")
             # Run by run, the tools alternating (and which goes first with them): load drift on a
             # shared machine then biases neither.
-            idle = {tool: results.setdefault(f"(a) idle 256 MiB, {tool}", []) for tool in ("vpd", "virsh")}
+            tools = ["vpd", "virsh"] + ([args.compare_label] if args.compare_src else [])
+            idle = {tool: results.setdefault(f"(a) idle 256 MiB, {tool}", []) for tool in tools}
             for i in range(args.runs):
-                for tool in (("vpd", "virsh") if i % 2 == 0 else ("virsh", "vpd")):
+                for tool in tools[i % len(tools):] + tools[:i % len(tools)]:  # each tool first in turn
                     idle[tool].append(run_vpd(conns, inv, "idle", link_bps) if tool == "vpd"
-                                      else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S))
-            for tool in ("vpd", "virsh"):
+                                      else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S) if tool == "virsh"
+                                      else run_vpd(conns, inv, "idle", link_bps, args.compare_src, tool))
+            for tool in tools:
                 print(line(f"(a) {tool}", summary(idle[tool])), flush=True)
             if not args.skip_dirty:
                 vpd("vm", "create", "dirty", "--host", "hosta", "--lab-guest", "--memory", "384", "--dirty", "200,0",
@@ -190,6 +323,14 @@ def main() -> None:
             f"{VIRSH_LIMIT_S} s. A run counts as ok only if the guest did not reboot and its dirtier found no "
             "lost page.\n\n" + header + "\n"
             + "\n".join(line(label, summary(rows)) for label, rows in results.items()) + "\n\n"
+            "### Where the idle guest's downtime goes\n\n"
+            "libvirt's downtime runs from the stop on the source to the resume on the destination (what the "
+            "guest feels); QEMU's own (`query-migrate` on the source, read through libvirt's monitor "
+            "pass-through while the job runs, for both tools) from the stop to the last byte sent. The "
+            "difference is libvirt's Finish phase resuming the guest on the destination over qemu+ssh. The "
+            "bytes sent paused are the final RAM pass and the device state (QEMU's `downtime-bytes`).\n\n"
+            + BREAKDOWN_HEADER + "\n"
+            + "\n".join(breakdown_line(tool, rows, link_bps) for tool, rows in idle.items()) + "\n\n"
             "### Every run\n\n```\n" + "\n".join(f"{label}: {json.dumps(r)}" for label, rows in results.items()
                                                for r in rows) + "\n```\n")
     write_section("migration", text, Path(args.out))

@@ -224,6 +224,17 @@ def test_wait_ready_resends_probes_until_answered():
     assert guest.requests == ["true", "true", "true"]
 
 
+def test_wait_ready_backs_off_so_a_slow_guest_does_not_queue_probes():
+    guest = FakeGuest({"true": (0, b"")}, drop_first=3)
+    channel_for(guest).wait_ready(timeout=5, probe_interval=0.01, max_interval=0.02)
+    assert guest.requests == ["true"] * 4
+    quiet = FakeGuest({})
+    with pytest.raises(GuestChannelTimeout):
+        channel_for(quiet).wait_ready(timeout=0.1, probe_interval=0.005, max_interval=0.04)
+    # 0.005, 0.01, 0.02, 0.04, 0.04 s apart: about 5 probes in 0.1 s, not twenty at a fixed 0.005 s.
+    assert 3 <= len(quiet.requests) <= 6, quiet.requests
+
+
 def test_wait_ready_times_out():
     with pytest.raises(GuestChannelTimeout, match="command channel did not answer"):
         channel_for(FakeGuest({})).wait_ready(timeout=0.05, probe_interval=0.01)

@@ -1,7 +1,7 @@
 """The migration policy, rule by rule, without a hypervisor."""
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vpd.migration import policy
@@ -167,6 +167,7 @@ def test_one_or_no_guest_and_unknown_rates_mean_one_at_a_time():
     assert unknown.parallel == 1 and "unknown" in unknown.reason
 
 
+@settings(max_examples=50)  # a pure min() of four bounds: half hypothesis's default covers it, in half the time
 @given(st.floats(1, 10_000), st.lists(st.floats(0, 5_000), min_size=2, max_size=30), st.integers(1, 64),
        st.integers(1, 16))
 def test_every_stream_gets_twice_its_guests_dirty_rate_or_there_is_one(link, rates, cpus, cap):
@@ -174,3 +175,40 @@ def test_every_stream_gets_twice_its_guests_dirty_rate_or_there_is_one(link, rat
     assert 1 <= c.parallel <= min(len(rates), policy.STREAMS_PER_CPU * cpus, cap)
     assert c.parallel == 1 or link / c.parallel >= 2 * max(rates)
     assert c.link_share_mib_s == round(link / c.parallel, 1)
+
+
+# --- the first downtime limit, and the bandwidth QEMU may assume at switchover -------------------
+
+def test_an_idle_guest_starts_at_the_pause_goal_so_the_second_pass_switches_over():
+    # 0.2 MiB/s sampled, 256 MiB over 119 MiB/s: about 1 ms of RAM left after the first pass
+    assert policy.start_downtime_ms(0.2, 119.2, 256, 300) == policy.PAUSE_GOAL_MS
+    assert policy.start_downtime_ms(0.0, 119.2, 256, 300) == policy.PAUSE_GOAL_MS
+
+
+def test_a_busy_or_unknown_guest_starts_low_and_never_above_the_users_maximum():
+    # 50 MiB/s over a 119 MiB/s link leaves 1.8 s of RAM after the first pass: the policy raises
+    assert policy.start_downtime_ms(50, 119.2, 256, 300) == policy.LOW_START_MS
+    assert policy.start_downtime_ms(None, 119.2, 256, 300) == policy.LOW_START_MS
+    assert policy.start_downtime_ms(0.0, 119.2, 256, 15) == 15
+    assert policy.start_downtime_ms(0.0, 119.2, 256, 5) == 5
+    assert policy.start_downtime_ms(0.0, 0, 256, 300) == policy.LOW_START_MS
+
+
+def test_the_boundary_is_the_goal_in_ms_of_link():
+    # what is left: dirty x 2 x 256/100 MiB at 100 MiB/s; 20 ms of it at dirty = 0.390625 MiB/s
+    assert policy.start_downtime_ms(0.390625, 100, 256, 300) == policy.PAUSE_GOAL_MS
+    assert policy.start_downtime_ms(0.40, 100, 256, 300) == policy.LOW_START_MS
+
+
+@settings(max_examples=25)  # two outcomes and a cap: a few dozen cases cover them
+@given(st.floats(0, 2000), st.floats(1, 5000), st.floats(16, 65536), st.integers(1, 60000))
+def test_the_start_is_one_of_the_two_and_within_the_maximum(dirty, link, memory, maximum):
+    start = policy.start_downtime_ms(dirty, link, memory, maximum)
+    assert start <= maximum and start in (policy.PAUSE_GOAL_MS, policy.LOW_START_MS, maximum)
+
+
+def test_only_a_stated_link_is_passed_as_the_switchover_bandwidth():
+    assert policy.switchover_bandwidth_mib_s(119.2, stated=True) == 119
+    assert policy.switchover_bandwidth_mib_s(119.2, stated=False) is None
+    assert policy.switchover_bandwidth_mib_s(None, stated=True) is None
+    assert policy.switchover_bandwidth_mib_s(0.4, stated=True) == 1

@@ -119,6 +119,8 @@ def _render_drain(r) -> None:
               [[x["vm"], x["destination"], "yes" if x["moved"] else "NO", x["stage"],
                 ", ".join(f"{h} ({s})" for h, s in x.get("on", {}).items()) or "?", x["mode"], x["downtime_ms"],
                 x["seconds"], x["error"]] for x in r["results"]])
+    if r.get("phase_seconds"):
+        say("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phase_seconds"].items()))
     say(f"{r['host']}: {len(r['moved'])} moved, {len(r['not_moved'])} not moved ({r['seconds']} s)",
         "red" if r["not_moved"] else "green")
 
@@ -128,8 +130,9 @@ def _render_drain(r) -> None:
 @click.option("--to", "to", default="auto", show_default=True, metavar="auto|H1,H2",
               help="Where the VMs may go: auto (every other host) or these hosts; placement picks among them.")
 @click.option("--parallel", type=click.IntRange(1, 16), default=None,
-              help="Migrations at once (default: as many as the source's link carries at twice the guests' "
-                   "measured dirty rates, at most 2 per source CPU).")
+              help="Migration jobs at once on the link, as many more running their checks meanwhile "
+                   "(default: as many as the source's link carries at twice the guests' measured dirty "
+                   "rates, at most 2 per source CPU).")
 @click.option("--include-stopped", is_flag=True, help="Move stopped VMs' definitions too (cold).")
 @click.option("--max-downtime", "max_downtime_ms", default=300, show_default=True, type=int, help="ms, per VM.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (which VM goes where, and why) and move nothing.")

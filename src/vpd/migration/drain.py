@@ -12,9 +12,12 @@ Rules:
   (`on`); a VM found on both, or on neither, fails the drain whatever its migration said;
 - one VM's refusal (no host for it, a preflight that fails, a failed job) is reported and the
   others go on; the drain fails (exit 1) when any VM did not move, with the report of each;
-- `--parallel N` migrations at once (default: `policy.drain_concurrency`, from the source's link
-  and the guests' measured dirty rates), each in a worker thread told the link share it may
-  count on. Signals reach only the main thread: it holds one temporary SSH grant per destination
+- `--parallel N` migration jobs at once on the link (default: `policy.drain_concurrency`, from the
+  source's link and the guests' dirty rates, sampled once for all guests at once), each told the
+  link share it may count on; up to N more migrations meanwhile run their own checks and guest
+  probes in their worker threads, so the link does not wait for them. What is the same for every
+  guest of a host pair (versions, name resolution, ports, shared storage, the SSH key) is checked
+  once per drain (shared.py). Signals reach only the main thread: it holds one temporary SSH grant per destination
   (shared by that destination's migrations, revoked however the drain ends) and, on Ctrl-C or
   SIGTERM, sets an event on which every worker aborts its job (the guest stays on its source)
   and starts no other; it then waits for all of them before revoking and reporting."""
@@ -24,8 +27,9 @@ import contextvars
 import math
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 
 import libvirt
@@ -39,10 +43,14 @@ from ..ops.locks import host_key
 from . import policy, preflight
 from .migrate import DEFAULT_LINK_MBIT, MigrateOptions, Report
 from .operations import migrate_vm
+from .shared import SharedChecks
 
 # How long each destination's shared grant lives at most (sshd enforces it where it can, should
 # vpd die): one migration's allowance (as `vpd migrate` has) per round of `parallel` migrations.
 GRANT_TTL_PER_ROUND_S = 900
+
+# Migrations under way per job the link carries at once: one in its job, one in its checks.
+CHECKING_PER_JOB = 2
 
 
 @dataclass
@@ -71,6 +79,15 @@ class DrainResult:
     parallel: int = 1
     parallel_reason: str = ""
     dirty_mib_s: dict[str, float | None] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where the drain's time went
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = round(self.phase_seconds.get(name, 0.0) + time.monotonic() - began, 3)
 
     @property
     def moved(self) -> list[str]:
@@ -84,7 +101,7 @@ class DrainResult:
         return {"host": self.host, "dry_run": self.dry_run, "plan": self.plan,
                 "results": [asdict(r) for r in self.results], "moved": self.moved, "not_moved": self.not_moved,
                 "seconds": self.seconds, "parallel": self.parallel, "parallel_reason": self.parallel_reason,
-                "dirty_mib_s": self.dirty_mib_s}
+                "dirty_mib_s": self.dirty_mib_s, "phase_seconds": self.phase_seconds}
 
 
 def _stage(report: Report) -> str:
@@ -173,16 +190,16 @@ def _settle(session: Session, source: str, outcome: VmOutcome) -> None:
 
 
 def _move(session: Session, source: Host, placement: Placement, guest: Guest, options: dict,
-          grants: dict, cancel: threading.Event) -> VmOutcome:
+          grants: dict, cancel: threading.Event, shared: SharedChecks) -> VmOutcome:
     """One VM's migration, in a worker thread, timed; never raises."""
     started = time.time()
-    outcome = _migrate_one(session, source, placement, guest, options, grants, cancel)
+    outcome = _migrate_one(session, source, placement, guest, options, grants, cancel, shared)
     outcome.started_at, outcome.ended_at = round(started, 3), round(time.time(), 3)
     return outcome
 
 
 def _migrate_one(session: Session, source: Host, placement: Placement, guest: Guest, options: dict,
-                 grants: dict, cancel: threading.Event) -> VmOutcome:
+                 grants: dict, cancel: threading.Event, shared: SharedChecks) -> VmOutcome:
     vm, dst = placement.vm, placement.host
     assert dst is not None
     if cancel.is_set():
@@ -192,7 +209,7 @@ def _migrate_one(session: Session, source: Host, placement: Placement, guest: Gu
         return VmOutcome(vm, dst, False, "refused", f"no temporary SSH access from {source.name} to {dst}: {grant}")
     opts = MigrateOptions(live=guest.running, persistent=True, undefine_source=True, **options)
     try:
-        report = migrate_vm(session, vm, dst, opts, source=source.name, grant=grant, cancel=cancel)
+        report = migrate_vm(session, vm, dst, opts, source=source.name, grant=grant, cancel=cancel, shared=shared)
         return _outcome(vm, dst, report)
     except KeyboardInterrupt as exc:  # raise_for's way of saying the job was interrupted
         partial = getattr(exc, "report", None)
@@ -222,17 +239,20 @@ def _grant_all(session: Session, stack: ExitStack, source: Host, moves: list[Pla
 
 
 def _run(session: Session, source: Host, moves: list[Placement], guests: dict[str, Guest], options: dict,
-         parallel: int, grants: dict) -> tuple[dict[str, VmOutcome], BaseException | None]:
+         parallel: int, grants: dict, shared: SharedChecks) -> tuple[dict[str, VmOutcome], BaseException | None]:
     """Every move, `parallel` at once; waits for all of them even after Ctrl-C or SIGTERM (which
     cancel the running jobs and the ones not begun) and returns the interrupt to re-raise."""
     cancel = threading.Event()
     outcomes: dict[str, VmOutcome] = {}
     interrupt: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="drain") as pool:
+    # `parallel` jobs share the link (shared.job_slot); as many migrations again run their checks
+    # and guest probes meanwhile, so the link never waits for a guest's probe or validation.
+    with ThreadPoolExecutor(max_workers=min(len(moves), CHECKING_PER_JOB * parallel) or 1,
+                            thread_name_prefix="drain") as pool:
         # Each worker runs in a copy of this context: the web API's event scope reaches its progress.
         futures: dict[Future, Placement] = {
             pool.submit(contextvars.copy_context().run, _move, session, source, p, guests[p.vm], options, grants,
-                        cancel): p for p in moves}
+                        cancel, shared): p for p in moves}
         pending = set(futures)
         while pending:
             try:
@@ -255,12 +275,15 @@ def drain(session: Session, host_ref: str, to: list[str] | None = None, parallel
     `options`: further MigrateOptions (max_downtime_ms, bandwidth_mib...) for every migration."""
     started = time.monotonic()
     source = session.host(host_ref)
+    planning = time.monotonic()
     plan, guests = plan_drain(session, source.name, to, include_stopped, rules)
     result = DrainResult(source.name, dry_run, plan.to_dict())
+    result.phase_seconds["placement"] = round(time.monotonic() - planning, 3)
     options = dict(options or {})
     moves = plan.moves
-    chosen, result.dirty_mib_s = concurrency(session, source, [guests[p.vm] for p in moves], parallel,
-                                             options.get("link_mib_s"))
+    with result.phase("dirty rates"):
+        chosen, result.dirty_mib_s = concurrency(session, source, [guests[p.vm] for p in moves], parallel,
+                                                 options.get("link_mib_s"))
     result.parallel, result.parallel_reason = chosen.parallel, chosen.reason
     # Each migration's start plan (auto-converge or not) weighs its guest against its share of the link.
     options.setdefault("link_mib_s", chosen.link_share_mib_s)
@@ -279,11 +302,23 @@ def drain(session: Session, host_ref: str, to: list[str] | None = None, parallel
                     session.conns.get(session.host(dst))
                 except VpdError:
                     pass  # its migrations report it
+            if not result.dirty_mib_s and any(guests[p.vm].running for p in moves):
+                with result.phase("dirty rates"):
+                    result.dirty_mib_s = _dirty_rates(session, source, [guests[p.vm] for p in moves])
+            # Host-level checks once for the whole drain; each guest's rate from the one sampling above.
+            shared = SharedChecks({vm: rate for vm, rate in result.dirty_mib_s.items() if rate is not None},
+                                  jobs_at_once=chosen.parallel)
             with ExitStack() as stack:
-                grants = _grant_all(session, stack, source, moves, chosen.parallel) if moves else {}
-                outcomes, interrupt = _run(session, source, moves, guests, options, chosen.parallel, grants)
+                with result.phase("temporary access"):
+                    grants = _grant_all(session, stack, source, moves, chosen.parallel) if moves else {}
+                with result.phase("migrations"):
+                    outcomes, interrupt = _run(session, source, moves, guests, options, chosen.parallel, grants,
+                                               shared)
+                revoking = time.monotonic()
+            result.phase_seconds["revoking access"] = round(time.monotonic() - revoking, 3)
         except KeyboardInterrupt as exc:  # while granting or revoking
             interrupt = exc
+        settling = time.monotonic()
         for placement in plan.placements:
             if placement.host is None:
                 outcome = VmOutcome(placement.vm, None, False, "placement", placement.reason)
@@ -292,6 +327,7 @@ def drain(session: Session, host_ref: str, to: list[str] | None = None, parallel
                                                                   "interrupted", "interrupted before it began")
             _settle(session, source.name, outcome)
             result.results.append(outcome)
+        result.phase_seconds["where each VM is"] = round(time.monotonic() - settling, 3)
         result.seconds = round(time.monotonic() - started, 3)
         op.result = {"moved": result.moved, "not_moved": result.not_moved, "seconds": result.seconds,
                      "parallel": result.parallel}

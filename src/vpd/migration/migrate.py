@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +24,7 @@ from ..vm.inventory import find_domain
 from ..xml.domain import Domain
 from . import cleanup, policy, preflight, validate
 from .run import run_job
+from .shared import SharedChecks, once
 
 if TYPE_CHECKING:
     from ..access.grants import Grant
@@ -78,6 +80,15 @@ class Report:
     job_stats: dict = field(default_factory=dict)
     grant: str | None = None
     interrupted: bool = False  # Ctrl-C or SIGTERM aborted the job
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where its time went, step by step
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = round(self.phase_seconds.get(name, 0.0) + time.monotonic() - began, 3)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -106,6 +117,11 @@ def _link_mib_s(src: Host, dst: Host, opts: MigrateOptions) -> float:
     return mbit * 1_000_000 / 8 / 2**20
 
 
+def _link_stated(src: Host, dst: Host, opts: MigrateOptions) -> bool:
+    """Whether _link_mib_s knows the link (given or in the inventory) rather than assumes it."""
+    return bool(opts.link_mib_s or any(h.link_mbit for h in (src, dst)))
+
+
 def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) -> tuple[int, list[str]]:
     chosen = [("PEER2PEER", True), ("LIVE", live), ("OFFLINE", not live),
               ("PERSIST_DEST", opts.persistent or not live), ("UNDEFINE_SOURCE", opts.undefine_source),
@@ -120,9 +136,11 @@ def _flags(opts: MigrateOptions, live: bool, unsafe: bool, auto_converge: bool) 
 
 
 def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOptions, *,
-            grant: Grant | None = None, cancel: threading.Event | None = None) -> Report:
+            grant: Grant | None = None, cancel: threading.Event | None = None,
+            shared: SharedChecks | None = None) -> Report:
     """`grant`: SSH access from src to dst the caller holds (a drain's, shared by its migrations
-    to dst), else one is made and revoked around the job. `cancel`: see run.run_job."""
+    to dst), else one is made and revoked around the job. `cancel`: see run.run_job. `shared`:
+    the drain's host-level answers (shared.py), asked once for all its migrations."""
     if src.name == dst.name:
         raise UsageError(f"{name} is already on {src.name}: pick another destination")
     started = time.monotonic()
@@ -157,30 +175,46 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
                              hint=room.fix)
 
     checks: list[Check] = []
-    checks += preflight.version_checks(src.name, src_conn) + preflight.version_checks(dst.name, dst_conn)
-    checks.append(preflight.clash_check(dst, dst_conn, name, dom.UUIDString()))
-    defined_on_dst = cleanup.defined(dst_conn, dom.UUIDString())
-    checks.append(preflight.arch_cpu_check(src_conn, dst_conn, domain, xml))
+    # Host-level answers (versions, arch, name resolution, ports, shared storage, the SSH key) are
+    # asked once per drain and shared by its migrations (shared.py); a lone migration asks each.
+    with report.phase("preflight: hosts"):
+        for host, conn in ((src, src_conn), (dst, dst_conn)):
+            checks += once(shared, ("versions", host.name), lambda h=host, c=conn: preflight.version_checks(h.name, c))
+        arches = (once(shared, ("arch", src.name), lambda: preflight.host_arch(src_conn)),
+                  once(shared, ("arch", dst.name), lambda: preflight.host_arch(dst_conn)))
+        if live:
+            checks += once(shared, ("resolution", src.name, dst.name), lambda: preflight.resolution_checks(src, dst))
+            checks.append(once(shared, ("port", src.name, dst.name), lambda: preflight.port_check(src, dst)))
+    with report.phase("preflight: guest"):
+        checks.append(preflight.clash_check(dst, dst_conn, name, dom.UUIDString()))
+        defined_on_dst = cleanup.defined(dst_conn, dom.UUIDString())
+        checks.append(preflight.arch_cpu_check(src_conn, dst_conn, domain, xml, arches))
+        if live:
+            checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
+            checks += preflight.cache_checks(domain, live)
+    link = _link_mib_s(src, dst, opts)
     if live:
-        checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
-        checks += preflight.resolution_checks(src, dst)
-        checks.append(preflight.port_check(src, dst))
-        checks += preflight.cache_checks(domain, live)
-        dirty = preflight.dirty_rate_mib_s(dom)
-        plan = policy.start_plan(dirty, _link_mib_s(src, dst, opts), opts.auto_converge)
+        with report.phase("dirty rate"):
+            dirty = (shared.dirty_mib_s[name] if shared is not None and name in shared.dirty_mib_s
+                     else preflight.dirty_rate_mib_s(dom))
+        plan = policy.start_plan(dirty, link, opts.auto_converge)
         checks.append(Check("dirty rate vs link", True, plan.reason, blocking=False))
+        start_downtime = policy.start_downtime_ms(dirty, link, domain.memory.in_bytes / 2**20, opts.max_downtime_ms)
     else:
-        plan = policy.StartPlan(False)
+        plan, start_downtime = policy.StartPlan(False), min(policy.LOW_START_MS, opts.max_downtime_ms)
     report.plan = plan.reason
-    shared = None
+    shared_check = None
     if not opts.copy_storage:
-        shared = preflight.shared_storage_check(src, dst, disk_paths)
-        checks.append(shared)
+        with report.phase("preflight: shared storage"):
+            shared_check = preflight.shared_storage_check(
+                src, dst, disk_paths, lambda d: once(shared, ("shared storage", src.name, dst.name, d),
+                                                     lambda: preflight.prove_shared(src, dst, d)))
+        checks.append(shared_check)
     report.preflight = checks
     blocking = failed(checks)
     # libvirt trusts only cluster filesystems as shared; a directory vpd proved shared
     # is safe too, so only then is the unsafe flag passed.
-    unsafe = bool(live and shared is not None and shared.ok and disk_paths)
+    unsafe = bool(live and shared_check is not None and shared_check.ok and disk_paths)
     flags, report.flags = _flags(opts, live, unsafe, plan.auto_converge)
     if blocking or opts.dry_run:
         if blocking:
@@ -194,14 +228,19 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
         report.error, report.interrupted = "interrupted before its job began", True
         report.total_seconds = round(time.monotonic() - started, 3)
         return report
-    before = validate.guest_probe(dom) if live else None
-    dst_fqdn = dst_conn.getHostname()
+    with report.phase("guest probe before"):
+        before = validate.guest_probe(dom) if live else None
+    dst_fqdn = once(shared, ("fqdn", dst.name), dst_conn.getHostname)
     outcome = None
     try:
         access = nullcontext(grant) if grant is not None else temporary_access(src, dst, ttl_seconds=900)
-        with access as grant:
-            report.grant = grant.id
-            checks.append(preflight.ssh_key_check(src, dst, dst_fqdn, grant.src_key_path))
+        with ExitStack() as held:
+            with report.phase("temporary access"):
+                grant = held.enter_context(access)
+                report.grant = grant.id
+                key_path = grant.src_key_path
+                checks.append(once(shared, ("ssh key", src.name, dst_fqdn, key_path),
+                                   lambda: preflight.ssh_key_check(src, dst, dst_fqdn, key_path)))
             if failed(checks[-1:]):
                 report.error = "preflight failed: " + checks[-1].detail
                 return report
@@ -209,17 +248,32 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
             params: dict = {}
             if opts.bandwidth_mib:
                 params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = opts.bandwidth_mib
+            switchover = policy.switchover_bandwidth_mib_s(link, _link_stated(src, dst, opts)) if live else None
+            if switchover:
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_AVAIL_SWITCHOVER] = switchover
+            if live:
+                report.plan += (f"; downtime limit from {start_downtime} ms" +
+                                (f", switchover at the link's {switchover} MiB/s" if switchover else ""))
             if plan.throttle_initial is not None:
                 params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.throttle_initial
                 params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.throttle_increment
             settings = policy.Settings(max_downtime_ms=opts.max_downtime_ms,
-                                       start_downtime_ms=min(10, opts.max_downtime_ms),
+                                       start_downtime_ms=start_downtime,
                                        timeout_s=opts.timeout_s, timeout_action=opts.timeout_action,
                                        postcopy_allowed=opts.postcopy, stall_s=opts.stall_s)
+            if shared is not None:
+                with report.phase("waiting for the link"):
+                    if not shared.job_slot(cancel):
+                        report.error, report.interrupted = "interrupted before its job began", True
+                        report.total_seconds = round(time.monotonic() - started, 3)
+                        return report
+                held.callback(shared.release_job_slot)  # once the job ended, before the validation
             # Journaled before it starts: libvirt drives a peer-to-peer job on if vpd is killed.
             ops.plan("migration-job", name, src.name, dst=dst.name)
             try:
-                outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}", cancel=cancel)
+                with report.phase("job"):
+                    outcome = run_job(dom, dconnuri, params, flags, settings, operation=f"migrate {name}",
+                                      cancel=cancel)
             except BaseException:
                 cleanup.clean_destination(conns, dst, dom, defined_on_dst)
                 raise
@@ -249,7 +303,14 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
     report.bytes_sent = stats.get("data_processed") or stats.get("memory_processed")
     report.iterations = stats.get("memory_iteration")
     report.job_stats = {k: stats[k] for k in JOB_STATS_KEPT if k in stats}
-    report.validation = validate.after_success(src_conn, dst_conn, domain, opts, live, before, was_persistent)
+    after: dict = {}
+    with report.phase("validation"):
+        report.validation = validate.after_success(src_conn, dst_conn, domain, opts, live, before, was_persistent,
+                                                   after)
+    for when, probe in (("before", before), ("after", after)):
+        if probe:
+            report.phase_seconds[f"guest probe {when}: answer"] = probe["ready_s"]
+            report.phase_seconds[f"guest probe {when}: run"] = probe["probe_s"]
     report.ok = not failed(report.validation)
     if not report.ok:
         failures = "validation failed: " + "; ".join(c.name for c in failed(report.validation))

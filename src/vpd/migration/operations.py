@@ -15,15 +15,17 @@ from .migrate import MigrateOptions, Report, migrate, raise_for
 
 if TYPE_CHECKING:
     from ..access.grants import Grant
+    from .shared import SharedChecks
 
 AUTO = "auto"
 
 
 def migrate_vm(session: Session, name: str, to: str, opts: MigrateOptions, source: str | None = None, *,
-               grant: Grant | None = None, cancel: threading.Event | None = None) -> Report:
+               grant: Grant | None = None, cancel: threading.Event | None = None,
+               shared: SharedChecks | None = None) -> Report:
     """Migrate `name` to host `to` (name, FQDN or address; "auto": the host placement picks, as
     `vpd host drain` does). The source is `source`, else the host where the VM runs (else the one
-    that defines it). A host in maintenance is refused as a destination. `grant`, `cancel`: see
+    that defines it). A host in maintenance is refused as a destination. `grant`, `cancel`, `shared`: see
     migrate.migrate (a drain passes them). A failed migration raises
     with the report attached (`exc.report`), so front ends still show what was checked and done."""
     src = session.host(source) if source else locate_vm(session, name, prefer_running=True).host
@@ -33,7 +35,7 @@ def migrate_vm(session: Session, name: str, to: str, opts: MigrateOptions, sourc
     maintenance.refuse_new_guests(dst.name, "migrated VM")
     with Operation(session, "migrate", target=f"{src.name}/{name}->{dst.name}", locks=[vm_key(name)],
                    **vars(opts)) as op:
-        report = migrate(session.conns, src, dst, name, opts, grant=grant, cancel=cancel)
+        report = migrate(session.conns, src, dst, name, opts, grant=grant, cancel=cancel, shared=shared)
         op.result = report.to_dict()
         raise_for(report)
     return report

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 import libvirt
@@ -62,11 +63,16 @@ def memory_check(dst: Host, dst_conn: libvirt.virConnect, need_kib: int) -> Chec
                   "free memory on the destination or pick another host")
 
 
-def arch_cpu_check(src_conn: libvirt.virConnect, dst_conn: libvirt.virConnect, domain: Domain, dom_xml: str) -> Check:
+def host_arch(conn: libvirt.virConnect) -> str | None:
     from lxml import etree
 
-    src_arch = etree.fromstring(src_conn.getCapabilities().encode()).findtext("host/cpu/arch")
-    dst_arch = etree.fromstring(dst_conn.getCapabilities().encode()).findtext("host/cpu/arch")
+    return etree.fromstring(conn.getCapabilities().encode()).findtext("host/cpu/arch")
+
+
+def arch_cpu_check(src_conn: libvirt.virConnect, dst_conn: libvirt.virConnect, domain: Domain, dom_xml: str,
+                   arches: tuple[str | None, str | None] | None = None) -> Check:
+    """`arches`: the two hosts' (from host_arch), when the caller already knows them (a drain)."""
+    src_arch, dst_arch = arches or (host_arch(src_conn), host_arch(dst_conn))
     if src_arch != dst_arch:
         return _check("arch and CPU", False, f"{src_arch} -> {dst_arch}", "migrate between hosts of the same arch")
     from ..xml.edit import DomainEditor
@@ -93,27 +99,33 @@ def cache_checks(domain: Domain, live: bool) -> list[Check]:
     return out
 
 
-def shared_storage_check(src: Host, dst: Host, paths: list[str]) -> Check:
-    """Prove that each disk's directory is the same storage on both hosts: write a
-    random token next to the disk on the source, read it on the destination."""
+def prove_shared(src: Host, dst: Host, directory: str) -> str | None:
+    """Write a random token in `directory` on the source, read it on the destination: None when
+    both see it (the same storage), else what went wrong."""
+    src_run, dst_run = runner_for(src), runner_for(dst)
+    token = secrets.token_hex(16)
+    proof = f"{directory}/.vpd-shared-proof-{token[:8]}"
+    written = src_run.run(["python3", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", proof, token],
+                          check=False)
+    if not written.ok:
+        return f"cannot write in {directory} on {src.name}: {written.stderr.strip()}"
+    try:
+        seen = dst_run.run(["cat", proof], check=False)
+        if not seen.ok or seen.stdout.strip() != token:
+            return f"{directory} on {dst.name} is not the same storage as on {src.name}"
+    finally:
+        src_run.run(["rm", "-f", proof], check=False)
+    return None
+
+
+def shared_storage_check(src: Host, dst: Host, paths: list[str],
+                         prove: Callable[[str], str | None] | None = None) -> Check:
+    """Prove that each disk's directory is the same storage on both hosts (prove_shared, or
+    `prove(directory)` when the caller keeps the answers: a drain asks once per directory)."""
     if not paths:
         return _check("shared storage", True, "the guest has no disks")
-    src_run, dst_run = runner_for(src), runner_for(dst)
-    problems = []
-    for directory in sorted({str(PurePosixPath(p).parent) for p in paths}):
-        token = secrets.token_hex(16)
-        proof = f"{directory}/.vpd-shared-proof-{token[:8]}"
-        written = src_run.run(["python3", "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])", proof, token],
-                              check=False)
-        if not written.ok:
-            problems.append(f"cannot write in {directory} on {src.name}: {written.stderr.strip()}")
-            continue
-        try:
-            seen = dst_run.run(["cat", proof], check=False)
-            if not seen.ok or seen.stdout.strip() != token:
-                problems.append(f"{directory} on {dst.name} is not the same storage as on {src.name}")
-        finally:
-            src_run.run(["rm", "-f", proof], check=False)
+    prove = prove or (lambda directory: prove_shared(src, dst, directory))
+    problems = [p for d in sorted({str(PurePosixPath(p).parent) for p in paths}) if (p := prove(d))]
     return _check("shared storage (token proof)", not problems,
                   "; ".join(problems) or f"{len(paths)} disk(s) seen by both hosts",
                   "put the disks on storage both hosts mount at the same path (the CONT_VOL_COMP pool), "

@@ -159,17 +159,21 @@ class GuestChannel:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
-    def wait_ready(self, timeout: float = 30.0, probe_interval: float = 1.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, probe_interval: float = 1.0, max_interval: float | None = None) -> None:
         """Wait until the guest answers. Call it first: requests sent before the
         guest listens, or while it opens the port, are lost. Probes are resent,
-        which is safe because they do nothing."""
+        which is safe because they do nothing - but each one resent costs a slow guest a
+        shell and delays the next command, so the interval doubles up to `max_interval`
+        (default: it stays `probe_interval`)."""
         deadline = time.monotonic() + timeout
+        interval = probe_interval
         with self._lock:
             probes: set[str] = set()
             while time.monotonic() < deadline:
                 probes.add(self._send_request("true"))
-                if self._await_reply(probes, min(deadline, time.monotonic() + probe_interval)):
+                if self._await_reply(probes, min(deadline, time.monotonic() + interval)):
                     return
+                interval = min(interval * 2, max(probe_interval, max_interval or probe_interval))
         raise GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
                                   hint="is the guest booted (boot marker on its console) and is "
                                        "the transport its second serial port?")
