@@ -2,12 +2,13 @@
 from the lab guest's kernel and initramfs. `--cdrom` boots it through SeaBIOS and isolinux with a
 blank disk and a VNC display (reached by `vm display --open` through its SSH tunnel);
 `--location` on the same ISO boots its kernel directly with `--extra-args`, which the guest sees
-(it answers the bad `vpd.dirty=x` it is given on its console). Both boot at once, to keep the test
-short. `--boot uefi` is covered by the fast tests only: under TCG OVMF roughly doubles the boot
-(docs/guests.md)."""
+(it answers the bad `vpd.dirty=x` it is given on its console). Both boot at once, and the rest
+runs in this process, to keep the test short. `--boot uefi` is covered by the fast
+tests only: under TCG OVMF roughly doubles the boot (docs/guests.md)."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest
 from vpd.connect import inventory as inv
 from vpd.core import paths
 from vpd.lab import layout
-from vpd.vm import lifecycle
+from vpd.ops import Session
+from vpd.vm import lifecycle, viewer
 from vpd.vm.guest_image import build_guest_image
+from vpd.xml.domain import Domain
 
 from .conftest import vpd_json
 
@@ -87,28 +90,40 @@ def test_iso_boots_from_cdrom_with_vnc_and_by_location_with_extra_args(made, con
     bootable_iso(shared / "gst-boot.iso", tmp_path)
     iso = f"{layout.SHARED_MOUNT}/gst-boot.iso"
     disk = f"size=16M,pool={layout.SHARED_POOL}"
-    cd = vpd_json("vm", "create", "gisocd", "--host", "hosta", "--cdrom", iso, "--disk", disk, "--memory", "128",
-                  "--graphics", "vnc", "--start")
-    loc = vpd_json("vm", "create", "gisoloc", "--host", "hosta", "--location", iso, "--disk", disk,
-                   "--memory", "128", "--extra-args", "console=ttyS0 quiet vpd.dirty=x", "--start")
-    assert cd["started"] and loc["started"] and loc["cdroms"] == [iso]
+    # One after the other: two creates refreshing and building in one pool at once can trip over
+    # libvirt's "asynchronous jobs running". The first guest boots while the second is made.
+    cd = vpd_json("vm", "create", "gisocd", "--host", "hosta", "--cdrom", iso, "--graphics", "vnc", "--video", "vga",
+                  "--disk", disk, "--memory", "128", "--start")
+    loc = vpd_json("vm", "create", "gisoloc", "--host", "hosta", "--location", iso,
+                   "--extra-args", "console=ttyS0 quiet vpd.dirty=x", "--disk", disk, "--memory", "128", "--start")
+    assert cd["started"] and cd["cdroms"] == [iso] and len(cd["graphics"]["password"]) == 8
+    assert loc["started"] and loc["cdroms"] == [iso]
     assert loc["install"] == {"layout": "isolinux", "kernel": f"{layout.SHARED_MOUNT}/gisoloc-vmlinuz",
                               "initrd": f"{layout.SHARED_MOUNT}/gisoloc-initrd",
                               "cmdline": "console=ttyS0 quiet vpd.dirty=x"}
+    host = inv.resolve().get("hosta")
+    conn = conns.get(host)
+    domain = Domain.from_xml(conn.lookupByName("gisocd").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert [b.dev for b in domain.os.boot] == ["cdrom", "hd"]
+    assert [(d.device, d.readonly) for d in domain.disks] == [("disk", False), ("cdrom", True)]
 
+    # `vm display --open` with a stand-in viewer: the RFB handshake on the advertised port,
+    # through the SSH tunnel to the host's loopback, the password handed over in the file.
     probe = tmp_path / "probe"
     probe.write_text(PROBE)
     probe.chmod(0o755)
-    monkeypatch.setenv("VPD_REMOTE_VIEWER", str(probe))
-    shown = vpd_json("vm", "display", "gisocd", "--host", "hosta", "--open")
+    monkeypatch.setenv(viewer.VIEWER_ENV, str(probe))
+    with Session() as session:
+        shown = viewer.open_display(session, "gisocd", "hosta")
     assert shown["opened"] and shown["viewer_output"] == "vnc True RFB 003.008", shown
-    assert f":127.0.0.1:{shown['port']} " in shown["tunnel"]  # the advertised port, through the SSH tunnel
+    assert shown["listen"] == "127.0.0.1" and f":127.0.0.1:{shown['port']} " in shown["tunnel"]
+    with pytest.raises(OSError):  # loopback only: the host's address does not answer
+        socket.create_connection((host.address, shown["port"]), timeout=3).close()
 
     assert "VPD-BOOT-MARKER" in wait_for("gisocd", "VPD-BOOT-MARKER")  # SeaBIOS -> isolinux -> the kernel
     log = wait_for("gisoloc", "VPD-BOOT-MARKER")
     assert "ignoring vpd.dirty=x" in log  # the --extra-args reached the installer's kernel
 
-    conn = conns.get(inv.resolve().get("hosta"))
     for name in MADE:
         conn.lookupByName(name).destroy()
         lifecycle.undefine(conn.lookupByName(name), remove_storage=True)  # what `vm undefine --remove-storage` does
