@@ -300,3 +300,14 @@ def test_display_open_starts_the_viewer_or_says_how_to_get_one(test_inventory, c
     finally:
         dom.destroy()
         dom.undefine()
+
+
+def test_spec_file_takes_the_install_keys(tmp_path):
+    from vpd.vm.spec import load_request
+
+    spec = tmp_path / "vm.toml"
+    spec.write_text('location = "/srv/iso/debian.iso"\nextra_args = "console=ttyS0"\narch = "x86_64"\n'
+                    'cpu = "host-model"\nfirmware = "uefi"\n[[disks]]\nsize = "8G"\n')
+    vm = load_request(spec).to_spec("s1")
+    assert (vm.location, vm.extra_args, vm.arch, vm.cpu, vm.firmware) == (
+        "/srv/iso/debian.iso", "console=ttyS0", "x86_64", "host-model", "uefi")
