@@ -145,8 +145,8 @@ def _check_install_options(spec: VmSpec) -> None:
     if spec.location is not None:
         spec.location = require_host_path(spec.location, "--location")
         if spec.kernel is not None:
-            raise UsageError("--location boots the installer's kernel: it cannot go with --boot kernel=... "
-                             "or --lab-guest")
+            raise UsageError("--location boots the installer's kernel: it cannot go with --boot kernel=..., "
+                             "--lab-guest or --debian-guest")
         if spec.cdrom is not None:
             raise UsageError("--location ISO is attached as the CD-ROM already: leave out --cdrom",
                              hint="a --location directory has no CD-ROM; give the ISO to --location instead")
