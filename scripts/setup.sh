@@ -96,7 +96,7 @@ apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 o
   strace
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
   chromium
-  osinfo-db xorriso mmdebstrap)
+  osinfo-db xorriso isolinux syslinux-common ovmf mmdebstrap)
 # Containers (issue 15, Práctica 1 §3): Incus, LXD's maintained successor. incus-base has the
 # daemon (/usr/libexec/incus/incusd) and the client; bookworm has it only in backports. It must be
 # installed before any lab host boots: lab hosts see /usr and /etc through overlays of the machine's.
@@ -107,8 +107,11 @@ apt_pkgs_containers=(incus-base xz-utils)
 # (policy-rc.d above; with systemd, see keep_cluster_off_the_machine).
 # osinfo-db: `vm create --os-variant` reads its XML (memory, disk, bus and NIC model per OS);
 # without it vpd falls back to a small built-in table of families. xorriso: a fast test reads the
-# cloud-init seed vpd builds (with pycdlib) back with an independent tool; the bootable lab ISOs
-# of issue 14 §5 will be made with it.
+# cloud-init seed vpd builds (with pycdlib) back with an independent tool, and makes the lab's
+# bootable ISO (tests/lab/test_vm_install.py) with isolinux's boot sector and syslinux-common's
+# ldlinux.c32 (both a few hundred KiB, no GUI). ovmf: the UEFI firmware `vm create --boot uefi`
+# finds in libvirt's domain capabilities. Not virt-viewer: it pulls GTK 3 and a display stack;
+# `vm display --open` uses it where it is installed and prints the tunnel otherwise.
 # chromium: the web console's browser tests drive Debian's Chromium headless (Playwright's
 # own browser download needs the internet).
 
@@ -153,7 +156,7 @@ setup_dnf() {
     qemu-img dnsmasq iptables-nft iproute openssh-server openssh-clients nftables kernel-core
     busybox cpio gzip e2fsprogs util-linux procps-ng psmisc pkgconf-pkg-config gcc glibc-static python3-devel
     incus xz firewalld dbus-daemon virt-install pacemaker corosync pcs resource-agents fence-agents-all chromium
-    osinfo-db xorriso)
+    osinfo-db xorriso syslinux edk2-ovmf)
   local missing=() p
   keep_firewalld_off_the_machine
   keep_cluster_off_the_machine

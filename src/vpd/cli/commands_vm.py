@@ -68,15 +68,26 @@ def _render_created(result: dict) -> None:
         + (f"; booted in {result['boot_seconds']} s (boot id {result['boot_id']})" if "boot_id" in result
            else "; started" if result.get("started") else ""))
     if result.get("cdroms"):
-        say(f"  CD-ROM {', '.join(result['cdroms'])} (boots first)")
+        say(f"  CD-ROM {', '.join(result['cdroms'])}" + ("" if result.get("install") else " (boots first)"))
     if result.get("seed"):
         say(f"  cloud-init seed {result['seed']} (read-only CD-ROM, label cidata)")
+    _render_install(result)
     if result.get("graphics"):
         g = result["graphics"]
         say(f"  {g['type'].upper()} on {g['listen']}, password {g['password']} (shown only now); "
             f"`vpd vm display {result['name']}` once it runs")
     for note in result.get("notes") or []:
         say(f"  note: {note}", "yellow")
+
+
+def _render_install(result: dict) -> None:
+    if result.get("install"):
+        i = result["install"]
+        say(f"  installer ({i['layout']} layout): kernel {i['kernel']}, initrd {i['initrd']}, "
+            f"command line {i['cmdline']!r}")
+    if result.get("firmware"):
+        f = result["firmware"]
+        say("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items() if v))
 
 
 @command(vm, "create", render=_render_created)
@@ -94,7 +105,8 @@ def _render_created(result: dict) -> None:
                                                "or 'default' unless it is already a pool volume).")
 @click.option("--network", "networks", multiple=True,
               help="network=NAME or bridge=NAME, then [,mac=MAC][,model=virtio|e1000...] (repeatable).")
-@click.option("--boot", help="kernel=PATH[,initrd=PATH][,cmdline=...] (direct kernel boot)")
+@click.option("--boot", help="kernel=PATH[,initrd=PATH][,cmdline=...] (direct kernel boot), and/or uefi "
+                             "(OVMF firmware, NVRAM per VM), e.g. --boot uefi")
 @click.option("--os-variant", help="An osinfo-db short id (debian11, rhel9.0, win11, generic... as `osinfo-query os` "
                                    "lists): recommended memory, disk bus and NIC model; warns below its minimums.")
 @click.option("--cdrom", metavar="ISO", help="Install from an ISO: a file on the host or a pool volume POOL/VOLUME; "
@@ -110,6 +122,13 @@ def _render_created(result: dict) -> None:
 @click.option("--cloud-init-file", type=LocalPath(dir_okay=False), help="Your own user-data (#cloud-config) instead.")
 @click.option("--network-config", type=LocalPath(dir_okay=False),
               help="With --cloud-init(-file): a network-config file (version 1 or 2).")
+@click.option("--location", metavar="ISO|DIR", help="Install tree on the host (an ISO, read without mounting it, "
+                                                   "or a directory): its installer kernel and initrd are booted "
+                                                   "directly; an ISO is also attached as the CD-ROM.")
+@click.option("--extra-args", help="With --location: the installer's kernel command line, e.g. console=ttyS0.")
+@click.option("--arch", help="Guest architecture (x86_64, i686, aarch64...), checked against the host's libvirt.")
+@click.option("--cpu", help="host-model, host-passthrough (KVM only) or a CPU model (qemu64, EPYC...) the host "
+                            "can give.")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
 @click.option("--debian-guest", is_flag=True,
               help="Boot vpd's minimal Debian 12 (systemd, sshd, cloud-init, guest agent; built by the set-up): "
@@ -122,8 +141,8 @@ def _render_created(result: dict) -> None:
 @click.option("--template", help="Clone this template (on the same host) instead of defining from scratch.")
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
-              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, lab_guest, debian_guest, dirty,
-              accel, start, wait_boot, template, linked):
+              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, location, extra_args, arch, cpu,
+              lab_guest, debian_guest, dirty, accel, start, wait_boot, template, linked):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
@@ -133,7 +152,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
                 "os_variant": "--os-variant", "lab_guest": "--lab-guest", "debian_guest": "--debian-guest",
                 "cdrom": "--cdrom",
                 "graphics": "--graphics", "video": "--video", "cloud_init": "--cloud-init",
-                "cloud_init_file": "--cloud-init-file", "network_config": "--network-config"}
+                "cloud_init_file": "--cloud-init-file", "network_config": "--network-config",
+                "location": "--location", "extra_args": "--extra-args", "arch": "--arch", "cpu": "--cpu"}
     given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
@@ -156,10 +176,11 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         name, host_name = name or request.name, host_name or request.host
         start, wait_boot = start or request.start, wait_boot or request.wait_boot
     else:
+        boot_request, firmware = _boot_request(boot) if boot else (None, None)
         request = VmRequest(
             memory=memory_mib, vcpus=vcpus, accel=accel, os_variant=os_variant, lab_guest=lab_guest,
             debian_guest=debian_guest,
-            boot=_boot_request(boot) if boot else None,
+            boot=boot_request, firmware=firmware, location=location, extra_args=extra_args, arch=arch, cpu=cpu,
             disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
                                                               if import_image else []),
             networks=[_nic_request(text) for text in networks], cdrom=cdrom, graphics=graphics, video=video,
@@ -171,11 +192,16 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     if not host_name:
         raise UsageError("give --host (or `host` in the spec file)")
     if sum(map(bool, (request.boot, request.lab_guest, request.debian_guest))) > 1:
-        raise UsageError("give only one of --boot, --lab-guest or --debian-guest")
+        raise UsageError("give only one of --boot kernel=..., --lab-guest or --debian-guest")
+    if request.location and (request.boot or request.lab_guest or request.debian_guest):
+        raise UsageError("--location boots the installer's kernel: it cannot go with --boot kernel=..., "
+                         "--lab-guest or --debian-guest")
     if request.debian_guest and any(d.import_ for d in request.disks):
         raise UsageError("--import cannot go with --debian-guest: the Debian image is the first disk")
-    if not (request.boot or request.lab_guest or request.debian_guest or request.disks or request.cdrom):
-        raise UsageError("nothing to boot: give --boot, --lab-guest, --debian-guest, --import, --cdrom or --template")
+    if not (request.boot or request.lab_guest or request.debian_guest or request.disks or request.cdrom
+            or request.location):
+        raise UsageError("nothing to boot: give --boot kernel=..., --lab-guest, --debian-guest, --import, --cdrom, "
+                         "--location or --template")
     if request.video and request.graphics == "none":
         raise UsageError("--video needs --graphics vnc|spice")
     if dirty and not request.lab_guest:
@@ -198,12 +224,18 @@ def _cloud_init_request(text: str | None, user_data: str | None, network_config:
 
 
 def _boot_request(text: str):
+    """(BootRequest or None, firmware or None): `uefi` (or `bios`) may stand alone or lead the list."""
     from ..vm.spec import BootRequest
 
-    b = _key_values(text, "--boot", {"kernel", "initrd", "cmdline"})
+    firmware, sep, rest = text.partition(",")
+    if firmware not in ("uefi", "bios"):
+        firmware, rest = None, text
+    if not rest:
+        return None, firmware
+    b = _key_values(rest, "--boot", {"kernel", "initrd", "cmdline"})
     if "kernel" not in b:
-        raise UsageError("--boot needs kernel=PATH")
-    return BootRequest(**b)
+        raise UsageError("--boot needs kernel=PATH (or uefi)")
+    return BootRequest(**b), firmware
 
 
 def _disk_request(text: str):
@@ -369,6 +401,10 @@ def vm_edit(session, name, host_ref):
 
 
 def _render_display(r: dict) -> None:
+    if r.get("opened"):
+        say(f"{r['viewer']} showed the {r['type'].upper()} display of {r['vm']} on {r['host']}"
+            + (" through an SSH tunnel" if r["tunnel"] else "") + f"; it exited with {r['viewer_exit']}")
+        return
     if r["port"] is None:
         say(f"{r['vm']} on {r['host']}: {r['type'].upper()} on {r['listen']}, no port until it runs "
             f"(`vpd vm start {r['vm']}`)")
@@ -376,13 +412,22 @@ def _render_display(r: dict) -> None:
     say(f"{r['uri']}  ({r['type'].upper()} of {r['vm']} on {r['host']}, listening on {r['listen']})")
     if r["tunnel"]:
         say(f"it listens on the host's loopback only: tunnel with\n  {r['tunnel']}\nthen open {r['local_uri']}")
+    if r.get("reason"):
+        say(f"not opened: {r['reason']}; {r['hint']}", "yellow")
 
 
 @command(vm, "display", render=_render_display, bars=False, readonly=True)
 @click.argument("name")
 @host_option()
-def vm_display(session, name, host_ref):
+@click.option("--open", "open_viewer", is_flag=True,
+              help="Start remote-viewer (virt-viewer) on it through an SSH tunnel, and wait until it is closed; "
+                   "without remote-viewer, print the tunnel and how to install it.")
+def vm_display(session, name, host_ref, open_viewer):
     """The VM's VNC/SPICE URI, and the SSH tunnel that reaches a display on the host's loopback."""
+    if open_viewer:
+        from ..vm.viewer import open_display
+
+        return open_display(session, name, host_ref)
     return vm_ops.display(session, name, host_ref)
 
 

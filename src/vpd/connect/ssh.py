@@ -170,10 +170,11 @@ class Runner:
             raise self._failed(argv, result.returncode, result.stderr.strip() or result.stdout)
         return result
 
-    def run_bytes(self, argv: list[str], data: bytes | None = None, timeout: float | None = None) -> bytes:
+    def run_bytes(self, argv: list[str], data: bytes | None = None, timeout: float | None = None,
+                  reads: bool = False) -> bytes:
         """Bytes in and out, for files that must come back byte for byte (text mode
         would fold '\\r\\n' and fail on bytes that are not UTF-8). Raises on failure."""
-        proc = self._exec(argv, data, False, timeout)
+        proc = self._exec(argv, data, False, timeout, reads)
         if proc.returncode != 0:
             raise self._failed(argv, proc.returncode, proc.stderr.decode(errors="replace"))
         return proc.stdout
@@ -230,3 +231,18 @@ def tcp_forward_argv(host: Host, address: str, port: int) -> list[str]:
     runner = SshRunner(host)
     return ["ssh", *runner.ssh_options(), "-W", f"[{address}]:{port}" if ":" in address else f"{address}:{port}",
             runner.target]
+
+
+def tunnel_argv(host: Host, local_port: int, address: str, port: int) -> list[str]:
+    """`ssh -N -L` bringing address:port as the host sees it to 127.0.0.1:local_port here. Its own
+    connection (no ControlMaster: a shared master would keep the forward after the tunnel ends)."""
+    h = host
+    opts = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=5",
+            "-o", "ExitOnForwardFailure=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-p", str(h.ssh_port)]
+    if h.ssh_identity:
+        opts += ["-i", h.ssh_identity, "-o", "IdentitiesOnly=yes"]
+    if h.ssh_known_hosts:
+        opts += ["-o", f"UserKnownHostsFile={h.ssh_known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    target = f"[{address}]" if ":" in address else address
+    return ["ssh", "-N", *opts, "-L", f"127.0.0.1:{local_port}:{target}:{port}", SshRunner(h).target]

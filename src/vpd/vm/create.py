@@ -30,7 +30,10 @@ from .accel import domain_type
 from .clone import macs_in_use, new_mac
 from .cloudinit import Seed, build_iso
 from .console import serial_log_path
+from .install_tree import Location, copy_out
+from .install_tree import locate as locate_tree
 from .inventory import disk_users, domain_exists, volume_by_path
+from .platform import resolve as resolve_platform
 
 GRAPHICS = ("none", "vnc", "spice")
 VIDEO_MODELS = ("vga", "virtio", "qxl", "bochs", "cirrus", "ramfb", "none")
@@ -97,8 +100,18 @@ class VmSpec:
     """cloud-init NoCloud files: made into a `cidata` ISO volume next to the first disk, attached read-only."""
     notes: list[str] = field(default_factory=list)
     """What the OS variant chose or warns about, shown with the result."""
+    location: str | None = None
+    """An install tree (ISO or directory on the host): its kernel and initrd are booted directly."""
+    extra_args: str | None = None
+    """With `location`: the installer's kernel command line."""
+    arch: str | None = None
+    cpu: str | None = None
+    """'host-model', 'host-passthrough' or a CPU model name; None: libvirt's default."""
+    firmware: str | None = None
+    """'uefi' (OVMF, its NVRAM per VM) or 'bios'/None."""
 
     def __post_init__(self) -> None:
+        _check_install_options(self)
         check_name(self.name, "VM name")
         if not 16 <= self.memory_mib <= 1024 * 1024:
             raise UsageError(f"memory {self.memory_mib} MiB is out of range (16 MiB - 1 TiB)")
@@ -106,7 +119,7 @@ class VmSpec:
             raise UsageError(f"vcpus {self.vcpus} is out of range (1-512)")
         if self.accel not in ("auto", "kvm", "tcg"):
             raise UsageError(f"accel {self.accel!r}: use auto, kvm or tcg")
-        if self.kernel is None and not self.disks and self.cdrom is None:
+        if self.kernel is None and not self.disks and self.cdrom is None and self.location is None:
             raise UsageError("nothing to boot: give --boot kernel=..., --import IMAGE, --cdrom ISO or a --disk")
         if self.graphics not in GRAPHICS:
             raise UsageError(f"graphics {self.graphics!r}: use {', '.join(GRAPHICS)}")
@@ -125,6 +138,31 @@ class VmSpec:
             raise UsageError("two NICs were given the same MAC")
 
 
+def _check_install_options(spec: VmSpec) -> None:
+    """--location/--extra-args/--arch/--cpu/--boot uefi: what can be checked without the host."""
+    from .platform import FIRMWARES, check_cpu_syntax
+
+    if spec.location is not None:
+        spec.location = require_host_path(spec.location, "--location")
+        if spec.kernel is not None:
+            raise UsageError("--location boots the installer's kernel: it cannot go with --boot kernel=..., "
+                             "--lab-guest or --debian-guest")
+        if spec.cdrom is not None:
+            raise UsageError("--location ISO is attached as the CD-ROM already: leave out --cdrom",
+                             hint="a --location directory has no CD-ROM; give the ISO to --location instead")
+    if spec.extra_args is not None:
+        if spec.location is None:
+            raise UsageError("--extra-args needs --location (they go on the installer's kernel command line)")
+        if any(not c.isprintable() for c in spec.extra_args):
+            raise UsageError("--extra-args contains control characters")
+    if spec.arch is not None:
+        check_name(spec.arch, "architecture")
+    if spec.cpu is not None:
+        check_cpu_syntax(spec.cpu)
+    if spec.firmware is not None and spec.firmware not in FIRMWARES:
+        raise UsageError(f"firmware {spec.firmware!r}: use {' or '.join(FIRMWARES)}")
+
+
 @dataclass
 class Created:
     host: str
@@ -141,6 +179,10 @@ class Created:
     """The cloud-init seed volume's path (also in `cdroms`)."""
     graphics: dict | None = None
     """{'type', 'listen', 'password'}: the password is shown once, in this result."""
+    install: dict | None = None
+    """--location: {'layout', 'kernel', 'initrd', 'cmdline'} as booted."""
+    firmware: dict | None = None
+    """{'arch', 'cpu', 'uefi_loader'} when --arch, --cpu or --boot uefi was given."""
 
 
 @dataclass
@@ -265,6 +307,52 @@ def _check_nics(conn: libvirt.virConnect, host: Host, nics: list[NicSpec], files
             raise UsageError(f"{n.source} is not a bridge on {host.name}", hint="vpd host bridge create ...")
 
 
+@dataclass
+class _PlannedInstall:
+    vm: str
+    location: Location
+    pool: libvirt.virStoragePool | None
+    """Where the ISO's kernel and initrd are copied (the first disk's pool); None for a directory,
+    whose files are booted in place."""
+
+
+def _boot_volume_names(vm: str) -> tuple[str, str]:
+    return f"{vm}-vmlinuz", f"{vm}-initrd"
+
+
+def _plan_install(conn: libvirt.virConnect, host: Host, spec: VmSpec, planned: list[_PlannedDisk],
+                  files: HostFiles) -> _PlannedInstall:
+    location = locate_tree(files, spec.location or "", host.name)
+    if not location.is_iso:
+        return _PlannedInstall(spec.name, location, None)
+    if not planned:
+        raise UsageError("--location ISO needs a disk (--disk size=...): the installer's kernel and initrd "
+                         "are copied next to it, and it is what the installer installs onto")
+    pool = None
+    for name in _boot_volume_names(spec.name):
+        pool = _seed_pool(conn, host, planned[0], name)
+    return _PlannedInstall(spec.name, location, pool)
+
+
+def _install_boot_files(files: HostFiles, host: Host, install: _PlannedInstall, undo: Undo) -> tuple[str, str]:
+    """The kernel and initrd to boot: in place for a directory; for an ISO, copied out of it into
+    volumes next to the disk (removed with the VM's storage): QEMU boots only files, not files
+    inside an ISO. The copy runs on the host (dd of the file's extent), the bytes never travel."""
+    boot = install.location.boot
+    if install.pool is None:
+        root = install.location.source.rstrip("/")
+        return f"{root}/{boot.kernel}", f"{root}/{boot.initrd}"
+    out = []
+    for extent, name in zip(install.location.extents or (), _boot_volume_names(install.vm), strict=True):
+        events.emit("vm.create", f"{name} from {install.location.source}", len(out), 2, "files")
+        ops.plan("volume", name, host.name, pool=install.pool.name(), owner=install.vm)
+        vol = install.pool.createXML(volume_xml(name, extent[1], fmt="raw").to_xml_string(), 0)
+        undo.push(lambda vol=vol: vol.delete(0))
+        copy_out(files, install.location.source, extent, vol.path())
+        out.append(vol.path())
+    return out[0], out[1]
+
+
 def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFiles | None = None,
               taken_macs: set[str] | None = None) -> tuple[libvirt.virDomain, Created]:
     """Define the VM of `spec` on `host`. `taken_macs`: MACs in use on every host (the caller's
@@ -282,6 +370,11 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
         if n.mac and n.mac.lower() in taken:
             raise UsageError(f"MAC {n.mac} is already in use on {host.name}")
     dtype = {"kvm": "kvm", "tcg": "qemu"}.get(spec.accel) or domain_type(conn.getCapabilities(), host.lab)
+    platform = resolve_platform(conn, host.name, dtype, spec.accel, spec.arch, spec.cpu, spec.firmware)
+    dtype = platform.domain_type
+    install = _plan_install(conn, host, spec, planned, files) if spec.location is not None else None
+    if install is not None and install.location.is_iso:
+        iso = install.location.source
     with Undo() as undo:
         disks, paths, per_bus = [], [], {}
         for i, p in enumerate(planned):
@@ -310,6 +403,10 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             seed_path = _upload_seed(seed_pool, seed_name, build_iso(spec.seed), undo)
             cdroms.append(cdrom_disk(seed_path, bus="sata", index=per_bus.get("sata", 0)))
             per_bus["sata"] = per_bus.get("sata", 0) + 1
+        kernel, initrd, cmdline = spec.kernel, spec.initrd or None, spec.cmdline if spec.kernel else ""
+        if install is not None:
+            kernel, initrd = _install_boot_files(files, host, install, undo)
+            cmdline = spec.extra_args or ""
         graphics, shown = [], None
         if spec.graphics != "none":
             password = new_password(spec.graphics)
@@ -322,7 +419,8 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             macs.append(mac)
         xml = guest_domain(
             spec.name, memory_mib=spec.memory_mib, vcpus=spec.vcpus, domain_type=dtype, uuid=str(uuidlib.uuid4()),
-            kernel=spec.kernel, initrd=spec.initrd or None, cmdline=spec.cmdline if spec.kernel else "",
+            kernel=kernel, initrd=initrd, cmdline=cmdline,
+            arch=platform.arch, cpu=platform.cpu, uefi_loader=platform.uefi_loader,
             disks=disks, interfaces=[nic(n.kind, n.source, m, n.model) for n, m in zip(spec.nics, macs, strict=True)],
             serial_log=spec.serial_log or serial_log_path(spec.name),
             cdroms=cdroms, boot=(["cdrom"] if iso else []) + (["hd"] if disks else []) or None,
@@ -332,4 +430,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
     return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,
                         notes=list(spec.notes), cdroms=[c.source.file for c in cdroms if c.source and c.source.file],
-                        seed=seed_path, graphics=shown)
+                        seed=seed_path, graphics=shown,
+                        install={"layout": install.location.boot.layout, "kernel": kernel, "initrd": initrd,
+                                 "cmdline": cmdline} if install is not None else None,
+                        firmware=platform.summary())

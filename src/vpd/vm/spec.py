@@ -22,6 +22,11 @@ ignored typos.
     mac = "52:54:00:12:34:56"
 
     cdrom = "/srv/iso/debian-12.iso"   # or "POOL/VOLUME"; boots first, then the disk
+    # or: location = "/srv/iso/debian-12.iso" (or an install tree's directory) and
+    #     extra_args = "console=ttyS0": the installer's kernel booted directly
+    arch = "x86_64"                    # checked against the host's capabilities
+    cpu = "host-model"                 # host-passthrough (KVM only), or a model: qemu64, EPYC...
+    firmware = "uefi"                  # OVMF from the host's domain capabilities (default: bios)
     graphics = "vnc"                   # vnc | spice | none
     video = "virtio"
 
@@ -145,6 +150,11 @@ class VmRequest(_Strict):
     graphics: str = "none"
     video: str | None = None
     cloud_init: CloudInitRequest | None = None
+    location: str | None = None
+    extra_args: str | None = None
+    arch: str | None = None
+    cpu: str | None = None
+    firmware: str | None = None
     start: bool = False
     wait_boot: bool = False
 
@@ -189,6 +199,8 @@ class VmRequest(_Strict):
         return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory,
                       vcpus=self.vcpus, disks=disks, nics=nics, accel=self.accel, os_variant=self.os_variant,
                       cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes,
+                      location=self.location, extra_args=self.extra_args, arch=self.arch, cpu=self.cpu,
+                      firmware=self.firmware,
                       seed=self.cloud_init.seed(name) if self.cloud_init is not None else None)
 
 

@@ -68,10 +68,29 @@ class Boot(LibvirtXml, tag="boot"):
     dev: BootDevice = attr()
 
 
+class Loader(LibvirtXml, tag="loader"):
+    """The UEFI firmware image (OVMF_CODE*.fd), mapped read-only as pflash."""
+
+    readonly: Literal["yes", "no"] | None = attr(default=None)
+    type: Literal["rom", "pflash"] | None = attr(default=None)
+    path: str = ""
+
+
+class Nvram(LibvirtXml, tag="nvram"):
+    """The VM's own copy of the UEFI variables; libvirt fills it in from the firmware descriptor
+    (template OVMF_VARS*.fd, file /var/lib/libvirt/qemu/nvram/NAME_VARS.fd)."""
+
+    template: str | None = attr(default=None)
+    path: str = ""
+
+
 class Os(LibvirtXml, tag="os"):
     """Firmware boot order, or direct kernel boot when `kernel` is set."""
 
+    firmware: Literal["bios", "efi"] | None = attr(default=None)
     type: OsType = element(default_factory=OsType)
+    loader: Loader | None = element(default=None)
+    nvram: Nvram | None = element(default=None)
     kernel: str | None = element(default=None)
     initrd: str | None = element(default=None)
     cmdline: str | None = element(default=None)
@@ -81,6 +100,39 @@ class Os(LibvirtXml, tag="os"):
 class Features(LibvirtXml, tag="features"):
     acpi: Flag = element(default=False)
     """Without ACPI the guest ignores libvirt's graceful shutdown request."""
+
+
+CpuMode = Literal["host-model", "host-passthrough", "custom", "maximum"]
+
+
+class CpuModel(LibvirtXml, tag="model"):
+    fallback: Literal["allow", "forbid"] | None = attr(default=None)
+    name: str = ""
+
+
+class Cpu(LibvirtXml, tag="cpu"):
+    """The guest's CPU: the host's model (host-model), the host's CPU as is (host-passthrough,
+    KVM only) or a named model (custom); absent, libvirt's default model."""
+
+    mode: CpuMode | None = attr(default=None)
+    match: Literal["exact", "minimum", "strict"] | None = attr(default=None)
+    model: CpuModel | None = element(default=None)
+
+
+def cpu_element(mode: str, model: str | None = None) -> Cpu:
+    """<cpu mode='host-model'/>, <cpu mode='host-passthrough'/> or a named model that must be
+    exactly that (fallback forbid: no silent substitution)."""
+    require_choice(mode, "CPU mode", get_args(CpuMode))
+    if mode == "custom":
+        return Cpu(mode="custom", match="exact",
+                   model=CpuModel(fallback="forbid", name=require_text(model, "CPU model")))
+    return Cpu(mode=mode)
+
+
+def uefi_os(loader: str) -> tuple[Loader, str]:
+    """The read-only pflash loader for `loader` (an OVMF_CODE image); libvirt's firmware
+    autoselection ('efi') finds its NVRAM template."""
+    return Loader(readonly="yes", type="pflash", path=require_absolute_path(loader, "UEFI loader")), "efi"
 
 
 class Clock(LibvirtXml, tag="clock"):
@@ -97,6 +149,7 @@ class Domain(LibvirtXml, tag="domain"):
     vcpu: PositiveInt = element()
     os: Os = element(default_factory=Os)
     features: Features | None = element(default=None)
+    cpu: Cpu | None = element(default=None)
     clock: Clock | None = element(default=None)
     on_poweroff: LifecycleAction | None = element(default=None)
     on_reboot: LifecycleAction | None = element(default=None)
@@ -206,12 +259,17 @@ def guest_domain(
     boot: Sequence[BootDevice] | None = None,
     graphics: Sequence[Graphics] = (),
     videos: Sequence[Video] = (),
+    arch: str | None = None,
+    cpu: Cpu | None = None,
+    uefi_loader: str | None = None,
 ) -> Domain:
     """A guest, headless unless `graphics` are given: direct kernel boot when `kernel` is given,
     else the firmware boots the devices of `boot` in order (default: the first disk; with
     `cdroms` and no `boot`, a CD-ROM first, then the disk, as an ISO install wants).
     serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) is a second
-    port (the lab guest takes commands there). No <cpu> element: libvirt's default model works under both TCG and KVM.
+    port (the lab guest takes commands there). Without `cpu`, no <cpu> element: libvirt's default
+    model works under both TCG and KVM. `arch` (x86_64, i686...) and `uefi_loader` (an OVMF_CODE
+    image: UEFI firmware with its own NVRAM) are checked against the host by vm/platform.py.
     Raises UsageError for arguments libvirt would reject or that are surely a mistake."""
     if kernel is not None:
         os_el = Os(kernel=require_absolute_path(kernel, "kernel"),
@@ -227,6 +285,10 @@ def guest_domain(
         for dev in boot:
             require_choice(dev, "boot device", get_args(BootDevice))
         os_el = Os(boot=[Boot(dev=dev) for dev in boot])
+    if arch is not None:
+        os_el.type = OsType(arch=check_name(arch, "architecture"))
+    if uefi_loader is not None:
+        os_el.loader, os_el.firmware = uefi_os(uefi_loader)
     console_log = None
     if serial_log is not None:
         console_log = CharLog(file=require_absolute_path(serial_log, "serial log"), append="on")
@@ -244,6 +306,7 @@ def guest_domain(
         vcpu=require_count(vcpus, "vCPU count", maximum=MAX_VCPUS),
         os=os_el,
         features=Features(acpi=True),
+        cpu=cpu,
         devices=Devices(
             disks=[*disks, *cdroms],
             interfaces=list(interfaces),
