@@ -118,3 +118,17 @@ def test_files_read_in_one_round_trip(tmp_path):
     out = subprocess.run(["sh", "-c", guest_files.channel_script(paths)], capture_output=True, text=True).stdout
     files = guest_files.parse_channel_output(out, paths)
     assert files == {paths[0]: "Bonding Mode: fault-tolerance (active-backup)\nweird 'quote'\n", paths[1]: None}
+
+
+def test_every_nic_gets_a_mac_before_the_network_config_is_written():
+    request = VmRequest(networks=[NicRequest(network="default"), NicRequest(network="default", mac=MACS[0]),
+                                  NicRequest(network="default")], cloud_init=CloudInitRequest(hostname="g1"),
+                        bond="bond0:mode=1,ports=eth0+eth2")
+    taken = {MACS[1]}
+    filled = request.with_all_macs(taken)
+    macs = [n.mac for n in filled.networks]
+    assert macs[1] == MACS[0] and all(macs) and len(set(macs)) == 3 and MACS[1] not in macs
+    assert request.networks[0].mac is None  # the request itself is left as given
+    config = yaml.safe_load(filled.guest_bond().network_config(macs))
+    assert [config["ethernets"][f"eth{i}"]["match"]["macaddress"] for i in range(3)] == macs
+    assert config["bonds"]["bond0"]["interfaces"] == ["eth0", "eth2"]

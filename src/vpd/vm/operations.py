@@ -169,14 +169,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     network_config = None
     if bond is not None and request.cloud_init is not None:
         # The network-config names NICs by MAC, so every NIC gets its MAC now rather than at define.
-        from ..xml.edit import new_mac
-
-        taken = ids.taken_macs() | {n.mac.lower() for n in request.networks if n.mac}
-        request = request.model_copy(deep=True)
-        for n in request.networks:
-            if not n.mac:
-                n.mac = new_mac(taken)
-                taken.add(n.mac)
+        request = request.with_all_macs(ids.taken_macs())
         network_config = bond.network_config([n.mac or "" for n in request.networks])
     spec = request.to_spec(name, kernel, initrd, cmdline, network_config)
     ids.require_new_name(name)

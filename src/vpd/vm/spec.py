@@ -164,6 +164,18 @@ class VmRequest(_Strict):
             raise UsageError("--bond makes the network-config itself: it cannot go with --network-config")
         return bond
 
+    def with_all_macs(self, taken: set[str]) -> VmRequest:
+        """A copy whose every NIC has a MAC: the given ones kept, new ones outside `taken`."""
+        from ..xml.edit import new_mac
+
+        taken = set(taken) | {n.mac.lower() for n in self.networks if n.mac}
+        request = self.model_copy(deep=True)
+        for n in request.networks:
+            if not n.mac:
+                n.mac = new_mac(taken)
+                taken.add(n.mac)
+        return request
+
     def to_spec(self, name: str, kernel: str | None = None, initrd: str | None = None,
                 cmdline: str = "", network_config: str | None = None) -> VmSpec:
         """The checked VmSpec; `kernel`/`initrd`/`cmdline` come from the lab guest when it is used;
