@@ -93,3 +93,49 @@ def test_ldd_output():
             "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n")
     assert [str(p) for p in parse_ldd(text)] == ["/lib/x86_64-linux-gnu/libiperf.so.0",
                                                   "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+
+
+class _Recording(_Fixed):
+    """An end that records what run() asks of it; its client answers with `reply` or raises it."""
+
+    def __init__(self, name, addrs, reply=None):
+        super().__init__(name, addrs)
+        self.calls, self.reply = [], reply
+
+    def require_iperf3(self):
+        self.calls.append("check")
+
+    def start_server(self, port):
+        self.calls.append(("start", port))
+
+    def stop_server(self, port):
+        self.calls.append(("stop", port))
+
+    def client(self, argv, timeout):
+        self.calls.append(("client", argv))
+        if isinstance(self.reply, BaseException):
+            raise self.reply
+        return True, self.reply
+
+
+@pytest.mark.parametrize(("reply", "raised"), [
+    (RECORDED.read_text(), None),
+    ('{"error": "unable to connect to server: Connection timed out"}', "firewall must admit TCP 5201"),
+    (KeyboardInterrupt(), KeyboardInterrupt),
+])
+def test_the_server_is_stopped_after_a_run_a_failure_and_ctrl_c(reply, raised):
+    src = _Recording("hosta", ["198.19.49.1/24"], reply)
+    dst = _Recording("g1", ["198.19.49.10/24"])
+    if raised is None:
+        r = perf.run(src, dst, parallel=3, seconds=2)
+        assert r["dst_address"] == "198.19.49.10" and r["streams"] == 3
+    elif raised is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            perf.run(src, dst, parallel=3, seconds=2)
+    else:
+        with pytest.raises(VpdError) as failed:
+            perf.run(src, dst, parallel=3, seconds=2)
+        assert raised in (failed.value.hint or "")
+    assert dst.calls == ["check", ("start", 5201), ("stop", 5201)]
+    argv = src.calls[-1][1]
+    assert argv[:5] == ["iperf3", "-c", "198.19.49.10", "-p", "5201"] and "-J" in argv
