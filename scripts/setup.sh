@@ -94,6 +94,7 @@ apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 o
   nftables linux-image-cloud-amd64 busybox-static cpio gzip e2fsprogs util-linux procps psmisc
   firewalld dbus-daemon virtinst tgt
   strace
+  iperf3  # `vpd net perf` (Práctica 8): lab hosts see the machine's /usr
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
   chromium
   osinfo-db xorriso isolinux syslinux-common ovmf mmdebstrap)

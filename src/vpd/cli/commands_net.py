@@ -112,3 +112,32 @@ def _render_leases(r: dict) -> None:
 def net_leases(session, name, host_ref):
     """DHCP leases the network's dnsmasq handed out (the net-dhcp-leases equivalent)."""
     return net_ops.net_leases(session, name, host_ref)
+
+
+def _render_perf(r: dict) -> None:
+    say(f"{r['src']} -> {r['dst']} ({r['dst_address']}), {r['streams']} stream(s), {r['seconds']:.1f} s: "
+        f"{r['gbit_s']:.2f} Gbit/s received ({r['sent_gbit_s']:.2f} sent), "
+        f"retransmits {r['retransmits'] if r['retransmits'] is not None else '-'}, CPU client "
+        f"{_pct(r['cpu_client_pct'])} / server {_pct(r['cpu_server_pct'])}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} %"
+
+
+@command(net, "perf", render=_render_perf, readonly=True)
+@click.argument("src")
+@click.argument("dst")
+@click.option("--parallel", "-P", default=1, show_default=True, type=int, help="Parallel TCP streams (iperf3 -P).")
+@click.option("--time", "-t", "seconds", default=10.0, show_default=True, type=float, help="Seconds (iperf3 -t).")
+@click.option("--address", help="DST's address as SRC reaches it (default: DST's address on a subnet SRC is on, "
+                                "else its inventory address).")
+@click.option("--port", default=5201, show_default=True, type=int, help="The server's TCP port (DST's firewall "
+                                                                      "must admit it).")
+def net_perf(session, src, dst, parallel, seconds, address, port):
+    """TCP throughput from SRC to DST with iperf3 (the server on DST for this one test, always
+    stopped after): Gbit/s, retransmits, CPU of both ends. SRC and DST are inventory hosts or
+    running lab guests made with `vm create --lab-guest --iperf3`."""
+    from ..vm import perf
+
+    return perf.perf(session, src, dst, parallel, seconds, address, port)

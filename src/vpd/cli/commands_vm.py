@@ -13,7 +13,8 @@ from .main import LazyGroup, LocalPath, cli
 from .render import err_console, table
 
 
-@cli.group(cls=LazyGroup, lazy={"disk": ("commands_vm_disk",), "iface": ("commands_vm_iface",)})
+@cli.group(cls=LazyGroup, lazy={"disk": ("commands_vm_disk",), "iface": ("commands_vm_iface",),
+                                      "bond": ("commands_vm_bond",)})
 def vm() -> None:
     """Virtual machines on the inventory's hosts."""
 
@@ -122,6 +123,10 @@ def _render_install(result: dict) -> None:
 @click.option("--cloud-init-file", type=LocalPath(dir_okay=False), help="Your own user-data (#cloud-config) instead.")
 @click.option("--network-config", type=LocalPath(dir_okay=False),
               help="With --cloud-init(-file): a network-config file (version 1 or 2).")
+@click.option("--bond", help="A bond inside the guest over its NICs (named eth0.. after the order of --network): "
+                             "NAME:mode=M,ports=all|eth0+eth1[,miimon=100][,primary=eth0][,addr=A/P|dhcp]"
+                             "[,xmit_hash_policy=H][,lacp_rate=R]; told to the lab guest on its command line, "
+                             "to a --cloud-init guest in its network-config.")
 @click.option("--location", metavar="ISO|DIR", help="Install tree on the host (an ISO, read without mounting it, "
                                                    "or a directory): its installer kernel and initrd are booted "
                                                    "directly; an ISO is also attached as the CD-ROM.")
@@ -133,6 +138,8 @@ def _render_install(result: dict) -> None:
 @click.option("--debian-guest", is_flag=True,
               help="Boot vpd's minimal Debian 12 (systemd, sshd, cloud-init, guest agent; built by the set-up): "
                    "its image is copied as the first disk into the pool of --disk (else `default`).")
+@click.option("--iperf3", is_flag=True, help="With --lab-guest: put iperf3 and its libraries in the guest (about "
+                                              "8 MiB more RAM), for `vpd net perf`.")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
@@ -142,7 +149,7 @@ def _render_install(result: dict) -> None:
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
               cdrom, graphics, video, cloud_init, cloud_init_file, network_config, location, extra_args, arch, cpu,
-              lab_guest, debian_guest, dirty, accel, start, wait_boot, template, linked):
+              bond, lab_guest, debian_guest, iperf3, dirty, accel, start, wait_boot, template, linked):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
@@ -153,7 +160,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
                 "cdrom": "--cdrom",
                 "graphics": "--graphics", "video": "--video", "cloud_init": "--cloud-init",
                 "cloud_init_file": "--cloud-init-file", "network_config": "--network-config",
-                "location": "--location", "extra_args": "--extra-args", "arch": "--arch", "cpu": "--cpu"}
+                "location": "--location", "extra_args": "--extra-args", "arch": "--arch", "cpu": "--cpu",
+                "bond": "--bond", "iperf3": "--iperf3"}
     given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
@@ -179,12 +187,12 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         boot_request, firmware = _boot_request(boot) if boot else (None, None)
         request = VmRequest(
             memory=memory_mib, vcpus=vcpus, accel=accel, os_variant=os_variant, lab_guest=lab_guest,
-            debian_guest=debian_guest,
+            debian_guest=debian_guest, iperf3=iperf3,
             boot=boot_request, firmware=firmware, location=location, extra_args=extra_args, arch=arch, cpu=cpu,
             disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
                                                               if import_image else []),
             networks=[_nic_request(text) for text in networks], cdrom=cdrom, graphics=graphics, video=video,
-            cloud_init=_cloud_init_request(cloud_init, cloud_init_file, network_config))
+            cloud_init=_cloud_init_request(cloud_init, cloud_init_file, network_config), bond=bond)
         if import_image:  # the imported image boots: it goes first
             request.disks.insert(0, request.disks.pop())
     if not name:
@@ -206,6 +214,9 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         raise UsageError("--video needs --graphics vnc|spice")
     if dirty and not request.lab_guest:
         raise UsageError("--dirty needs --lab-guest")
+    if request.iperf3 and not request.lab_guest:
+        raise UsageError("--iperf3 needs --lab-guest (other guests install iperf3 as their OS does)")
+    request.guest_bond()  # checked here too, so a bad --bond is refused before any host is reached
     return vm_ops.create(session, name, host_name, request, start=start, wait_boot=wait_boot,
                          dirty=_dirty(dirty, request.memory or 128) if dirty else None, spec_file=spec_file)
 

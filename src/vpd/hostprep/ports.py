@@ -14,6 +14,9 @@ from __future__ import annotations
 
 SSH_PORT = 22
 LIBVIRT_PORTS = (16509, 16514)  # libvirtd tcp, tls
+# iperf3's own default: the port `vpd net perf` runs its server on unless told otherwise (a
+# host's firewall must admit it from the client; the lab's does, from the lab's network).
+IPERF3_PORT = 5201
 # (first, last), inclusive.
 MIGRATION_PORTS = (49152, 49216)
 # What `host prepare` opens to each peer: (first, last) ranges, all TCP.

@@ -140,7 +140,7 @@ def _firewalld_zone() -> str:
     libvirt to the world, and `vpd practica check 4` would rightly fail every firewalld lab host)."""
     ports = "".join(f'  <rule family="ipv4">\n    <source address="{layout.subnet()}"/>\n'
                     f'    <port protocol="tcp" port="{p}"/>\n    <accept/>\n  </rule>\n'
-                    for p in layout.LIBVIRT_PORTS)
+                    for p in (*layout.LIBVIRT_PORTS, layout.IPERF3_PORT))
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <!-- written by vpd lab -->
 <zone>

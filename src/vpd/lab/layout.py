@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..connect.inventory import Host, Inventory
 from ..core.errors import UsageError
-from ..hostprep.ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
+from ..hostprep.ports import IPERF3_PORT, LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 
 DOMAIN = "vpd.lab"
 FIRST_HOST_OCTET = 11
@@ -189,7 +189,8 @@ def firewall_ruleset() -> str:
     """A host firewall that starts closed, as on a fresh RHEL host: SSH open, libvirt's ports
     only to the lab's own network (its hosts and the machine), never to the world, so the lab
     hosts pass the exposure checks a real host must pass (`vpd host check security`, `vpd
-    practica check 4`). Opening the migration range to a peer is `vpd host prepare`'s job."""
+    practica check 4`). Opening the migration range to a peer is `vpd host prepare`'s job.
+    iperf3's port is open to the lab's network too, for `vpd net perf` between lab hosts."""
     libvirt_ports = ", ".join(str(p) for p in LIBVIRT_PORTS)
     return f"""table inet vpd_lab_host
 delete table inet vpd_lab_host
@@ -202,6 +203,7 @@ table inet vpd_lab_host {{
         meta l4proto {{ icmp, ipv6-icmp }} accept
         tcp dport {SSH_PORT} accept
         ip saddr {subnet()} tcp dport {{ {libvirt_ports} }} accept
+        ip saddr {subnet()} tcp dport {IPERF3_PORT} accept
     }}
 }}
 """

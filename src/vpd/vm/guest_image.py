@@ -33,11 +33,22 @@ GUEST_SOURCES = importlib.resources.files(__package__) / "guest"
 # Drivers the guest loads; the cloud kernel builds all of them as modules.
 # Their dependencies are resolved from modules.dep. ata_piix + sd_mod: an IDE
 # disk (sda); virtio_blk/virtio_net: virtio devices; button + evdev: acpid sees
-# the ACPI power button, so `virsh shutdown` works.
-GUEST_MODULES = ("ata_piix", "sd_mod", "virtio_blk", "virtio_net", "button", "evdev")
+# the ACPI power button, so `virsh shutdown` works; bonding: bonds in the guest
+# (guest/bond, Práctica 8).
+GUEST_MODULES = ("ata_piix", "sd_mod", "virtio_blk", "virtio_net", "button", "evdev", "bonding")
+# Parameters given to insmod. max_bonds=0: the driver makes no bond0 by itself, so a guest
+# without a bond shows no extra interface; guest/bond makes the bonds it is asked for.
+MODULE_PARAMS = {"bonding": "max_bonds=0"}
 
 INITRD_NAME = "vpd-guest-initrd.img"
 STAMP_NAME = "vpd-guest-initrd.inputs"
+# The same initramfs with iperf3 and its shared libraries appended (`--lab-guest-iperf3`, for
+# `vpd net perf`): a second gzip'd cpio after the first, which the kernel unpacks over it. Kept
+# apart because it adds about 8 MiB of RAM to the guest (libcrypto alone is 4.6 MiB) and lab
+# guests run in 64 MiB.
+IPERF3_INITRD_NAME = "vpd-guest-initrd-iperf3.img"
+IPERF3_STAMP_NAME = "vpd-guest-initrd-iperf3.inputs"
+IPERF3 = Path("/usr/bin/iperf3")
 # Where guest/init expects its modules and their load order.
 GUEST_MODULE_DIR = "lib/modules/vpd"
 # How a signed module ends (see _without_signature).
@@ -106,6 +117,60 @@ def build_guest_image(cache_dir: Path, *, force: bool = False) -> GuestImage:
     return image
 
 
+def build_iperf3_image(cache_dir: Path) -> GuestImage:
+    """The guest image with iperf3 in it (built on first use, like the plain one)."""
+    base = build_guest_image(cache_dir)
+    if not IPERF3.is_file():
+        raise VpdError(f"cannot put iperf3 in the lab guest: {IPERF3} is not installed",
+                       hint="apt-get install iperf3 (scripts/setup.sh does)")
+    files = _shared_objects(IPERF3)
+    digest = hashlib.sha256((cache_dir / STAMP_NAME).read_bytes())
+    for f in [IPERF3, *files]:
+        st = f.stat()
+        digest.update(f"{f}:{f.resolve()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    initrd, stamp = cache_dir / IPERF3_INITRD_NAME, cache_dir / IPERF3_STAMP_NAME
+    image = GuestImage(kernel=base.kernel, initrd=initrd, cmdline=base.cmdline)
+    if initrd.is_file() and stamp.is_file() and stamp.read_text().strip() == digest.hexdigest():
+        return image
+    with open(cache_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as work:
+            built = Path(work) / IPERF3_INITRD_NAME
+            with open(built, "wb") as out:
+                out.write(base.initrd.read_bytes())
+                with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as compressed:
+                    cpio = _CpioWriter(compressed)
+                    for directory in sorted({str(f.parent).lstrip("/") for f in files}):
+                        cpio.directory(directory)
+                    cpio.file("usr/bin/iperf3", IPERF3.read_bytes(), mode=0o755)
+                    for f in files:
+                        cpio.file(str(f).lstrip("/"), f.read_bytes(), mode=0o755)
+                    cpio.close()
+            os.replace(built, initrd)
+            stamp_tmp = Path(work) / IPERF3_STAMP_NAME
+            stamp_tmp.write_text(digest.hexdigest() + "\n")
+            os.replace(stamp_tmp, stamp)
+    return image
+
+
+def _shared_objects(binary: Path) -> list[Path]:
+    """The libraries and loader `binary` needs, by the paths the loader looks them up at (ldd)."""
+    try:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        raise VpdError(f"cannot list the libraries of {binary}: {exc}") from None
+    return parse_ldd(out)
+
+
+def parse_ldd(text: str) -> list[Path]:
+    found = []
+    for line in text.splitlines():
+        m = re.search(r"=>\s+(/\S+)", line) or re.match(r"\s*(/\S+)\s+\(", line)
+        if m:
+            found.append(Path(m.group(1)))
+    return found
+
+
 def _kernel_version(kernel: Path) -> str:
     return kernel.name.removeprefix("vmlinuz-")
 
@@ -125,6 +190,7 @@ def _inputs_digest(kernel: Path) -> str:
     parts = [
         (GUEST_SOURCES / "init").read_bytes(),
         (GUEST_SOURCES / "dirtier.c").read_bytes(),
+        (GUEST_SOURCES / "bond").read_bytes(),
         _kernel_version(kernel).encode(),
         BUSYBOX.read_bytes(),
         # This builder decides the initramfs layout: changing it must rebuild.
@@ -167,6 +233,7 @@ def _write_initramfs(out: BinaryIO, kernel: Path, dirtier: Path) -> None:
         cpio.file("init", (GUEST_SOURCES / "init").read_bytes(), mode=0o755)
         cpio.file("bin/busybox", BUSYBOX.read_bytes(), mode=0o755)
         cpio.file("bin/vpd-dirtier", dirtier.read_bytes(), mode=0o755)
+        cpio.file("bin/vpd-bond", (GUEST_SOURCES / "bond").read_bytes(), mode=0o755)
         load_order = _modules_in_load_order(_modules_dir(kernel), GUEST_MODULES)
         keep_signatures = _module_signatures_required(kernel)
         for module_path in load_order:
@@ -174,7 +241,8 @@ def _write_initramfs(out: BinaryIO, kernel: Path, dirtier: Path) -> None:
             if not keep_signatures:
                 module = _without_signature(module)
             cpio.file(f"{GUEST_MODULE_DIR}/{_module_file_name(module_path)}", module, mode=0o644)
-        order_text = "".join(_module_file_name(p) + "\n" for p in load_order)
+        order_text = "".join(" ".join(filter(None, (_module_file_name(p), MODULE_PARAMS.get(_module_name(p.name)))))
+                             + "\n" for p in load_order)
         cpio.file(f"{GUEST_MODULE_DIR}/load-order", order_text.encode(), mode=0o644)
         cpio.close()
 
@@ -208,7 +276,7 @@ def _modules_in_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[P
             return
         if name not in paths:
             raise VpdError(f"cannot build the lab guest: kernel module {name} is not in {modules_dir}",
-                           hint="the guest kernel must provide the IDE, virtio and ACPI button drivers")
+                           hint="the guest kernel must provide the IDE, virtio, ACPI button and bonding drivers")
         for dependency in dependencies[name]:
             visit(dependency)
         ordered.append(name)

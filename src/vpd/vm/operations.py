@@ -9,7 +9,7 @@ from typing import Any
 import libvirt
 
 from ..core import paths
-from ..core.errors import UsageError
+from ..core.errors import NotFound, UsageError
 from ..core.names import check_name
 from ..host import maintenance
 from ..ops import Operation, Session
@@ -154,28 +154,38 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     maintenance.refuse_new_guests(host.name)
     kernel = initrd = None
     cmdline = ""
+    bond = request.guest_bond()
     if request.lab_guest:
-        from .guest_image import build_guest_image
+        from .guest_image import build_guest_image, build_iperf3_image
 
-        image = build_guest_image(paths.cache_dir() / "guest")
+        build = build_iperf3_image if request.iperf3 else build_guest_image
+        image = build(paths.cache_dir() / "guest")
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
         if dirty:
             cmdline = image.cmdline_with_dirtier(*dirty)
+        if bond is not None:
+            cmdline = f"{cmdline} {bond.kernel_arg()}"
     elif request.debian_guest:
         from .debian_image import ensure_debian_image
 
         debian = ensure_debian_image(paths.cache_dir())
         kernel, initrd, cmdline = str(debian.kernel), str(debian.initrd), debian.cmdline
         request = request.with_debian_root(str(debian.disk))
-    spec = request.to_spec(name, kernel, initrd, cmdline)
     ids = identity.gather(session)
+    network_config = None
+    if bond is not None and request.cloud_init is not None:
+        # The network-config names NICs by MAC, so every NIC gets its MAC now rather than at define.
+        request = request.with_all_macs(ids.taken_macs())
+        network_config = bond.network_config([n.mac or "" for n in request.networks])
+    spec = request.to_spec(name, kernel, initrd, cmdline, network_config)
     ids.require_new_name(name)
     ids.require_free_macs([n.mac for n in spec.nics if n.mac])
     ids.require_unused_images([d.import_image for d in spec.disks if d.import_image])
     with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name)],
                    memory_mib=spec.memory_mib, vcpus=spec.vcpus, disks=[vars(d) for d in spec.disks],
                    nics=[vars(n) for n in spec.nics], start=start, spec=spec_file, cdrom=spec.cdrom,
-                   graphics=spec.graphics, cloud_init=spec.seed is not None) as op:
+                   graphics=spec.graphics, cloud_init=spec.seed is not None,
+                   bond=bond.spec.options() | {"ports": list(bond.spec.ports)} if bond else None) as op:
         op.plan("domain", name, host.name)
         dom, created = session.call(host, lambda c: create_vm(c, host, spec, taken_macs=ids.taken_macs()))
         result = vars(created)
@@ -266,3 +276,36 @@ def clone(session: Session, source: str, names: list[str], host_ref: str | None 
                                                         taken_macs=ids.taken_macs()))
         op.result = [vars(c) for c in clones]
     return op.result
+
+
+def bond_status(session: Session, name: str, bond: str = "bond0", host_ref: str | None = None) -> dict:
+    """A bond inside a running guest, as its kernel reports it: /proc/net/bonding/BOND (mode,
+    active port, each port's MII status and failures, parsed by network/bond.py) and each port's
+    packet counters, read through the lab guest's command channel or the QEMU guest agent."""
+    from ..network.bond import parse_proc_bonding
+    from ..xml.checks import require_ifname
+    from .guest_files import read_files
+
+    require_ifname(bond, "bond name")
+    vm = locate(session, name, host_ref, prefer_running=True)
+
+    def read(_conn: libvirt.virConnect) -> dict:
+        proc = f"/proc/net/bonding/{bond}"
+        how, files = read_files(vm.domain, [proc])
+        if files[proc] is None:
+            raise NotFound(f"VM {name} has no bond {bond} (no {proc} in the guest)")
+        st = parse_proc_bonding(files[proc] or "")
+        counters = [f"/sys/class/net/{p.name}/statistics/{c}_packets" for p in st.ports for c in ("rx", "tx")]
+        _, values = read_files(vm.domain, counters)
+
+        def count(port: str, c: str) -> int | None:
+            text = (values.get(f"/sys/class/net/{port}/statistics/{c}_packets") or "").strip()
+            return int(text) if text.isdigit() else None
+
+        return {"host": vm.host.name, "vm": name, "bond": bond, "via": how, "mode": st.mode,
+                "mode_text": st.mode_text, "active_port": st.active_port, "primary": st.primary,
+                "mii_status": st.mii_status, "miimon": st.miimon,
+                "ports": [{**vars(p), "rx_packets": count(p.name, "rx"), "tx_packets": count(p.name, "tx")}
+                          for p in st.ports]}
+
+    return session.call(vm.host, read)

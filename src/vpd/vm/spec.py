@@ -35,9 +35,12 @@ ignored typos.
     ssh_key_file = "~/.ssh/id_ed25519.pub"
     hostname = "web1.example.org"
     # or: user_data_file = "user-data.yaml", and network_config_file = "net.yaml"
+
+    bond = "bond0:mode=active-backup,miimon=100,ports=all,addr=dhcp"   # over the [[networks]]
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -45,8 +48,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..core.errors import UsageError
 from ..core.names import parse_size
-from . import cloudinit, osinfo
+from . import cloudinit, guest_bond, osinfo
 from .create import DiskSpec, NicSpec, VmSpec
+from .guest_bond import GuestBond
 
 LAB_DEFAULTS = ("ide", "virtio")
 """Without --os-variant: IDE disks (any kernel drives them, the lab guest included) and virtio NICs."""
@@ -143,6 +147,8 @@ class VmRequest(_Strict):
     lab_guest: bool = False
     debian_guest: bool = False
     """The Debian test guest (vm/debian_image.py): its disk imported as the first disk, virtio."""
+    iperf3: bool = False
+    """With lab_guest: the image with iperf3 in it (about 8 MiB more RAM), for `vpd net perf`."""
     boot: BootRequest | None = None
     disks: list[DiskRequest] = []
     networks: list[NicRequest] = []
@@ -155,8 +161,34 @@ class VmRequest(_Strict):
     arch: str | None = None
     cpu: str | None = None
     firmware: str | None = None
+    bond: str | None = None
+    """A bond inside the guest over its NICs: `bond0:mode=active-backup,miimon=100,ports=all` (vm/guest_bond.py)."""
     start: bool = False
     wait_boot: bool = False
+
+    def guest_bond(self) -> GuestBond | None:
+        """The checked --bond (None without one); the guest must be one vpd can tell about it."""
+        if self.bond is None:
+            return None
+        bond = guest_bond.parse(self.bond, len(self.networks))
+        if not (self.lab_guest or self.cloud_init is not None):
+            raise UsageError("--bond needs --lab-guest or --cloud-init: the guest is told about its bond on its "
+                             "kernel command line or in its cloud-init network-config")
+        if self.cloud_init is not None and self.cloud_init.network_config_file is not None:
+            raise UsageError("--bond makes the network-config itself: it cannot go with --network-config")
+        return bond
+
+    def with_all_macs(self, taken: set[str]) -> VmRequest:
+        """A copy whose every NIC has a MAC: the given ones kept, new ones outside `taken`."""
+        from ..xml.edit import new_mac
+
+        taken = set(taken) | {n.mac.lower() for n in self.networks if n.mac}
+        request = self.model_copy(deep=True)
+        for n in request.networks:
+            if not n.mac:
+                n.mac = new_mac(taken)
+                taken.add(n.mac)
+        return request
 
     def with_debian_root(self, image_disk: str) -> VmRequest:
         """This request with the Debian guest's image as its first disk (a copy, in the pool of
@@ -167,8 +199,9 @@ class VmRequest(_Strict):
         return self.model_copy(update={"disks": [root, *self.disks], "memory": memory})
 
     def to_spec(self, name: str, kernel: str | None = None, initrd: str | None = None,
-                cmdline: str = "") -> VmSpec:
-        """The checked VmSpec; `kernel`/`initrd`/`cmdline` come from the lab guest when it is used."""
+                cmdline: str = "", network_config: str | None = None) -> VmSpec:
+        """The checked VmSpec; `kernel`/`initrd`/`cmdline` come from the lab guest when it is used;
+        `network_config` (the bond's) replaces the seed's."""
         bus, model = LAB_DEFAULTS
         notes: list[str] = []
         memory = self.memory
@@ -194,6 +227,9 @@ class VmRequest(_Strict):
         disks = [DiskSpec(size=parse_size(d.size, "disk size") if d.size is not None else None, pool=d.pool,
                           format=d.format or "qcow2", bus=d.bus or bus, import_image=d.import_)
                  for d in self.disks]
+        seed = self.cloud_init.seed(name) if self.cloud_init is not None else None
+        if seed is not None and network_config is not None:
+            seed = dataclasses.replace(seed, network_config=network_config)
         nics = [NicSpec(kind="network" if n.network else "bridge", source=n.network or n.bridge, mac=n.mac,
                         model=n.model or model) for n in self.networks]
         return VmSpec(name=name, kernel=kernel, initrd=initrd, cmdline=cmdline, memory_mib=memory,
@@ -201,7 +237,7 @@ class VmRequest(_Strict):
                       cdrom=self.cdrom, graphics=self.graphics, video=self.video, notes=notes,
                       location=self.location, extra_args=self.extra_args, arch=self.arch, cpu=self.cpu,
                       firmware=self.firmware,
-                      seed=self.cloud_init.seed(name) if self.cloud_init is not None else None)
+                      seed=seed)
 
 
 def load_request(path: str | Path) -> VmRequest:
