@@ -194,6 +194,18 @@ class Channel(CharDevice, tag="channel"):
     """A named host-guest pipe, e.g. a unix socket seen by the guest as a virtio-serial port."""
 
 
+GUEST_AGENT_PORT = "org.qemu.guest_agent.0"
+"""The virtio-serial port name qemu-guest-agent opens in the guest, and libvirt connects to."""
+
+
+def guest_agent_channel() -> Channel:
+    """The QEMU guest agent's channel: a unix socket on the host (libvirt picks its path under
+    /var/lib/libvirt/qemu/channel) that is the guest's virtio-serial port GUEST_AGENT_PORT.
+    A guest without the agent never opens the port: libvirt then answers agent calls with
+    "not connected" at once, so the channel costs nothing."""
+    return Channel(type="unix", target=CharTarget(type="virtio", name=GUEST_AGENT_PORT))
+
+
 class GraphicsListen(LibvirtXml, tag="listen"):
     """Where the VNC/SPICE server listens: type 'address' with an IP ('127.0.0.1': the host only)."""
 

@@ -39,6 +39,7 @@ from .devices import (
     Video,
     VideoModel,
     VideoModelType,
+    guest_agent_channel,
 )
 from .units import MemorySize
 
@@ -211,7 +212,9 @@ def guest_domain(
     else the firmware boots the devices of `boot` in order (default: the first disk; with
     `cdroms` and no `boot`, a CD-ROM first, then the disk, as an ISO install wants).
     serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) is a second
-    port (the lab guest takes commands there). No <cpu> element: libvirt's default model works under both TCG and KVM.
+    port (the lab guest takes commands there). Every guest gets the QEMU guest agent's channel
+    (`vpd vm ip/exec/fs`, quiesced snapshots and backups). No <cpu> element: libvirt's default
+    model works under both TCG and KVM.
     Raises UsageError for arguments libvirt would reject or that are surely a mistake."""
     if kernel is not None:
         os_el = Os(kernel=require_absolute_path(kernel, "kernel"),
@@ -252,6 +255,7 @@ def guest_domain(
                 Serial(type="pty", target=CharTarget(port=1)),
             ],
             consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
+            channels=[guest_agent_channel()],
             graphics=list(graphics),
             videos=list(videos),
         ),
