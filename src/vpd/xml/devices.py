@@ -164,6 +164,8 @@ class CharTarget(LibvirtXml, tag="target"):
     type: str | None = attr(default=None)
     port: int | None = attr(default=None)
     name: str | None = attr(default=None)
+    state: Literal["connected", "disconnected"] | None = attr(default=None)
+    """A running guest's virtio-serial port: whether the guest has it open (libvirt reports, never set)."""
 
 
 class CharLog(LibvirtXml, tag="log"):
