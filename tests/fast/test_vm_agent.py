@@ -129,3 +129,28 @@ def test_agent_commands_are_explained_as_virsh_qemu_agent_command():
     freeze = {"kind": "libvirt", "uri": "qemu:///system", "call": "virDomain.fsFreeze",
               "object": {"type": "domain", "name": "web"}, "args": [None, 0]}
     assert explain.script([freeze]) == ["virsh -c qemu:///system domfsfreeze web"]
+
+
+def test_snapshot_quiesce_needs_a_running_guest_with_an_agent(env):
+    env.defineXML(env.lookupByName("test").XMLDesc(0).replace("<name>test</name>", "<name>quiet</name>")
+                  .replace(env.lookupByName("test").UUIDString(), "0b8a5f3e-6c1d-4a57-9a8e-2f4b1c3d5e71"))
+    try:
+        stopped = vpd("snapshot", "create", "quiet", "s1", "--quiesce", "--json")
+        assert stopped.exit_code == 2 and "not running" in json.loads(stopped.stdout)["error"]
+        assert env.lookupByName("quiet").snapshotNum(0) == 0
+    finally:
+        env.lookupByName("quiet").undefine()
+    no_agent = vpd("snapshot", "create", "test", "s1", "--quiesce", "--json")
+    assert no_agent.exit_code == 1 and json.loads(no_agent.stdout)["kind"] == "AgentError"
+    assert env.lookupByName("test").snapshotNum(0) == 0
+
+
+def test_migration_validation_reports_the_guests_filesystems():
+    from vpd.migration.validate import filesystems_check
+
+    root = {"mountpoint": "/", "type": "ext4", "used_bytes": 700 * 2**20, "total_bytes": 2000 * 2**20,
+            "use_percent": 35}
+    same = filesystems_check([root], [root])
+    assert same.ok and same.detail == "/ ext4 700 MiB of 2000 MiB used (35%)"
+    gone = filesystems_check([root, {**root, "mountpoint": "/srv"}], [root])
+    assert not gone.ok and "was ['/', '/srv']" in gone.detail
