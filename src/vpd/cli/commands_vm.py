@@ -14,7 +14,7 @@ from .render import err_console, table
 
 
 @cli.group(cls=LazyGroup, lazy={"disk": ("commands_vm_disk",), "iface": ("commands_vm_iface",),
-                                 **dict.fromkeys(("ip", "exec", "fs"), ("commands_vm_guest",))})
+                                 **dict.fromkeys(("ip", "exec", "fs", "ssh"), ("commands_vm_guest",))})
 def vm() -> None:
     """Virtual machines on the inventory's hosts."""
 

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from ..core.errors import UsageError
 from ..vm import guest_operations as guest_ops
 from .command import command, host_option, say
 from .commands_vm import vm
+from .main import LocalPath
 from .render import table
 
 
@@ -76,3 +78,21 @@ def vm_exec(session, name, argv, host_ref, timeout):
     """Run PROGRAM in the guest through its guest agent (no shell, no SSH, no network): its
     output is printed and its exit code is vpd's."""
     return guest_ops.exec_(session, name, list(argv), host_ref, timeout)
+
+
+@command(vm, "ssh", render=lambda r: None, bars=False)
+@click.argument("name")
+@click.argument("command_argv", nargs=-1, metavar="[-- COMMAND [ARG...]]")
+@host_option()
+@click.option("--user", help="Log in as this user (default: the one `vm create --cloud-init user=` made).")
+@click.option("--identity", type=LocalPath(dir_okay=False),
+              help="Private key (default: the one beside the public key given to `vm create --cloud-init ssh-key=`).")
+def vm_ssh(session, name, command_argv, host_ref, user, identity):
+    """SSH into the VM: its address from `vm ip`, through its host when the guest is on the host's
+    private network, the guest's host key checked against the one it printed at first boot. With
+    COMMAND, run it (each word passed as is, never re-split by a shell) and exit with its code;
+    with --json, COMMAND's output comes back as JSON."""
+    capture = bool(click.get_current_context().params.get("as_json"))
+    if capture and not command_argv:
+        raise UsageError("--json needs a COMMAND (an interactive session has no JSON)")
+    return guest_ops.ssh(session, name, host_ref, user, identity, list(command_argv), capture)
