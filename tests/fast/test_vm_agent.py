@@ -4,6 +4,7 @@ driver (whose domifaddr answers; it has no agent, so exec and fs fail clearly)."
 from __future__ import annotations
 
 import base64
+import gc
 import json
 
 import libvirt
@@ -26,6 +27,9 @@ def env(tmp_path, monkeypatch):
     conn = libvirt.open("test:///default")
     yield conn
     conn.close()
+    # Errors kept by the CLI runner hold domains (and their connections) in reference cycles: while
+    # one lives, test:///default stays this process's one shared instance for the next tests.
+    gc.collect()
 
 
 def vpd(*args: str):

@@ -3,6 +3,7 @@ metadata), the host keys read from a console log as cloud-init prints them, and 
 vpd writes, read back by ssh itself (`ssh -G`)."""
 from __future__ import annotations
 
+import gc
 import subprocess
 from pathlib import Path
 
@@ -123,3 +124,4 @@ def test_vm_ssh_needs_a_user_when_creation_recorded_none(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "--user" in result.output
     result = CliRunner().invoke(cli_main.cli, ["vm", "ssh", "test", "--json"], catch_exceptions=False)
     assert result.exit_code == 2 and "needs a COMMAND" in result.output
+    gc.collect()  # the runner's kept errors hold connections: test:///default must not stay shared
