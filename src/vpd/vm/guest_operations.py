@@ -49,11 +49,8 @@ def _learn_host_keys(session: Session, vm) -> tuple[list, str]:
     keys, prints = guest_ssh.console_host_keys(log["output"])
     if keys:
         return guest_ssh.matching(keys, prints, "on the console"), "console"
-    if not prints:
-        raise VpdError(f"VM {vm.domain.name()}: its console shows no SSH host key (cloud-init prints them at "
-                       "first boot), so vpd cannot check whom it talks to",
-                       hint=f"`vpd vm console {vm.domain.name()} --log` shows what the guest printed; is its "
-                            "cloud-init's keys_to_console module on?")
+    # The agent is the guest's own channel too (virtio-serial, not the network): an image whose
+    # cloud-init prints no keys (keys_to_console off) is read there.
     ga = agent.GuestAgent(vm.domain)
     found = []
     for path in guest_ssh.HOST_KEY_FILES.values():
@@ -65,7 +62,13 @@ def _learn_host_keys(session: Session, vm) -> tuple[list, str]:
             continue  # no key of that type
         if (key := guest_ssh.public_key_line(line)) is not None:
             found.append(key)
-    return guest_ssh.matching(found, prints, "read through the guest agent"), "console fingerprints + agent"
+    if not found:
+        raise VpdError(f"VM {vm.domain.name()}: neither its console nor its guest agent shows an SSH host key, so "
+                       "vpd cannot check whom it talks to",
+                       hint=f"`vpd vm console {vm.domain.name()} --log` shows what the guest printed (cloud-init's "
+                            "keys_to_console module prints the keys at first boot)")
+    return guest_ssh.matching(found, prints, "read through the guest agent"), \
+        "console fingerprints + agent" if prints else "agent"
 
 
 def ssh(session: Session, name: str, host_ref: str | None = None, user: str | None = None,
