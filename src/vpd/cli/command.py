@@ -102,7 +102,7 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
                     sys.exit(result.exit_code)
                 return
             if result is not None:
-                (render or default_render)(result)
+                (render or default_render)(result.data if isinstance(result, WithExitCode) else result)
             _explain(seen, as_json)
             if isinstance(result, WithExitCode) and result.exit_code:
                 sys.exit(result.exit_code)

@@ -383,14 +383,18 @@ def frozen(dom: libvirt.virDomain) -> Iterator[int]:
     """The guest's filesystems frozen for the block; thawed after it whatever happens, Ctrl-C
     included. The agent is synced first, so a VM without one fails before anything is frozen."""
     GuestAgent(dom).sync()
-    count = freeze(dom)
+    count = None
     try:
+        # Inside the try: a Ctrl-C that lands as the freeze returns still thaws.
+        count = freeze(dom)
         yield count
     finally:
         with _signals_held():
             try:
                 thaw(dom)
             except AgentError as exc:
-                exc.hint = (f"the guest's filesystems may still be frozen: `virsh domfsthaw {dom.name()}` on its "
-                            "host thaws them")
-                raise
+                if count is not None:
+                    exc.hint = (f"the guest's filesystems may still be frozen: `virsh domfsthaw {dom.name()}` on "
+                                "its host thaws them")
+                    raise
+                # the freeze itself failed: its own error goes on
