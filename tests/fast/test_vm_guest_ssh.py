@@ -26,15 +26,15 @@ def keygen(path: Path, kind: str = "ed25519") -> tuple[str, str]:
     return Path(f"{path}.pub").read_text().strip(), fp.stdout.split()[1]
 
 
-def console(keys: list[str], prints: list[str]) -> str:
-    """What cloud-init's keys_to_console writes (through `logger --stderr -t ec2`)."""
-    tag = "<14>Dec  4 22:10:01 ec2: "
-    return "\n".join([
-        tag, tag + "#" * 61, tag + "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
+def console(keys: list[str], prints: list[str], tag: str = "<14>Dec  4 23:29:48 cloud-init: ") -> str:
+    """What cloud-init's keys_to_console writes on a serial console, as the Debian test guest's
+    log shows it: fingerprints through logger (prefixed), the keys bare, CR LF line ends."""
+    return "\r\n".join([
+        tag + "#" * 61, tag + "-----BEGIN SSH HOST KEY FINGERPRINTS-----",
         *(tag + f"256 {p} root@deb (ED25519)" for p in prints),
         tag + "-----END SSH HOST KEY FINGERPRINTS-----", tag + "#" * 61,
-        tag + "-----BEGIN SSH HOST KEY KEYS-----", *(tag + k for k in keys), tag + "-----END SSH HOST KEY KEYS-----",
-    ]) + "\n"
+        "-----BEGIN SSH HOST KEY KEYS-----", *keys, "-----END SSH HOST KEY KEYS-----",
+    ]) + "\r\n"
 
 
 def test_creation_records_the_user_and_key_in_metadata_libvirt_keeps(tmp_path):
@@ -60,7 +60,9 @@ def test_the_last_keys_cloud_init_printed_are_taken_and_match_their_fingerprints
     old, old_fp = keygen(tmp_path / "old")
     new, new_fp = keygen(tmp_path / "new")
     # A log that outlived an earlier VM of the same name: its keys come first.
-    log = "Booting...\n" + console([old], [old_fp]) + "reboot\n" + console([new], [new_fp]) + "login: "
+    # Upstream cloud-init tags every line `ec2:`: both read the same.
+    log = "Booting...\n" + console([old], [old_fp], tag="<14>Dec  4 22:10:01 ec2: ") + "reboot\n" \
+        + console([new], [new_fp]) + "login: "
     keys, prints = guest_ssh.console_host_keys(log)
     assert [f"{k.type} {k.key}" for k in keys] == [" ".join(new.split()[:2])]
     assert prints == [new_fp] and keys[0].fingerprint == new_fp
