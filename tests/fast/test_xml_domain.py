@@ -110,6 +110,9 @@ def test_lab_guest_defined_on_test_driver_reads_back_typed(define, unique_name):
     assert (serial1.type, serial1.target.port, serial1.log) == ("pty", 1, None)
     [console] = domain.devices.consoles
     assert (console.target.type, console.target.port) == ("serial", 0)
+    # Every vpd guest has the QEMU guest agent's virtio-serial port; libvirt picks the socket.
+    [agent] = domain.devices.channels
+    assert (agent.type, agent.target.type, agent.target.name) == ("unix", "virtio", "org.qemu.guest_agent.0")
     [nic] = domain.interfaces
     assert (nic.type, nic.mac.address, nic.source.network, nic.model.type) == ("network", MAC, "default", "virtio")
     assert domain.devices.graphics == []
@@ -137,10 +140,11 @@ def test_running_domain_with_unmodelled_elements_parses(define, unique_name):
              target=DiskTarget(dev="vda", bus="virtio"))
     )
     domain.devices.disks.append(Disk(device="cdrom", target=DiskTarget(dev="hdc", bus="ide"), readonly=True))
-    domain.devices.channels.append(
+    # The agent channel vpd adds, given a socket path of its own instead of libvirt's.
+    domain.devices.channels = [
         Channel(type="unix", source=CharSource(mode="bind", path="/run/vpd/agent.sock"),
                 target=CharTarget(type="virtio", name="org.qemu.guest_agent.0"))
-    )
+    ]
     domain.devices.graphics.append(Graphics(type="vnc", port=-1, autoport="yes"))
     tree = domain.to_xml_tree()
     partition = etree.SubElement(etree.SubElement(tree, "resource"), "partition")

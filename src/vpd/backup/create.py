@@ -19,6 +19,7 @@ from ..connect.inventory import Host
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.undo import Undo
+from ..vm.agent import GuestAgent, frozen
 from ..vm.backupjob import run_push_backup
 from ..vm.inventory import volume_by_path
 from ..xml.backup import checkpoint as checkpoint_xml
@@ -68,11 +69,13 @@ class BackupPlan:
     backup_id: str
     where: str
     checkpoint: str | None
+    quiesce: bool = False
 
 
 def plan_backup(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, root: str, incremental: bool = False,
-                files: HostFiles | None = None) -> BackupPlan:
-    """Every check, nothing made: the disks, the parent of an incremental, a fresh backup id."""
+                files: HostFiles | None = None, quiesce: bool = False) -> BackupPlan:
+    """Every check, nothing made: the disks, the parent of an incremental, a fresh backup id,
+    and with `quiesce` that the guest agent answers (a stopped guest needs no freeze)."""
     name = dom.name()
     root = require_host_dir(root)
     files = files or HostFiles(host)
@@ -100,9 +103,11 @@ def plan_backup(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, ro
     while backup_id in previous or files.exists(mf.backup_dir(root, name, backup_id)):
         time.sleep(0.2)  # ids are per second: wait for a fresh one rather than mix two backups
         backup_id = mf.new_backup_id()
+    if quiesce and running:
+        GuestAgent(dom).sync()  # no agent: a clear error now, before anything is made
     with_bitmaps = running and all(d.format == "qcow2" for d in disks)
     return BackupPlan(name, root, disks, running, parent, backup_id, mf.backup_dir(root, name, backup_id),
-                      f"vpd-{backup_id}" if with_bitmaps else None)
+                      f"vpd-{backup_id}" if with_bitmaps else None, quiesce=quiesce and running)
 
 
 def run_backup(host: Host, dom: libvirt.virDomain, plan: BackupPlan, undo: Undo,
@@ -117,7 +122,7 @@ def run_backup(host: Host, dom: libvirt.virDomain, plan: BackupPlan, undo: Undo,
     undo.push(lambda: files.remove_tree(where), f"remove {where} on {host.name}")
     copies = {d.target: posixpath.join(where, f"{d.target}.qcow2") for d in disks}
     if plan.running:
-        _backup_running(host, dom, disks, copies, plan.checkpoint, plan.parent, undo)
+        _backup_running(host, dom, disks, copies, plan.checkpoint, plan.parent, undo, plan.quiesce)
     else:
         _copy_stopped(files, disks, copies)
     xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode()
@@ -137,7 +142,7 @@ def run_backup(host: Host, dom: libvirt.virDomain, plan: BackupPlan, undo: Undo,
         kind="incremental" if plan.parent else "full", method="backup-api" if plan.running else "offline-copy",
         guest_state=_state_name(dom), checkpoint=plan.checkpoint, parent=plan.parent.id if plan.parent else None,
         domain_sha256=sums[posixpath.join(where, mf.DOMAIN_XML)], disks=disk_copies,
-        seconds=round(time.monotonic() - began, 2))
+        seconds=round(time.monotonic() - began, 2), quiesced=plan.quiesce)
     files.write(posixpath.join(where, mf.MANIFEST), manifest.to_json())
     return manifest
 
@@ -148,14 +153,15 @@ def _state_name(dom: libvirt.virDomain) -> str:
 
 
 def _backup_running(host: Host, dom: libvirt.virDomain, disks: list[DiskToCopy], copies: dict[str, str],
-                    cp_name: str | None, parent: mf.Manifest | None, undo: Undo) -> None:
-    """Run one push-mode backup job to the end, making checkpoint `cp_name` (None for raw disks)."""
+                    cp_name: str | None, parent: mf.Manifest | None, undo: Undo, quiesce: bool = False) -> None:
+    """Run one push-mode backup job to the end, making checkpoint `cp_name` (None for raw disks);
+    with `quiesce`, the guest's filesystems are frozen through its agent while the job begins."""
     backup = push_backup(copies, incremental=parent.checkpoint if parent else None).to_xml_string()
     cp = checkpoint_xml(cp_name, [d.target for d in disks], "vpd backup").to_xml_string() if cp_name else None
     # libvirt makes the checkpoint when the job begins: a job that then fails must not leave it.
     run_push_backup(host, dom, backup, cp, "backup", f"backup {dom.name()}", on_begun=(
         (lambda: undo.push(lambda: _drop_checkpoint(dom, cp_name), f"delete checkpoint {cp_name}"))
-        if cp_name else None))
+        if cp_name else None), around_begin=(lambda: frozen(dom)) if quiesce else None)
 
 
 def _drop_checkpoint(dom: libvirt.virDomain, name: str) -> None:

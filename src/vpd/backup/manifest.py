@@ -84,6 +84,8 @@ class Manifest(BaseModel):
     domain_sha256: str
     disks: list[DiskCopy]
     seconds: float = 0.0
+    quiesced: bool = False
+    """The guest's filesystems were frozen through its agent when the copy's instant was taken."""
 
     @field_validator("id")
     @classmethod

@@ -21,14 +21,16 @@ from .create import plan_backup, run_backup
 from .restore import restore_backup
 
 
-def backup(session: Session, name: str, root: str, host_ref: str | None = None, incremental: bool = False) -> dict:
-    """Back up a VM (the running copy when two hosts define it) into ROOT/VM/ID on its host."""
+def backup(session: Session, name: str, root: str, host_ref: str | None = None, incremental: bool = False,
+           quiesce: bool = False) -> dict:
+    """Back up a VM (the running copy when two hosts define it) into ROOT/VM/ID on its host;
+    `quiesce`: its filesystems frozen through the guest agent for the instant the copy is of."""
     vm = locate(session, name, host_ref)
     host = vm.host
     files = HostFiles(host)
     with Operation(session, "backup.create", target=f"{host.name}/{name}", locks=[vm_key(name)], to=root,
-                   incremental=incremental) as op:
-        plan = session.call(host, lambda c: plan_backup(c, host, vm.domain, root, incremental, files))
+                   incremental=incremental, quiesce=quiesce) as op:
+        plan = session.call(host, lambda c: plan_backup(c, host, vm.domain, root, incremental, files, quiesce))
         op.plan("backup", plan.where, host.name, vm=name, manifest=posixpath.join(plan.where, mf.MANIFEST))
         if plan.checkpoint:
             op.plan("checkpoint", f"{name}/{plan.checkpoint}", host.name)

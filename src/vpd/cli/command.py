@@ -26,7 +26,7 @@ from ..core import steps
 from ..core.errors import Terminated, VpdError
 from ..ops import Session, explain
 from ..ops.operation import readonly as readonly_guard
-from ..ops.results import jsonable
+from ..ops.results import WithExitCode, jsonable
 from .main import interrupt_exit_code, json_option, report_error
 from .render import console, emit_json, err_console, progress
 
@@ -93,15 +93,19 @@ def command(group: click.Group, name: str | None = None, *, render: Callable[[An
             if as_json:
                 data = jsonable(result)
                 if seen is not None:
-                    commands = explain.script(seen)
+                    commands = explain.script(seen) or explain.reads(seen)
                     data = {**data, "explain": commands} if isinstance(data, dict) else \
                         {"result": data, "explain": commands}
                 if data is not None:
                     emit_json(data)
+                if isinstance(result, WithExitCode) and result.exit_code:
+                    sys.exit(result.exit_code)
                 return
             if result is not None:
-                (render or default_render)(result)
+                (render or default_render)(result.data if isinstance(result, WithExitCode) else result)
             _explain(seen, as_json)
+            if isinstance(result, WithExitCode) and result.exit_code:
+                sys.exit(result.exit_code)
 
         if not readonly:
             run = click.option("--explain", "explain_steps", is_flag=True, help=EXPLAIN_HELP)(run)
@@ -130,6 +134,11 @@ def _explain(seen: list[dict] | None, as_json: bool, failed: bool = False) -> No
     lines = explain.script(seen)
     out = err_console if failed or as_json else console
     dry = any(s.get("dry_run") for s in seen)
+    if not lines and (looked := explain.reads(seen)):
+        # A command that only looks (vm ip, vm fs): what it read is its hand equivalent.
+        out.print(Text("\n".join(["# nothing changed; what vpd read, by hand:", *looked])), highlight=False,
+                  soft_wrap=True)
+        return
     head = ("# nothing changed: no command to show" if not lines else
             "# what vpd would run, by hand:" if dry else
             "# what vpd did before it failed, by hand:" if failed else "# what vpd did, by hand:")

@@ -32,7 +32,8 @@ def _mib(n: int) -> str:
 
 
 def _render_backup(m: dict) -> None:
-    say(f"{m['kind']} backup of {m['vm']} ({m['method']}, guest {m['guest_state']}) in {m['path']}: "
+    say(f"{m['kind']} backup of {m['vm']} ({m['method']}, guest {m['guest_state']}"
+        + (", filesystems frozen by its agent" if m.get("quiesced") else "") + f") in {m['path']}: "
         f"{_mib(m['total_bytes'])} in {m['seconds']} s" + (f", on top of {m['parent']}" if m["parent"] else ""))
 
 
@@ -42,9 +43,12 @@ def _render_backup(m: dict) -> None:
 @click.option("--to", "root", required=True, help="Directory on the VM's host; backups go to DIR/VM/ID/.")
 @click.option("--incremental", is_flag=True,
               help="Copy only the blocks written since the last backup in DIR (running guests, qcow2 disks).")
-def backup_create(session, name, host_ref, root, incremental):
+@click.option("--quiesce", is_flag=True,
+              help="Freeze the guest's filesystems through its guest agent while the backup's instant is taken "
+                   "(a clean filesystem, not a power-cut one); thawed at once, whatever happens.")
+def backup_create(session, name, host_ref, root, incremental, quiesce):
     """Back up a running or stopped VM: its XML, its disks (qcow2) and a manifest with checksums."""
-    return backup_ops.backup(session, name, root, host_ref, incremental)
+    return backup_ops.backup(session, name, root, host_ref, incremental, quiesce)
 
 
 def _render_list(r: dict) -> None:

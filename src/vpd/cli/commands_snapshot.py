@@ -18,6 +18,7 @@ def snapshot() -> None:
 
 def _render_created(r: dict) -> None:
     say(f"snapshot {r['snapshot']} of {r['vm']}: {r['kind']}" + (" with memory" if r["memory"] else ", disk only")
+        + (", filesystems frozen by the guest agent" if r.get("quiesced") else "")
         + (f", overlays {', '.join(r['overlays'])}" if r["overlays"] else "") + f" ({r['seconds']} s)")
 
 
@@ -27,9 +28,12 @@ def _render_created(r: dict) -> None:
 @host_option()
 @click.option("--disk-only", is_flag=True, help="External overlay per disk, no memory (merged back on delete).")
 @click.option("--description", help="Free text kept with the snapshot.")
-def snapshot_create(session, vm_name, name, host_ref, disk_only, description):
+@click.option("--quiesce", is_flag=True,
+              help="Freeze the running guest's filesystems through its guest agent for the snapshot's instant "
+                   "(implies --disk-only, as libvirt quiesces only those).")
+def snapshot_create(session, vm_name, name, host_ref, disk_only, description, quiesce):
     """Take a snapshot NAME (default: snap-DATE-TIME) of VM."""
-    return snap_ops.create(session, vm_name, name, host_ref, disk_only, description)
+    return snap_ops.create(session, vm_name, name, host_ref, disk_only, description, quiesce)
 
 
 def _render_list(r: dict) -> None:

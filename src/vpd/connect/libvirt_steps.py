@@ -24,7 +24,8 @@ RECORDED: dict[str, tuple[str, ...]] = {
                   "attachDeviceFlags", "detachDevice", "detachDeviceFlags", "updateDeviceFlags",
                   "snapshotCreateXML", "revertToSnapshot", "setMetadata", "setVcpusFlags", "setMemoryFlags",
                   "setMaxMemory", "managedSave", "managedSaveRemove", "migrateToURI3", "blockCommit",
-                  "blockCopy", "blockJobAbort", "blockPull", "blockResize", "setInterfaceParameters"),
+                  "blockCopy", "blockJobAbort", "blockPull", "blockResize", "setInterfaceParameters",
+                  "fsFreeze", "fsThaw"),
     "virDomainSnapshot": ("delete",),
     "virStoragePool": ("create", "build", "destroy", "undefine", "delete", "setAutostart", "refresh", "createXML",
                        "createXMLFrom"),
@@ -103,6 +104,22 @@ def _wrap(cls_name: str, method: str, original: Any) -> Any:
 
     call.__vpd_recorded__ = True  # type: ignore[attr-defined]
     return call
+
+
+def record_agent(dom: libvirt.virDomain, command: str, timeout: int, query: bool) -> None:
+    """A guest agent command sent through libvirt_qemu.qemuAgentCommand (a module function, not a
+    method: vm/agent.py records it itself). `query`: the command only reads in the guest."""
+    if steps.active():
+        steps.record({"kind": "libvirt", "uri": _uri(dom), "call": "libvirt_qemu.qemuAgentCommand",
+                      "object": describe(dom), "args": [command, timeout], "kwargs": {}, "query": query})
+
+
+def record_read(obj: Any, call: str, args: list) -> None:
+    """A libvirt call that only reads, recorded (as a read) where a command's answer comes from it:
+    `vpd vm ip --explain` shows the `virsh domifaddr` that answered."""
+    if steps.active():
+        steps.record({"kind": "libvirt", "uri": _uri(obj), "call": call, "object": describe(obj),
+                      "args": [_arg(a) for a in args], "kwargs": {}, "query": True})
 
 
 def install() -> None:

@@ -44,7 +44,16 @@ def parse_probe(output: str) -> dict:
 
 
 def guest_probe(dom: libvirt.virDomain) -> dict | None:
-    """Boot id, uptime and a checksum of the first MiB of its disk, asked of the guest itself."""
+    """What the guest itself says: boot id and uptime, and through its QEMU guest agent (when it
+    has one that answers) its filesystems' use, else through the lab guest's command channel a
+    checksum of the first MiB of its disk. None for a guest that has neither."""
+    from ..vm.agent import AgentError, agent_channel_state
+
+    if agent_channel_state(dom) == "connected":
+        try:
+            return _agent_probe(dom)
+        except AgentError:
+            pass  # a connected port whose agent does not answer: try the lab's channel
     if not _has_channel(dom):
         return None
     from ..vm.console import ConsoleStream
@@ -58,8 +67,31 @@ def guest_probe(dom: libvirt.virDomain) -> dict | None:
         if reply.exit_code != 0:
             raise VpdError(f"the guest's probe failed (exit code {reply.exit_code}): {reply.output.strip()[:200]}")
         # How long the guest took to answer at all, then to run the probe (a busy host shows here).
-        return parse_probe(reply.output) | {"ready_s": round(ready - began, 3),
+        return parse_probe(reply.output) | {"source": "serial", "ready_s": round(ready - began, 3),
                                             "probe_s": round(time.monotonic() - ready, 3)}
+
+
+def _agent_probe(dom: libvirt.virDomain) -> dict:
+    from ..vm.agent import GuestAgent
+
+    agent = GuestAgent(dom)
+    return {"source": "agent", "boot_id": agent.boot_id(), "uptime": agent.uptime_seconds(),
+            "filesystems": [f.to_dict() for f in agent.filesystems()], "disk_sha256": None, "dirty": None}
+
+
+def _mib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def filesystems_check(before: list[dict], after: list[dict]) -> Check:
+    """The guest's filesystems after the move: the same mount points, each with its use (the
+    seed's `df -h` in the migrated guest, asked of its agent)."""
+    was, now = {f["mountpoint"] for f in before}, {f["mountpoint"] for f in after}
+    detail = "; ".join(f"{f['mountpoint']} {f['type']} {_mib(f['used_bytes'])} of {_mib(f['total_bytes'])} used"
+                       + (f" ({f['use_percent']}%)" if f["use_percent"] is not None else "") for f in after)
+    if was != now:
+        detail = f"mounted {sorted(now)}, was {sorted(was)}; {detail}"
+    return Check("filesystems mounted as before", was == now and bool(now), detail or "no filesystem reported")
 
 
 def _state(conn: libvirt.virConnect, name: str) -> tuple[bool, bool, bool]:
@@ -103,14 +135,23 @@ def after_success(src_conn, dst_conn, domain: Domain, opts, live: bool, before: 
                             f"memory {info[1] // 1024} MiB (was {want_mem // 1024})"))
         if live and before is not None:
             after = guest_probe(dst_dom)
-            if probe_after is not None and after is not None:
+            if after is None or after.get("source") != before.get("source"):
+                checks.append(Check("guest answers as before", False,
+                                    f"asked through its {before.get('source')} before, "
+                                    f"{'nothing' if after is None else after.get('source')} answers now"))
+                return checks
+            if probe_after is not None:
                 probe_after.update(after)
+            through = " (guest agent)" if after["source"] == "agent" else ""
             checks.append(Check("guest did not reboot", after["boot_id"] == before["boot_id"],
-                                f"boot id {after['boot_id'][:8]} (was {before['boot_id'][:8]})"))
+                                f"boot id {after['boot_id'][:8]} (was {before['boot_id'][:8]}){through}"))
             checks.append(Check("guest kept running", after["uptime"] > before["uptime"],
-                                f"uptime {after['uptime']:.1f} s (was {before['uptime']:.1f} s)"))
-            checks.append(Check("disk readable and unchanged", after["disk_sha256"] == before["disk_sha256"],
-                                f"first MiB sha256 {str(after['disk_sha256'])[:12]}"))
+                                f"uptime {after['uptime']:.1f} s (was {before['uptime']:.1f} s){through}"))
+            if after["source"] == "agent":
+                checks.append(filesystems_check(before["filesystems"], after["filesystems"]))
+            else:
+                checks.append(Check("disk readable and unchanged", after["disk_sha256"] == before["disk_sha256"],
+                                    f"first MiB sha256 {str(after['disk_sha256'])[:12]}"))
             if before["dirty"] is not None:
                 # The guest checks every page it rewrites: memory lost in transit shows as errors.
                 a, b = after["dirty"], before["dirty"]

@@ -84,6 +84,9 @@ _NET_SECTION = {"VIR_NETWORK_SECTION_BRIDGE": "bridge", "VIR_NETWORK_SECTION_DOM
                 "VIR_NETWORK_SECTION_FORWARD_PF": "forward-pf", "VIR_NETWORK_SECTION_PORTGROUP": "portgroup",
                 "VIR_NETWORK_SECTION_DNS_HOST": "dns-host", "VIR_NETWORK_SECTION_DNS_TXT": "dns-txt",
                 "VIR_NETWORK_SECTION_DNS_SRV": "dns-srv"}
+_IFADDR_SOURCE = {"VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE": "lease",
+                  "VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT": "agent",
+                  "VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP": "arp"}
 _NET_UPDATE_FLAGS = [("VIR_NETWORK_UPDATE_AFFECT_CONFIG", "--config"), ("VIR_NETWORK_UPDATE_AFFECT_LIVE", "--live")]
 
 
@@ -187,6 +190,12 @@ VIRSH: dict[str, Callable[[dict, list], Hand]] = {
     "virDomain.managedSave": _simple("managedsave"),
     "virDomain.managedSaveRemove": _simple("managedsave-remove"),
     "virDomain.migrateToURI3": _migrate,
+    "virDomain.fsFreeze": _simple("domfsfreeze"),
+    "virDomain.fsThaw": _simple("domfsthaw"),
+    "virDomain.interfaceAddresses": lambda s, a: Hand(["domifaddr", _name(s), "--source",
+                                                       _by_value(_IFADDR_SOURCE, int(_arg(a, 0)))]),
+    "libvirt_qemu.qemuAgentCommand": lambda s, a: Hand(["qemu-agent-command", _name(s), str(a[0]),
+                                                        "--timeout", str(_arg(a, 1, 5))]),
     "virDomainSnapshot.delete": lambda s, a: Hand(["snapshot-delete", str(_obj(s).get("domain")), _name(s),
                                                    *_flags(int(_arg(a, 0)), _SNAP_DELETE)]),
     "virStoragePool.create": _simple("pool-start"),
@@ -267,6 +276,7 @@ def hands(step: dict) -> Hand:
         hand = make(step, args)
         hand.argv = ["virsh", *uri, *hand.argv]
         hand.xml = True
+        hand.query = bool(step.get("query"))
         return hand
     if step.get("kind") == "incus":
         # Incus' REST call as `incus query`, run on the host whose incusd vpd talked to.
@@ -315,6 +325,18 @@ def shell(hand: Hand) -> str:
     if hand.note:
         line = f"# {hand.note}\n{line}"
     return line
+
+
+def reads(steps: Iterable[dict]) -> list[str]:
+    """The reads among the steps, as plain commands: the hand commands of a command that only
+    looks (`vpd vm ip`, `vm fs`), where they are the whole answer."""
+    out = []
+    for step in steps:
+        hand = hands(step)
+        if hand.query:
+            hand.query = False
+            out.append(shell(hand))
+    return out
 
 
 def script(steps: Iterable[dict], queries: bool = False) -> list[str]:

@@ -19,3 +19,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     return value
+
+
+@dataclasses.dataclass
+class WithExitCode:
+    """A result that also sets the process's exit code: `vpd vm exec` and `vm ssh -- CMD` end
+    with the guest command's code, as ssh does, so scripts can test it."""
+
+    data: dict
+    exit_code: int
+
+    def to_dict(self) -> dict:
+        return self.data

@@ -111,23 +111,40 @@ def snapshot_name(name: str | None = None) -> str:
     return check_name(name or time.strftime("snap-%Y%m%d-%H%M%S"), "snapshot name")
 
 
+def check_quiesce(dom: libvirt.virDomain) -> None:
+    """A quiesced snapshot needs a running guest whose agent answers: said before anything is made."""
+    from ..vm.agent import GuestAgent
+
+    if not dom.isActive():
+        raise UsageError(f"{dom.name()} is not running: --quiesce freezes a running guest's filesystems",
+                         hint="a stopped VM's disks are consistent already: drop --quiesce")
+    GuestAgent(dom).sync()
+
+
 def create(dom: libvirt.virDomain, name: str | None = None, disk_only: bool = False,
-           description: str | None = None) -> dict:
+           description: str | None = None, quiesce: bool = False) -> dict:
     """Take a snapshot; without a name one is made from the time. A running guest's internal
-    snapshot includes its memory; --disk-only makes an external overlay per disk instead."""
+    snapshot includes its memory; --disk-only makes an external overlay per disk instead.
+    `quiesce`: libvirt freezes the guest's filesystems through its agent around the overlays'
+    instant (libvirt quiesces disk-only snapshots only, so it implies disk_only)."""
     name = snapshot_name(name)
+    if quiesce:
+        check_quiesce(dom)
+    disk_only = disk_only or quiesce
     if name in dom.snapshotListNames(0):
         raise UsageError(f"{dom.name()} already has a snapshot named {name!r}")
     spec = _snapshot_xml(dom, name, disk_only, description)
     flags = libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY if disk_only else 0
+    if quiesce:
+        flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
     if disk_only and dom.isActive():
-        # Without a guest agent the filesystem cannot be quiesced; ATOMIC at least makes it all disks or none.
+        # ATOMIC: all disks or none (without --quiesce the filesystems are as after a power cut).
         flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
     began = time.monotonic()
     snap = dom.snapshotCreateXML(spec.to_xml_string(), flags)
     taken = _parsed(snap)
     return {"vm": dom.name(), "snapshot": name, "kind": "external" if taken.external else "internal",
-            "memory": taken.has_memory, "state": taken.state,
+            "memory": taken.has_memory, "state": taken.state, "quiesced": quiesce,
             "overlays": [d.source.file for d in taken.disks if d.source is not None and d.source.file],
             "seconds": round(time.monotonic() - began, 2)}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from ..ops import Operation, Session
 from ..ops.locks import vm_key
 from ..vm.operations import locate
+from . import check_quiesce, list_snapshots, snapshot_name
 from . import create as _create
 from . import delete as _delete
-from . import list_snapshots, snapshot_name
 from . import revert as _revert
 
 
@@ -20,14 +20,16 @@ def list_(session: Session, vm_name: str, host_ref: str | None = None) -> dict:
 
 
 def create(session: Session, vm_name: str, name: str | None = None, host_ref: str | None = None,
-           disk_only: bool = False, description: str | None = None) -> dict:
+           disk_only: bool = False, description: str | None = None, quiesce: bool = False) -> dict:
     """Take a snapshot (of the running copy when two hosts define the VM)."""
     vm = locate(session, vm_name, host_ref)
     with Operation(session, "snapshot.create", target=f"{vm.host.name}/{vm_name}", locks=[vm_key(vm_name)],
-                   name=name, disk_only=disk_only) as op:
+                   name=name, disk_only=disk_only, quiesce=quiesce) as op:
         chosen = snapshot_name(name)
-        op.plan("snapshot", f"{vm_name}/{chosen}", vm.host.name, disk_only=disk_only)
-        result = session.call(vm.host, lambda _c: _create(vm.domain, chosen, disk_only, description))
+        if quiesce:
+            session.call(vm.host, lambda _c: check_quiesce(vm.domain))
+        op.plan("snapshot", f"{vm_name}/{chosen}", vm.host.name, disk_only=disk_only or quiesce)
+        result = session.call(vm.host, lambda _c: _create(vm.domain, chosen, disk_only, description, quiesce))
         op.result = {"host": vm.host.name, **result}
     return op.result
 

@@ -4,7 +4,10 @@ Used by `vpd backup` (into its folder) and `vpd vm clone --allow-running` (into 
 volumes: qemu-img cannot read a disk QEMU holds with its write lock, paused or not)."""
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import libvirt
 
@@ -18,15 +21,18 @@ JOB_POLL_S = 0.1
 
 def run_push_backup(host: Host, dom: libvirt.virDomain, backup_xml: str, checkpoint_xml: str | None,
                     operation: str, label: str, flags: int = 0,
-                    on_begun=None) -> None:
+                    on_begun=None, around_begin: Callable[[], AbstractContextManager] | None = None) -> None:
     """Begin the job, call `on_begun` (e.g. push the checkpoint's undo), wait for the end.
-    Any failure or Ctrl-C after it began aborts it."""
+    Any failure or Ctrl-C after it began aborts it. `around_begin`: a context held only while
+    the job begins (the guest's filesystems frozen: the copy's instant is the job's start, so
+    the guest is thawed as soon as libvirt has begun it, not after the copy)."""
     # Journaled before it starts: libvirt runs the job on without vpd if vpd is killed.
     ops.plan("backup-job", dom.name(), host.name)
-    try:
-        dom.backupBegin(backup_xml, checkpoint_xml, flags)
-    except libvirt.libvirtError as exc:
-        raise VpdError(f"{dom.name()}: libvirt refused the backup: {exc.get_error_message()}") from None
+    with (around_begin or contextlib.nullcontext)():
+        try:
+            dom.backupBegin(backup_xml, checkpoint_xml, flags)
+        except libvirt.libvirtError as exc:
+            raise VpdError(f"{dom.name()}: libvirt refused the backup: {exc.get_error_message()}") from None
     if on_begun is not None:
         on_begun()
     try:

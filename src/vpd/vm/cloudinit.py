@@ -41,6 +41,11 @@ class Seed:
     meta_data: str
     network_config: str | None = None
     hostname: str | None = None
+    user: str | None = None
+    """The user cloud-init creates (None with a user-data file of one's own): `vpd vm ssh`'s default."""
+    ssh_keys: tuple[str, ...] = ()
+    ssh_key_file: str | None = None
+    """Where the public keys were read (on vpd's machine): `vm ssh` uses the private key beside it."""
 
     def files(self) -> dict[str, str]:
         out = {"user-data": self.user_data, "meta-data": self.meta_data}

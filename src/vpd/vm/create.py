@@ -426,6 +426,11 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             cdroms=cdroms, boot=(["cdrom"] if iso else []) + (["hd"] if disks else []) or None,
             graphics=graphics, videos=[video_device(spec.video)] if spec.video else [],
         ).to_xml_string()
+        if spec.seed is not None and (spec.seed.user or spec.seed.ssh_keys):
+            # What cloud-init was given, for `vpd vm ssh` (kept in the VM's own <metadata>).
+            from .guest_ssh import with_access
+
+            xml = with_access(xml, spec.seed.user, spec.seed.ssh_keys, spec.seed.ssh_key_file)
         dom = conn.defineXML(xml)
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
     return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,

@@ -45,7 +45,8 @@ PACKAGES = ("systemd-sysv", "udev", "dbus", f"linux-image-cloud-amd64/{KERNEL_SU
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "ext4", "crc32c_generic",
                      "ahci", "sr_mod", "isofs")
 # cloud-init's stock module list includes `locale`, which fails without the locales package and
-# leaves cloud-init in status error; these are the modules a NoCloud guest needs.
+# leaves cloud-init in status error; these are the modules a NoCloud guest needs. keys_to_console
+# prints the new SSH host keys on the console at first boot, where `vpd vm ssh` learns them.
 CLOUD_CFG = """\
 datasource_list: [ NoCloud, None ]
 ssh_genkeytypes: [ ed25519 ]
@@ -53,8 +54,8 @@ locale: C.UTF-8
 cloud_init_modules: [ seed_random, bootcmd, write-files, resizefs, set_hostname, update_hostname,
                       update_etc_hosts, users-groups, ssh ]
 cloud_config_modules: [ set-passwords, timezone, runcmd ]
-cloud_final_modules: [ scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, final-message,
-                       power-state-change ]
+cloud_final_modules: [ scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, keys_to_console,
+                       final-message, power-state-change ]
 """
 FSTAB = "LABEL=root / ext4 defaults,noatime,errors=remount-ro 0 1\n"
 # Timers that would wake a test guest for maintenance nobody needs, and the wait-online unit

@@ -122,6 +122,7 @@ class CloudInitRequest(_Strict):
             raise UsageError(f"--cloud-init-file cannot go with --cloud-init {', '.join(built)}: "
                              "put them in the user-data file")
         hostname = cloudinit.check_hostname(self.hostname) if self.hostname is not None else None
+        user, keys = None, []
         if self.user_data_file is not None:
             data = cloudinit.user_data_file(self.user_data_file)
         else:
@@ -133,7 +134,9 @@ class CloudInitRequest(_Strict):
             data = cloudinit.user_data(user, keys, hostname or vm_name, pw)
         network = (cloudinit.network_config_file(self.network_config_file)
                    if self.network_config_file is not None else None)
-        return cloudinit.Seed(data, cloudinit.meta_data(vm_name, hostname), network, hostname or vm_name)
+        key_file = str(Path(self.ssh_key_file).expanduser().resolve()) if keys and self.ssh_key_file else None
+        return cloudinit.Seed(data, cloudinit.meta_data(vm_name, hostname), network, hostname or vm_name,
+                              user=user, ssh_keys=tuple(keys), ssh_key_file=key_file)
 
 
 class VmRequest(_Strict):

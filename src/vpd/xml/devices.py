@@ -164,6 +164,8 @@ class CharTarget(LibvirtXml, tag="target"):
     type: str | None = attr(default=None)
     port: int | None = attr(default=None)
     name: str | None = attr(default=None)
+    state: Literal["connected", "disconnected"] | None = attr(default=None)
+    """A running guest's virtio-serial port: whether the guest has it open (libvirt reports, never set)."""
 
 
 class CharLog(LibvirtXml, tag="log"):
@@ -192,6 +194,18 @@ class Console(CharDevice, tag="console"):
 
 class Channel(CharDevice, tag="channel"):
     """A named host-guest pipe, e.g. a unix socket seen by the guest as a virtio-serial port."""
+
+
+GUEST_AGENT_PORT = "org.qemu.guest_agent.0"
+"""The virtio-serial port name qemu-guest-agent opens in the guest, and libvirt connects to."""
+
+
+def guest_agent_channel() -> Channel:
+    """The QEMU guest agent's channel: a unix socket on the host (libvirt picks its path under
+    /var/lib/libvirt/qemu/channel) that is the guest's virtio-serial port GUEST_AGENT_PORT.
+    A guest without the agent never opens the port: libvirt then answers agent calls with
+    "not connected" at once, so the channel costs nothing."""
+    return Channel(type="unix", target=CharTarget(type="virtio", name=GUEST_AGENT_PORT))
 
 
 class GraphicsListen(LibvirtXml, tag="listen"):

@@ -39,6 +39,7 @@ from .devices import (
     Video,
     VideoModel,
     VideoModelType,
+    guest_agent_channel,
 )
 from .units import MemorySize
 
@@ -267,9 +268,11 @@ def guest_domain(
     else the firmware boots the devices of `boot` in order (default: the first disk; with
     `cdroms` and no `boot`, a CD-ROM first, then the disk, as an ISO install wants).
     serial0 (ttyS0) is the console, copied to `serial_log` when given; serial1 (ttyS1) is a second
-    port (the lab guest takes commands there). Without `cpu`, no <cpu> element: libvirt's default
-    model works under both TCG and KVM. `arch` (x86_64, i686...) and `uefi_loader` (an OVMF_CODE
-    image: UEFI firmware with its own NVRAM) are checked against the host by vm/platform.py.
+    port (the lab guest takes commands there). Every guest gets the QEMU guest agent's channel
+    (`vpd vm ip/exec/fs`, quiesced snapshots and backups). Without `cpu`, no <cpu> element:
+    libvirt's default model works under both TCG and KVM. `arch` (x86_64, i686...) and
+    `uefi_loader` (an OVMF_CODE image: UEFI firmware with its own NVRAM) are checked against the
+    host by vm/platform.py.
     Raises UsageError for arguments libvirt would reject or that are surely a mistake."""
     if kernel is not None:
         os_el = Os(kernel=require_absolute_path(kernel, "kernel"),
@@ -315,6 +318,7 @@ def guest_domain(
                 Serial(type="pty", target=CharTarget(port=1)),
             ],
             consoles=[Console(type="pty", target=CharTarget(type="serial", port=0))],
+            channels=[guest_agent_channel()],
             graphics=list(graphics),
             videos=list(videos),
         ),
