@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import libvirt
 
+from .. import ops
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events
@@ -214,6 +215,10 @@ def generalise(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, met
     work = posixpath.join(posixpath.dirname(disk), f".{posixpath.basename(disk)}.vpd-seal")
     tmp = files.runner.run(["mktemp", "-d", "/tmp/vpd-seal.XXXXXX"]).stdout.strip()
     renamed = False
+    vol = volume_by_path(conn, disk)
+    # Journaled before it exists: a vpd killed mid-seal leaves an orphan volume recovery removes.
+    ops.plan("volume", posixpath.basename(work), host.name, owner=dom.name(),
+             pool=vol.storagePoolLookupByVolume().name() if vol is not None else None)
     try:
         events.emit("template.seal", f"copying {posixpath.basename(disk)}", 0, 3, "steps")
         files.runner.run(["cp", "--reflink=auto", "--sparse=always", "--preserve=all", "--", disk, work],
@@ -232,7 +237,6 @@ def generalise(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, met
         if not renamed:
             files.runner.run(["rm", "-f", "--", work], check=False)
         files.runner.run(["rmdir", "--", tmp], check=False)
-    vol = volume_by_path(conn, disk)
     if vol is not None:
         vol.storagePoolLookupByVolume().refresh(0)
     events.emit("template.seal", "sealed", 3, 3, "steps")
