@@ -96,7 +96,7 @@ apt_pkgs=(pkg-config gcc libc6-dev python3-venv dnsmasq-base iptables iproute2 o
   strace
   pacemaker pacemaker-cli-utils corosync pcs resource-agents fence-agents
   chromium
-  osinfo-db xorriso)
+  osinfo-db xorriso mmdebstrap)
 # Containers (issue 15, Práctica 1 §3): Incus, LXD's maintained successor. incus-base has the
 # daemon (/usr/libexec/incus/incusd) and the client; bookworm has it only in backports. It must be
 # installed before any lab host boots: lab hosts see /usr and /etc through overlays of the machine's.
@@ -226,6 +226,17 @@ setup_web_assets() {
   echo "$want" > "$stamp"
 }
 
+# The Debian test guest (`vm create --debian-guest`, vm/debian_image.py), built from the machine's
+# own apt sources with mmdebstrap: about 1.5 min the first time, then a cache hit (a hash) until its
+# recipe changes. Only Debian/Ubuntu machines have the sources to build it from.
+setup_debian_guest() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "Debian test guest: skipped (built from apt sources; this machine has none)"
+    return 0
+  fi
+  as_root "$venv/bin/python" -m vpd.vm.debian_image
+}
+
 main() {
   if command -v apt-get >/dev/null 2>&1; then setup_apt
   elif command -v dnf >/dev/null 2>&1; then setup_dnf
@@ -233,6 +244,7 @@ main() {
   versions_ok
   setup_venv
   setup_web_assets
+  setup_debian_guest
   log "ready: libvirt $(libvirtd --version | awk '{print $NF}'), $(qemu-system-x86_64 --version | head -1)"
 }
 

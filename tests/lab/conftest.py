@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -129,3 +130,96 @@ def no_grant_left_open(request):
         except Exception as exc:  # noqa: BLE001 - still report the leak below
             print(f"could not revoke {grant_id}: {exc}")
     assert not left, f"the test left grant(s) {sorted(left)} open (now revoked)"
+
+
+# The Debian test guest (vm/debian_image.py), booted once for the tests that need a real
+# distribution: cloud-init, sshd, the guest agent. Under TCG it takes ~20-40 s to reach SSH.
+DEBIAN_NET = "dgnet"
+DEBIAN_SUBNET = "198.19.60.0/24"
+DEBIAN_USER = "vpd"
+DEBIAN_HOSTNAME = "deb1.lab.example"
+
+
+@dataclass(frozen=True)
+class DebianGuest:
+    name: str
+    host: str
+    user: str
+    hostname: str
+    key: str
+    """Private key file; its .pub went into the guest through cloud-init."""
+    ip: str
+
+    def ssh(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`ssh USER@IP COMMAND` run from inside the guest's lab host (the guest's network is
+        the host's private one)."""
+        return ssh_from_host(self.host, self.key, f"{self.user}@{self.ip}", list(command), timeout=timeout)
+
+
+def ssh_from_host(host: str, key: str, target: str, command: list[str], timeout: float = 60):
+    from vpd.lab import control, hostproc
+
+    holder = control.load_state().host(host).holder_pid
+    argv = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+            target, "--", *command]
+    return hostproc.run_in_host(holder, argv, check=False, timeout=timeout)
+
+
+def wait_for_ssh(guest: DebianGuest, deadline_s: float = 600) -> float:
+    """Seconds until `ssh … true` succeeds (the key is accepted: cloud-init has run)."""
+    start = time.monotonic()
+    while True:
+        proc = guest.ssh("true", timeout=30)
+        if proc.returncode == 0:
+            return time.monotonic() - start
+        assert time.monotonic() - start < deadline_s, f"no SSH into {guest.name} after {deadline_s} s: {proc.stderr}"
+        time.sleep(1)
+
+
+def wait_for_lease(net: str, mac: str, deadline_s: float = 600) -> str:
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        for lease in vpd_json("net", "leases", net)["leases"]:
+            if lease["mac"] == mac:
+                return lease["ip"]
+        time.sleep(1)
+    raise AssertionError(f"no DHCP lease for {mac} on {net} after {deadline_s} s")
+
+
+@pytest.fixture(scope="session")
+def debian_net(lab):
+    vpd_json("net", "create", DEBIAN_NET, "--host", "hosta", "--mode", "isolated", "--subnet", DEBIAN_SUBNET,
+             "--dhcp", "198.19.60.10-198.19.60.99")
+    yield DEBIAN_NET
+    vpd("net", "delete", DEBIAN_NET, "--host", "hosta")
+
+
+@pytest.fixture(scope="session")
+def debian_key():
+    key = os.path.join(os.environ["VPD_HOME"], "debian-guest-key")
+    if not os.path.exists(key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vpd-tests", "-f", key], check=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def debian_guest(lab, debian_net, debian_key):
+    """A started Debian guest on hosta, reachable by SSH with `debian_key` as user `vpd`."""
+    from vpd.lab import layout
+
+    name, mac = "deb1", "52:54:00:60:00:11"
+    created = vpd_json("vm", "create", name, "--host", "hosta", "--debian-guest",
+                       "--disk", f"size=64M,pool={layout.SHARED_POOL}",
+                       "--network", f"network={debian_net},mac={mac}",
+                       "--cloud-init", f"user={DEBIAN_USER},ssh-key={debian_key}.pub,hostname={DEBIAN_HOSTNAME}",
+                       "--start", timeout=600)
+    try:
+        ip = wait_for_lease(debian_net, mac)
+        guest = DebianGuest(name, "hosta", DEBIAN_USER, DEBIAN_HOSTNAME, debian_key, ip)
+        wait_for_ssh(guest)
+        yield guest
+    finally:
+        vpd("vm", "destroy", name, "--host", "hosta")
+        vpd("vm", "undefine", name, "--host", "hosta", "--remove-storage")
+        assert created["started"]

@@ -139,6 +139,9 @@ def _customise(hostname, ip, gateway, dns, user, ssh_key_file) -> dict | None:
 @click.option("--network-config", type=LocalPath(dir_okay=False),
               help="With --cloud-init(-file): a network-config file (version 1 or 2).")
 @click.option("--lab-guest", is_flag=True, help="Boot the lab's tiny guest (built locally on first use).")
+@click.option("--debian-guest", is_flag=True,
+              help="Boot vpd's minimal Debian 12 (systemd, sshd, cloud-init, guest agent; built by the set-up): "
+                   "its image is copied as the first disk into the pool of --disk (else `default`).")
 @click.option("--dirty", metavar="SIZE_MIB,RATE_MIB_S",
               help="With --lab-guest: the guest rewrites and checks SIZE MiB at RATE MiB/s (0 = flat out).")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
@@ -148,8 +151,8 @@ def _customise(hostname, ip, gateway, dns, user, ssh_key_file) -> dict | None:
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
 @customise_options
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
-              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, lab_guest, dirty, accel, start,
-              wait_boot, template, linked, hostname, ip, gateway, dns, user, ssh_key_file):
+              cdrom, graphics, video, cloud_init, cloud_init_file, network_config, lab_guest, debian_guest, dirty,
+              accel, start, wait_boot, template, linked, hostname, ip, gateway, dns, user, ssh_key_file):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
 
@@ -167,7 +170,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     ctx = click.get_current_context()
     hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
                 "accel": "--accel", "import_image": "--import", "networks": "--network", "boot": "--boot",
-                "os_variant": "--os-variant", "lab_guest": "--lab-guest", "cdrom": "--cdrom",
+                "os_variant": "--os-variant", "lab_guest": "--lab-guest", "debian_guest": "--debian-guest",
+                "cdrom": "--cdrom",
                 "graphics": "--graphics", "video": "--video", "cloud_init": "--cloud-init",
                 "cloud_init_file": "--cloud-init-file", "network_config": "--network-config"}
     given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE
@@ -196,6 +200,7 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
     else:
         request = VmRequest(
             memory=memory_mib, vcpus=vcpus, accel=accel, os_variant=os_variant, lab_guest=lab_guest,
+            debian_guest=debian_guest,
             boot=_boot_request(boot) if boot else None,
             disks=[_disk_request(text) for text in disks] + ([_disk_request(f"import={import_image}")]
                                                               if import_image else []),
@@ -207,10 +212,12 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
         raise UsageError("give the VM's NAME (or `name` in the spec file)")
     if not host_name:
         raise UsageError("give --host (or `host` in the spec file)")
-    if sum(map(bool, (request.boot, request.lab_guest))) > 1:
-        raise UsageError("give only one of --boot or --lab-guest")
-    if not (request.boot or request.lab_guest or request.disks or request.cdrom):
-        raise UsageError("nothing to boot: give --boot, --lab-guest, --import, --cdrom or --template")
+    if sum(map(bool, (request.boot, request.lab_guest, request.debian_guest))) > 1:
+        raise UsageError("give only one of --boot, --lab-guest or --debian-guest")
+    if request.debian_guest and any(d.import_ for d in request.disks):
+        raise UsageError("--import cannot go with --debian-guest: the Debian image is the first disk")
+    if not (request.boot or request.lab_guest or request.debian_guest or request.disks or request.cdrom):
+        raise UsageError("nothing to boot: give --boot, --lab-guest, --debian-guest, --import, --cdrom or --template")
     if request.video and request.graphics == "none":
         raise UsageError("--video needs --graphics vnc|spice")
     if dirty and not request.lab_guest:

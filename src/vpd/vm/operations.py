@@ -161,6 +161,12 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
         kernel, initrd, cmdline = str(image.kernel), str(image.initrd), image.cmdline
         if dirty:
             cmdline = image.cmdline_with_dirtier(*dirty)
+    elif request.debian_guest:
+        from .debian_image import ensure_debian_image
+
+        debian = ensure_debian_image(paths.cache_dir())
+        kernel, initrd, cmdline = str(debian.kernel), str(debian.initrd), debian.cmdline
+        request = request.with_debian_root(str(debian.disk))
     spec = request.to_spec(name, kernel, initrd, cmdline)
     ids = identity.gather(session)
     ids.require_new_name(name)

@@ -47,6 +47,8 @@ LAB_DEFAULTS = ("ide", "virtio")
 """Without --os-variant: IDE disks (any kernel drives them, the lab guest included) and virtio NICs."""
 DEFAULT_MEMORY_MIB = 128
 """Without --memory and without an OS variant that recommends more: enough for the lab guest."""
+DEBIAN_MEMORY_MIB = 384
+"""The Debian test guest's default: room for systemd, cloud-init, sshd and the guest agent."""
 
 
 def device_defaults(os_variant: str | None) -> tuple[str, str]:
@@ -134,6 +136,8 @@ class VmRequest(_Strict):
     accel: str = "auto"
     os_variant: str | None = None
     lab_guest: bool = False
+    debian_guest: bool = False
+    """The Debian test guest (vm/debian_image.py): its disk imported as the first disk, virtio."""
     boot: BootRequest | None = None
     disks: list[DiskRequest] = []
     networks: list[NicRequest] = []
@@ -143,6 +147,14 @@ class VmRequest(_Strict):
     cloud_init: CloudInitRequest | None = None
     start: bool = False
     wait_boot: bool = False
+
+    def with_debian_root(self, image_disk: str) -> VmRequest:
+        """This request with the Debian guest's image as its first disk (a copy, in the pool of
+        the first disk asked for, else `default`) and enough memory for systemd and cloud-init."""
+        pool = self.disks[0].pool if self.disks else "default"
+        root = DiskRequest.model_validate({"import": image_disk, "pool": pool, "bus": "virtio"})
+        memory = self.memory if self.memory is not None or self.os_variant else DEBIAN_MEMORY_MIB
+        return self.model_copy(update={"disks": [root, *self.disks], "memory": memory})
 
     def to_spec(self, name: str, kernel: str | None = None, initrd: str | None = None,
                 cmdline: str = "") -> VmSpec:
