@@ -134,4 +134,9 @@ def test_running_guests_and_bases_of_linked_clones_are_refused_untouched(vm):
         gen.generalise(conn, LOCAL, dom, "mount")
     with pytest.raises(UsageError, match="seal method"):
         gen.generalise(conn, LOCAL, dom, "scrub")
+    if shutil.which("virt-sysprep") is None:
+        conn.lookupByName("lnk").undefine()
+        conn.storageVolLookupByPath(str(disk.parent / "lnk.qcow2")).delete(0)
+        with pytest.raises(UsageError, match="virt-sysprep is not installed"):
+            gen.generalise(conn, LOCAL, dom, "virt-sysprep", files=HostFiles(Host(name="l", uri="qemu:///system")))
     assert hashlib.sha256(disk.read_bytes()).hexdigest() == before

@@ -40,8 +40,10 @@ REMOVED = ("/etc/ssh/ssh_host_*", "/var/lib/dbus/machine-id", "/var/lib/cloud/*"
            "/etc/udev/rules.d/70-persistent-net.rules", "/var/lib/systemd/random-seed", "/root/.bash_history")
 EMPTIED = ("/etc/machine-id",)
 
-# virt-sysprep's own operations for the same list; the rest by --delete / --truncate.
-_SYSPREP_OPERATIONS = "machine-id,ssh-hostkeys,logfiles,udev-persistent-net,bash-history,dhcp-client-state,utmp"
+# virt-sysprep's own operations for the same list; the rest by --delete / --truncate, which run
+# only inside its `customize` operation. Its `machine-id` operation is left out: the file is
+# emptied (--truncate), not removed, which is what systemd takes as "first boot".
+_SYSPREP_OPERATIONS = "ssh-hostkeys,logfiles,udev-persistent-net,bash-history,dhcp-client-state,utmp,customize"
 
 
 @dataclass
@@ -183,7 +185,7 @@ def _by_mount(files: HostFiles, tmp: str, work: str, fmt: str, result: Generalis
 
 def _by_sysprep(files: HostFiles, host: Host, work: str, fmt: str, result: Generalised) -> None:
     env = ["env", "LIBGUESTFS_BACKEND=direct"] + (["LIBGUESTFS_BACKEND_SETTINGS=force_tcg"] if host.lab else [])
-    # virt-sysprep writes a new machine-id: --truncate leaves it empty, so each instance makes its own.
+    # --truncate leaves machine-id empty, so each instance makes its own at first boot.
     files.runner.run([*env, "virt-sysprep", "--quiet", "--format", fmt, "-a", work,
                       "--operations", _SYSPREP_OPERATIONS, "--truncate", "/etc/machine-id",
                       "--delete", "/var/lib/dbus/machine-id", "--delete", "/var/lib/cloud/*",
