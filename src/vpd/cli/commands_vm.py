@@ -63,6 +63,11 @@ def _render_created(result: dict) -> None:
         say(f"VM {result['name']} created on {result['host']} from template {result['template']}"
             f" ({'linked' if result['linked'] else 'full'} clone), disks {', '.join(result['disks']) or '-'}"
             + ("; started" if result.get("started") else ""))
+        if result.get("seed"):
+            say(f"  hostname {result['hostname']}" + (f", address {result['ip']}" if result.get("ip") else "")
+                + f"; cloud-init seed {result['seed']}")
+        for note in result.get("notes") or []:
+            say(f"  note: {note}", "yellow")
         return
     say(f"VM {result['name']} defined on {result['host']} ({result['domain_type']})"
         + (f", disks {', '.join(result['disks'])}" if result["disks"] else "")
@@ -90,6 +95,29 @@ def _render_install(result: dict) -> None:
     if result.get("firmware"):
         f = result["firmware"]
         say("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items() if v))
+
+
+def customise_options(fn):
+    """The options that give a clone its own cloud-init seed (vm clone, vm create --template)."""
+    for opt in reversed([
+        click.option("--hostname", help="The clone's host name (with --count: numbered, H-1, H-2...)."),
+        click.option("--ip", metavar="A/P", help="A static address for the first NIC, matched by its MAC "
+                                                 "(with --count: counted up from A); checked free and in the "
+                                                 "network's subnet, outside its DHCP range."),
+        click.option("--gateway", metavar="G", help="With --ip: the default gateway."),
+        click.option("--dns", metavar="D", multiple=True, help="With --ip: a DNS server (repeatable)."),
+        click.option("--user", help="A user with sudo, created at first boot."),
+        click.option("--ssh-key", "ssh_key_file", type=LocalPath(dir_okay=False), metavar="FILE.pub",
+                     help="Public key(s) to log in with (the --user's, else the image's default user's)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _customise(hostname, ip, gateway, dns, user, ssh_key_file) -> dict | None:
+    given = {"hostname": hostname, "ip": ip, "gateway": gateway, "dns": tuple(dns), "user": user,
+             "ssh_key_file": ssh_key_file}
+    return {k: v for k, v in given.items() if v} or None
 
 
 @command(vm, "create", render=_render_created)
@@ -148,11 +176,24 @@ def _render_install(result: dict) -> None:
 @click.option("--wait-boot", is_flag=True, help="With --start: wait for the lab guest's boot marker.")
 @click.option("--template", help="Clone this template (on the same host) instead of defining from scratch.")
 @click.option("--linked", is_flag=True, help="With --template: a linked clone (qcow2 overlay on its disks).")
+@customise_options
 def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, import_image, networks, boot, os_variant,
               cdrom, graphics, video, cloud_init, cloud_init_file, network_config, location, extra_args, arch, cpu,
-              bond, lab_guest, debian_guest, iperf3, dirty, accel, start, wait_boot, template, linked):
+              bond, lab_guest, debian_guest, iperf3, dirty, accel, start, wait_boot, template, linked, hostname, ip,
+              gateway, dns, user, ssh_key_file):
     """Define a VM (the virt-install equivalent) or clone a template, optionally start it."""
     from ..vm.spec import VmRequest, load_request
+
+    customise = _customise(hostname, ip, gateway, dns, user, ssh_key_file)
+    if template and cloud_init:
+        # The same keys as a new VM's seed, spelt as vm create spells them: they customise the clone.
+        ci = _key_values(cloud_init, "--cloud-init", {"user", "ssh-key", "hostname"})
+        customise = {**(customise or {}), **{{"ssh-key": "ssh_key_file"}.get(k, k): v for k, v in ci.items()}}
+        cloud_init = None
+    if customise and not template:
+        raise UsageError(f"{', '.join('--' + k.replace('_file', '').replace('_', '-') for k in customise)} "
+                         "customise a clone: they go with --template",
+                         hint="a new VM takes --cloud-init user=...,ssh-key=...,hostname=... and --network-config")
 
     ctx = click.get_current_context()
     hardware = {"memory_mib": "--memory", "vcpus": "--vcpus", "disks": "--disk", "dirty": "--dirty",
@@ -163,7 +204,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
                 "cloud_init_file": "--cloud-init-file", "network_config": "--network-config",
                 "location": "--location", "extra_args": "--extra-args", "arch": "--arch", "cpu": "--cpu",
                 "bond": "--bond", "iperf3": "--iperf3"}
-    given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE]
+    given = [flag for param, flag in hardware.items() if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE
+             and not (param == "cloud_init" and template)]
     if template:
         # The template fixes the hardware: options that would silently be ignored are refused.
         if given or spec_file:
@@ -171,7 +213,8 @@ def vm_create(session, name, host_name, spec_file, memory_mib, vcpus, disks, imp
                              "the template fixes the hardware")
         if not name or not host_name:
             raise UsageError("--template needs NAME and --host")
-        return vm_ops.create_from_template(session, name, host_name, template, linked, start, wait_boot)
+        return vm_ops.create_from_template(session, name, host_name, template, linked, start, wait_boot,
+                                           customise=customise)
     if linked:
         raise UsageError("--linked needs --template")
     if spec_file:
@@ -269,9 +312,15 @@ def _nic_request(text: str):
 
 
 def _render_clones(result: dict) -> None:
-    for c in result.get("clones", [result]):
+    clones = result.get("clones", [result])
+    for c in clones:
         say(f"{c['name']} {'linked to' if c.get('linked') else 'cloned from'} {c['source']} on {c['host']}: "
             f"disks {', '.join(c['disks']) or '-'}, MACs {', '.join(c['macs']) or '-'}")
+        if c.get("seed"):
+            say(f"  hostname {c['hostname']}" + (f", address {c['ip']}" if c.get("ip") else "")
+                + f"; cloud-init seed {c['seed']}")
+    for note in (clones[0].get("notes") if clones else None) or []:
+        say(f"  note: {note}", "yellow")
 
 
 @command(vm, "clone", render=_render_clones)
@@ -286,12 +335,17 @@ def _render_clones(result: dict) -> None:
               help="Linked clone: qcow2 overlays on the source's disks; the source then stays shut off.")
 @click.option("--count", type=int, help="Make N clones, named NEW-1..NEW-N.")
 @click.option("--mac", help="MAC address of the clone's first NIC (unicast, unique on every host).")
-def vm_clone(session, source, new_name, host_ref, pool, allow_running, linked, count, mac):
-    """Full clone (disks copied by qemu-img through libvirt) or linked clone; new name, UUID and MACs."""
+@customise_options
+def vm_clone(session, source, new_name, host_ref, pool, allow_running, linked, count, mac, hostname, ip, gateway, dns,
+             user, ssh_key_file):
+    """Full clone (disks copied by qemu-img through libvirt) or linked clone; new name, UUID and MACs.
+    With --hostname/--ip/--user/--ssh-key each clone gets its own cloud-init seed (a new instance-id),
+    so a guest with cloud-init becomes a new machine at its first boot."""
     from ..vm.clone import clone_names
 
     names = clone_names(new_name, count)
-    clones = vm_ops.clone(session, source, names, host_ref, pool, allow_running, linked, mac)
+    clones = vm_ops.clone(session, source, names, host_ref, pool, allow_running, linked, mac,
+                          customise=_customise(hostname, ip, gateway, dns, user, ssh_key_file))
     for c in clones:
         c.update(source=source, linked=linked)
     return clones[0] if count is None else {"clones": clones}

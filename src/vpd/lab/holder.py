@@ -29,8 +29,12 @@ def _run(*argv: str) -> None:
 
 # The device nodes a lab host needs (name, major, minor), like a minimal container /dev.
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
-           ("tty", 5, 0), ("net/tun", 10, 200)]
+           ("tty", 5, 0), ("net/tun", 10, 200), ("fuse", 10, 229), ("loop-control", 10, 237)]
 KVM = ("kvm", 10, 232)
+# Loop block devices (major 7): `template create --seal` mounts a guest's filesystem through
+# qemu-storage-daemon's FUSE export and a loop device, on the host as a real host would. The
+# kernel's loop devices are the machine's; these nodes only let a host name the first ones.
+LOOPS = 16
 
 
 def build_dev(with_kvm: bool) -> None:
@@ -43,6 +47,8 @@ def build_dev(with_kvm: bool) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(path, 0o666)
+    for i in range(LOOPS):
+        os.mknod(f"/dev/loop{i}", 0o660 | stat.S_IFBLK, os.makedev(7, i))
     os.makedirs("/dev/pts")
     # Its own pty instance: guests' serial consoles of one host are not seen by another.
     _run("mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=620", "devpts", "/dev/pts")

@@ -26,13 +26,16 @@ from ..core.undo import Undo
 from ..storage.room import PoolRoom
 from ..xml.backup import push_backup
 from ..xml.checks import require_unicast_mac
+from ..xml.domain import cdrom_disk, disk_target
 
 # new_mac lives in xml.edit; create, restore and OVF import still import it from here.
 from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .backupjob import run_push_backup
+from .cloudinit import build_iso, upload_seed
 from .console import serial_log_path
+from .customize import ADDRESS_NS, Customisation, address_element
 from .inventory import domain_exists, volume_by_path
 
 
@@ -43,6 +46,10 @@ class Cloned:
     uuid: str
     disks: list[str] = field(default_factory=list)
     macs: list[str] = field(default_factory=list)
+    seed: str | None = None
+    """The customised clone's cloud-init seed volume."""
+    hostname: str | None = None
+    ip: str | None = None
 
 
 def macs_in_use(conn: libvirt.virConnect) -> set[str]:
@@ -113,9 +120,11 @@ def clone_names(new_name: str, count: int | None) -> list[str]:
 
 def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, pool_name: str | None = None,
              allow_running: bool = False, linked: bool = False, mac: str | None = None,
-             taken_macs: set[str] | None = None) -> Cloned:
+             taken_macs: set[str] | None = None, custom: Customisation | None = None) -> Cloned:
     """Clone `source` as `new_name`; `mac` (already checked unique by the caller) goes to the first NIC.
-    `taken_macs`: MACs in use on every host (else only this host's are avoided)."""
+    `taken_macs`: MACs in use on every host (else only this host's are avoided). `custom`: the
+    clone gets its own cloud-init seed (`NEW-cidata.iso` next to its first disk) in place of the
+    source's, if any."""
     check_name(new_name, "VM name")
     if mac is not None:
         mac = require_unicast_mac(mac, "MAC address")
@@ -143,6 +152,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         check_room(conn, host, source, 1, pool_name)  # clone_vms checked a whole batch already; a template's one here
     ed = DomainEditor.from_xml(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
     result = Cloned(host.name, new_name, "")
+    seed_name = f"{new_name}-cidata.iso"
     live_copies: dict[str, str] = {}  # target dev -> new volume path, for the backup job
     live_formats: dict[str, str] = {}
     with Undo() as undo:
@@ -159,8 +169,9 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             fmt = disk.format or "raw"
             suffix = ".qcow2" if linked else PurePosixPath(path).suffix or f".{fmt}"
             vol_name = f"{new_name}{'' if i == 0 else f'-{i}'}{suffix}"
-            if vol_name in pool.listVolumes():
-                raise UsageError(f"volume {vol_name} already exists in pool {pool.name()}")
+            if vol_name in pool.listVolumes() or (custom is not None and i == 0 and seed_name in pool.listVolumes()):
+                taken_name = vol_name if vol_name in pool.listVolumes() else seed_name
+                raise UsageError(f"volume {taken_name} already exists in pool {pool.name()}")
             capacity = src_vol.info()[1]
             # Journaled before it exists: if vpd dies mid-copy, recovery finds the orphan (no domain uses it).
             ops.plan("volume", vol_name, host.name, pool=pool.name(), owner=new_name)
@@ -198,9 +209,34 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         # vpd's bookkeeping (e.g. the template marker) describes the source, not the clone.
         result.macs = ed.reset_identity(new_name, taken_macs=taken, first_mac=mac,
                                         serial_log=serial_log_path(new_name), drop_vpd_metadata=True)
+        if custom is not None:
+            if not result.disks:
+                raise UsageError(f"{source} has no disk: a clone's cloud-init seed goes next to its first disk")
+            _give_seed(conn, host, ed, new_name, seed_name, custom, result, undo)
         dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()
         return result
+
+
+def _give_seed(conn: libvirt.virConnect, host: Host, ed: DomainEditor, name: str, seed_name: str,
+               custom: Customisation, result: Cloned, undo: Undo) -> None:
+    """Upload the clone's own seed next to its first disk and attach it read-only: a seed CD-ROM
+    the source had (its own, stale instance-id) is repointed, else a SATA CD-ROM is added."""
+    pool = conn.storageVolLookupByPath(result.disks[0]).storagePoolLookupByVolume()
+    events.emit("vm.clone", f"cloud-init seed {seed_name}", 0, 1, "seeds")
+    ops.plan("volume", seed_name, host.name, pool=pool.name(), owner=name)
+    path = upload_seed(pool, seed_name, build_iso(custom.seed(name, result.macs[0] if result.macs else None)), undo)
+    old = [d for d in ed.disks(device="cdrom") if (d.source_file or "").endswith("-cidata.iso")]
+    if old:
+        old[0].repoint(path, fmt="raw")
+    else:
+        used = {d.target for d in ed.disks()}
+        index = next(i for i in range(26) if disk_target("sata", i).dev not in used)
+        ed.add_device(cdrom_disk(path, bus="sata", index=index))
+    if custom.ip is not None:
+        ed.set_metadata(ADDRESS_NS, "vpd", address_element(custom.ip))
+    result.seed, result.hostname = path, custom.hostname
+    result.ip = custom.ip.with_prefixlen if custom.ip is not None else None
 
 
 def check_room(conn: libvirt.virConnect, host: Host, source: str, copies: int, pool_name: str | None) -> None:
@@ -224,7 +260,8 @@ def check_room(conn: libvirt.virConnect, host: Host, source: str, copies: int, p
 
 def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str], pool_name: str | None = None,
               allow_running: bool = False, linked: bool = False, mac: str | None = None,
-              taken_macs: set[str] | None = None) -> list[Cloned]:
+              taken_macs: set[str] | None = None,
+              customs: dict[str, Customisation] | None = None) -> list[Cloned]:
     """Clone `source` once per name: all or nothing, so a failure part way leaves no partial batch."""
     if mac is not None and len(names) > 1:
         raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
@@ -236,14 +273,15 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
     done: list[Cloned] = []
     try:
         for name in names:
-            done.append(clone_vm(conn, host, source, name, pool_name, allow_running, linked, mac, taken_macs))
+            done.append(clone_vm(conn, host, source, name, pool_name, allow_running, linked, mac, taken_macs,
+                                 custom=(customs or {}).get(name)))
             taken_macs = (taken_macs or set()) | set(done[-1].macs)
         return done
     except BaseException:
         for cloned in done:
             try:
                 conn.lookupByName(cloned.name).undefine()
-                for path in cloned.disks:
+                for path in [*cloned.disks, *([cloned.seed] if cloned.seed else [])]:
                     conn.storageVolLookupByPath(path).delete(0)
             except libvirt.libvirtError:
                 pass

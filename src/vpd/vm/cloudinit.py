@@ -17,10 +17,16 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ..core.errors import UsageError
+
+if TYPE_CHECKING:
+    import libvirt
+
+    from ..core.undo import Undo
 
 SEED_LABEL = "cidata"
 FILES = ("user-data", "meta-data", "network-config")
@@ -202,3 +208,19 @@ def read_iso(data: bytes) -> tuple[str, dict[str, str]]:
         return label, files
     finally:
         iso.close()
+
+
+def upload_seed(pool: libvirt.virStoragePool, name: str, image: bytes, undo: Undo) -> str:
+    """A raw volume `name` in `pool` holding the seed image (its deletion pushed on `undo`); its path."""
+    import tempfile
+
+    from ..storage.streams import upload_volume
+    from ..xml.volume import volume as volume_xml
+
+    vol = pool.createXML(volume_xml(name, len(image), fmt="raw").to_xml_string(), 0)
+    undo.push(lambda: vol.delete(0), f"delete seed volume {name}")
+    with tempfile.NamedTemporaryFile(prefix="vpd-seed-", suffix=".iso") as f:
+        f.write(image)
+        f.flush()
+        upload_volume(vol, Path(f.name))
+    return vol.path()

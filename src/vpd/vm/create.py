@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import secrets
 import string
-import tempfile
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import libvirt
@@ -22,13 +20,12 @@ from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
 from ..core.undo import Undo
 from ..storage.room import PoolRoom
-from ..storage.streams import upload_volume
 from ..storage.volumes import parse_vol_ref
 from ..xml.domain import VNC_PASSWORD_MAX, cdrom_disk, file_disk, graphics_device, guest_domain, nic, video_device
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
-from .cloudinit import Seed, build_iso
+from .cloudinit import Seed, build_iso, upload_seed
 from .console import serial_log_path
 from .install_tree import Location, copy_out
 from .install_tree import locate as locate_tree
@@ -278,16 +275,6 @@ def _seed_pool(conn: libvirt.virConnect, host: Host, first: _PlannedDisk, name: 
     return pool
 
 
-def _upload_seed(pool: libvirt.virStoragePool, name: str, image: bytes, undo: Undo) -> str:
-    vol = pool.createXML(volume_xml(name, len(image), fmt="raw").to_xml_string(), 0)
-    undo.push(lambda: vol.delete(0))
-    with tempfile.NamedTemporaryFile(prefix="vpd-seed-", suffix=".iso") as f:
-        f.write(image)
-        f.flush()
-        upload_volume(vol, Path(f.name))
-    return vol.path()
-
-
 def new_password(kind: str) -> str:
     """A random display password: 8 characters for VNC (its limit), 16 for SPICE."""
     alphabet = string.ascii_letters + string.digits
@@ -400,7 +387,7 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
         if spec.seed is not None and seed_pool is not None:
             events.emit("vm.create", f"cloud-init seed {seed_name}", len(planned), len(planned), "disks")
             ops.plan("volume", seed_name, host.name, pool=seed_pool.name(), owner=spec.name)
-            seed_path = _upload_seed(seed_pool, seed_name, build_iso(spec.seed), undo)
+            seed_path = upload_seed(seed_pool, seed_name, build_iso(spec.seed), undo)
             cdroms.append(cdrom_disk(seed_path, bus="sata", index=per_bus.get("sata", 0)))
             per_bus["sata"] = per_bus.get("sata", 0) + 1
         kernel, initrd, cmdline = spec.kernel, spec.initrd or None, spec.cmdline if spec.kernel else ""

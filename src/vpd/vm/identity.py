@@ -26,6 +26,8 @@ class Identities:
     uuids: dict[str, str] = field(default_factory=dict)
     macs: dict[str, str] = field(default_factory=dict)
     disks: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    """Static IPv4 address (no prefix) -> "host/vm", from the seeds of vpd's customised clones."""
     unreachable: list[str] = field(default_factory=list)
 
     def taken_macs(self) -> set[str]:
@@ -55,7 +57,9 @@ class Identities:
                                  hint="clone that VM instead (vpd vm clone)")
 
 
-def _host_identities(conn: libvirt.virConnect) -> list[tuple[str, str, list[str], list[str]]]:
+def _host_identities(conn: libvirt.virConnect) -> list[tuple[str, str, list[str], list[str], list[str]]]:
+    from .customize import ADDRESS_NS
+
     out = []
     for dom in conn.listAllDomains():
         try:
@@ -64,7 +68,8 @@ def _host_identities(conn: libvirt.virConnect) -> list[tuple[str, str, list[str]
             continue  # undefined while we looked
         macs = [m.lower() for m in tree.xpath("devices/interface/mac/@address")]
         disks = tree.xpath("devices/disk/source/@file | devices/disk/source/@dev")
-        out.append((dom.name(), dom.UUIDString().lower(), macs, disks))
+        addresses = [a.split("/")[0] for a in tree.xpath("metadata/a:address/@ip", namespaces={"a": ADDRESS_NS})]
+        out.append((dom.name(), dom.UUIDString().lower(), macs, disks, addresses))
     return out
 
 
@@ -86,7 +91,7 @@ def gather(session, hosts: list[Host] | None = None, exclude_vm: str | None = No
             if error is not None:
                 ids.unreachable.append(host.name)
                 continue
-            for name, uuid, macs, disks in vms:
+            for name, uuid, macs, disks, addresses in vms:
                 if name == exclude_vm:
                     continue
                 who = f"{host.name}/{name}"
@@ -96,4 +101,6 @@ def gather(session, hosts: list[Host] | None = None, exclude_vm: str | None = No
                     ids.macs[mac] = who
                 for disk in disks:
                     ids.disks[disk] = who
+                for address in addresses:
+                    ids.addresses[address] = who
     return ids

@@ -197,24 +197,65 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
     return result
 
 
+def _check_customs(session: Session, host, source: str, customs, ids: identity.Identities) -> list[str]:
+    """The static addresses against the network of the source's first NIC (its subnet, DHCP range,
+    leases, the host's own address) and every vpd clone's on every host; notes for the result."""
+    from .customize import check_addresses
+
+    if not customs or not any(c.ip for c in customs.values()):
+        return []
+    facts, leased = session.call(host, lambda c: _first_nic_network(c, source))
+    return check_addresses(customs, facts, leased, ids.addresses)
+
+
+def _first_nic_network(conn: libvirt.virConnect, source: str):
+    from lxml import etree
+
+    from .customize import network_facts
+
+    tree = etree.fromstring(conn.lookupByName(source).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
+    nic = tree.find("devices/interface")
+    if nic is None:
+        raise UsageError(f"{source} has no network interface: --ip has nothing to configure")
+    if nic.get("type") != "network":
+        return None, {}
+    name = nic.find("source").get("network")
+    net = conn.networkLookupByName(name)
+    try:
+        leases = net.DHCPLeases() if net.isActive() else []
+    except libvirt.libvirtError:
+        leases = []  # a driver without dnsmasq (the test driver): its DHCP range is still refused
+    leased = {lease["ipaddr"]: f"{lease.get('hostname') or lease['mac']} (DHCP)" for lease in leases
+              if lease.get("ipaddr")}
+    return network_facts(name, net.XMLDesc(0)), leased
+
+
 def create_from_template(session: Session, name: str, host_ref: str, template: str, linked: bool = False,
-                         start: bool = False, wait_boot: bool = False) -> dict:
+                         start: bool = False, wait_boot: bool = False, customise: dict | None = None) -> dict:
+    """A clone of `template`; `customise` (customize.plan's keywords: hostname, ip, gateway, dns,
+    user, ssh_key_file) gives it its own cloud-init seed."""
     from . import lifecycle
     from .clone import clone_vm
+    from .customize import plan
     from .template import find_template
 
     check_name(name, "VM name")
     host = session.host(host_ref)
     maintenance.refuse_new_guests(host.name)
+    customs = plan([name], **(customise or {}))
     ids = identity.gather(session)
     ids.require_new_name(name)
+    session.call(host, lambda c: find_template(c, host, template))
+    notes = _check_customs(session, host, template, customs, ids)
     with Operation(session, "vm.create", target=f"{host.name}/{name}", locks=[vm_key(name), vm_key(template)],
-                   template=template, linked=linked, start=start) as op:
+                   template=template, linked=linked, start=start,
+                   customised={k: str(v) for k, v in (customise or {}).items() if v}) as op:
         session.call(host, lambda c: find_template(c, host, template))
         op.plan("domain", name, host.name)
         cloned = session.call(host, lambda c: clone_vm(c, host, template, name, linked=linked,
-                                                       taken_macs=ids.taken_macs()))
-        result = {**vars(cloned), "template": template, "linked": linked}
+                                                       taken_macs=ids.taken_macs(),
+                                                       custom=(customs or {}).get(name)))
+        result = {**vars(cloned), "template": template, "linked": linked, "notes": notes}
         if start:
             dom = session.call(host, lambda c: c.lookupByName(name))
             result.update(session.call(host, lambda _c: lifecycle.start_new(dom, wait_boot=wait_boot)))
@@ -251,15 +292,20 @@ def tag(session: Session, name: str, host_ref: str | None = None, anti_affinity:
 
 
 def clone(session: Session, source: str, names: list[str], host_ref: str | None = None, pool: str | None = None,
-          allow_running: bool = False, linked: bool = False, mac: str | None = None) -> list[dict]:
-    """Full or linked clones of `source`, all or nothing; names and MACs unique across the inventory."""
+          allow_running: bool = False, linked: bool = False, mac: str | None = None,
+          customise: dict | None = None) -> list[dict]:
+    """Full or linked clones of `source`, all or nothing; names and MACs unique across the inventory.
+    `customise` (customize.plan's keywords): each clone gets its own cloud-init seed, hostnames
+    and addresses numbered with several names, every address checked before anything is made."""
     from ..xml.checks import require_unicast_mac
     from .clone import clone_vms
+    from .customize import plan
 
     if mac is not None and len(names) > 1:
         raise UsageError("--mac names one NIC of one VM: it cannot go with --count")
     for n in names:
         check_name(n, "VM name")
+    customs = plan(names, **(customise or {}))  # the user's values first: nothing asked of a host yet
     vm = locate(session, source, host_ref, prefer_running=False)
     host = vm.host
     ids = identity.gather(session)
@@ -268,13 +314,15 @@ def clone(session: Session, source: str, names: list[str], host_ref: str | None 
     if mac is not None:
         mac = require_unicast_mac(mac, "MAC address")
         ids.require_free_macs([mac])
+    notes = _check_customs(session, host, source, customs, ids)
     with Operation(session, "vm.clone", target=f"{host.name}/{source}->{','.join(names)}",
-                   locks=[vm_key(source), *map(vm_key, names)], pool=pool, linked=linked, mac=mac) as op:
+                   locks=[vm_key(source), *map(vm_key, names)], pool=pool, linked=linked, mac=mac,
+                   customised={k: str(v) for k, v in (customise or {}).items() if v}) as op:
         for n in names:
             op.plan("domain", n, host.name)
         clones = session.call(host, lambda c: clone_vms(c, host, source, names, pool, allow_running, linked, mac,
-                                                        taken_macs=ids.taken_macs()))
-        op.result = [vars(c) for c in clones]
+                                                        taken_macs=ids.taken_macs(), customs=customs))
+        op.result = [{**vars(c), **({"notes": notes} if notes else {})} for c in clones]
     return op.result
 
 

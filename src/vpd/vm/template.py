@@ -21,8 +21,8 @@ from .inventory import is_template
 _CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
 
-def seal(dom: libvirt.virDomain) -> dict:
-    """Turn a shut-off, persistent VM into a template."""
+def check_can_template(dom: libvirt.virDomain) -> None:
+    """What `seal` refuses, checked alone (before a `--seal` generalises the disk)."""
     name = dom.name()
     if is_template(dom):
         raise UsageError(f"{name} is already a template")
@@ -31,6 +31,12 @@ def seal(dom: libvirt.virDomain) -> dict:
                          hint=f"vpd vm shutdown {name} --host ...")
     if not dom.isPersistent():
         raise UsageError(f"{name} is transient: only a defined VM can become a template")
+
+
+def seal(dom: libvirt.virDomain) -> dict:
+    """Turn a shut-off, persistent VM into a template."""
+    name = dom.name()
+    check_can_template(dom)
     # libvirt's autostart would boot the template behind vpd's back.
     autostart_was = bool(dom.autostart())
     if autostart_was:
