@@ -187,7 +187,7 @@ def wait_for_lease(net: str, mac: str, deadline_s: float = 600) -> str:
     raise AssertionError(f"no DHCP lease for {mac} on {net} after {deadline_s} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def debian_net(lab):
     vpd_json("net", "create", DEBIAN_NET, "--host", "hosta", "--mode", "isolated", "--subnet", DEBIAN_SUBNET,
              "--dhcp", "198.19.60.10-198.19.60.99")
@@ -203,9 +203,11 @@ def debian_key():
     return key
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def debian_guest(lab, debian_net, debian_key):
-    """A started Debian guest on hosta, reachable by SSH with `debian_key` as user `vpd`."""
+    """A started Debian guest on hosta, reachable by SSH with `debian_key` as user `vpd`. Its
+    tests share one module (test_debian_guest.py): a guest left running through other modules
+    would change what they see on hosta (VM lists, memory, libvirt's counters)."""
     from vpd.lab import layout
 
     name, mac = "deb1", "52:54:00:60:00:11"
