@@ -16,6 +16,8 @@ import pytest
 
 from vpd.migration import validate
 from vpd.vm import agent, guest_ssh
+from vpd.vm.inventory import volume_by_path
+from vpd.xml.domain import Domain
 
 from .conftest import vpd, vpd_json
 
@@ -126,3 +128,23 @@ def test_ssh_runs_hostname_as_the_cloud_init_user_checking_the_first_boot_host_k
     finally:
         dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guest_ssh.host_keys_element(keys, source), "vpd",
                         guest_ssh.HOST_KEYS_NS, flags)
+
+
+def test_seed_is_removed_once_cloud_init_has_finished(deb, conns, lab_inventory):
+    dom = _dom(conns, lab_inventory, deb)
+    [seed_path] = [d.source.reference for d in Domain.from_xml(dom.XMLDesc(0)).disks
+                   if d.device == "cdrom" and d.source is not None]
+    assert "status: done" in deb.ssh("cloud-init", "status", "--wait", timeout=300).stdout
+    removed = vpd_json("vm", "seed-remove", deb.name)
+    assert removed["evidence"]["source"] == "guest agent" and removed["evidence"]["finished"]
+    assert (removed["seed"], removed["ejected"], removed["detached"], removed["volume_deleted"]) == \
+        (seed_path, True, True, True)
+    live = [d for d in Domain.from_xml(dom.XMLDesc(0)).disks if d.device == "cdrom"]
+    # Ejected: the SATA drive stays in the running guest, with no file (libvirt keeps `<source index=.../>`).
+    assert live and all(d.source is None or d.source.reference is None for d in live), dom.XMLDesc(0)
+    assert not [d for d in Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).disks
+                if d.device == "cdrom"]
+    assert volume_by_path(dom.connect(), seed_path) is None
+    assert deb.ssh("true").returncode == 0  # the guest runs on
+    again = vpd("vm", "seed-remove", deb.name)
+    assert again.returncode == 1 and "no cloud-init seed" in again.stderr, again.stderr

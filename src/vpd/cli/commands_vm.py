@@ -15,7 +15,7 @@ from .render import err_console, table
 
 @cli.group(cls=LazyGroup, lazy={"disk": ("commands_vm_disk",), "iface": ("commands_vm_iface",),
                                  "bond": ("commands_vm_bond",),
-                                 **dict.fromkeys(("ip", "exec", "fs", "ssh"), ("commands_vm_guest",))})
+                                 **dict.fromkeys(("ip", "exec", "fs", "ssh", "seed-remove"), ("commands_vm_guest",))})
 def vm() -> None:
     """Virtual machines on the inventory's hosts."""
 

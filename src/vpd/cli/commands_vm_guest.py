@@ -96,3 +96,20 @@ def vm_ssh(session, name, command_argv, host_ref, user, identity):
     if capture and not command_argv:
         raise UsageError("--json needs a COMMAND (an interactive session has no JSON)")
     return guest_ops.ssh(session, name, host_ref, user, identity, list(command_argv), capture)
+
+
+def _render_seed_removed(r: dict) -> None:
+    done = ["ejected" if r["ejected"] else None, "removed from the definition" if r["detached"] else None,
+            "volume deleted" if r["volume_deleted"] else None]
+    say(f"{r['vm']} on {r['host']}: seed {r['seed']} " + ", ".join(d for d in done if d))
+    say(f"cloud-init finished: {r['evidence']['detail']} ({r['evidence']['source']})", "dim")
+
+
+@command(vm, "seed-remove", render=_render_seed_removed, bars=False)
+@click.argument("name")
+@host_option()
+@click.option("--force", is_flag=True, help="Remove it without seeing cloud-init finish (the guest may then boot "
+                                            "with no user, key or hostname).")
+def vm_seed_remove(session, name, host_ref, force):
+    """Eject and delete the VM's cloud-init seed once its first boot has used it."""
+    return guest_ops.seed_remove(session, name, host_ref, force)

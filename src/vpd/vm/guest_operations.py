@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..core.errors import UsageError, VpdError
 from ..ops import Operation, Session
+from ..ops.locks import vm_key
 from ..ops.results import WithExitCode
-from . import agent
+from . import agent, seed
 from .operations import locate
 
 
@@ -37,6 +38,44 @@ def exec_(session: Session, name: str, argv: list[str], host_ref: str | None = N
         result = session.call(vm.host, lambda _c: agent.GuestAgent(vm.domain).run(argv, timeout=timeout))
         op.result = {"exit_code": result.exit_code, "signal": result.signal, "seconds": result.seconds}
     return WithExitCode({"host": vm.host.name, "vm": name, **result.to_dict()}, result.exit_code)
+
+
+def seed_remove(session: Session, name: str, host_ref: str | None = None, force: bool = False) -> dict:
+    """Eject and delete the VM's cloud-init seed once cloud-init has finished in it (the guest
+    agent's `cloud-init status`, else cloud-init's final message on the console); `force`
+    removes it without that evidence."""
+    vm = locate(session, name, host_ref)
+    evidence = session.call(vm.host, lambda _c: _cloud_init_evidence(vm))
+    if not force and evidence.finished is not True:
+        raise VpdError(f"cloud-init has not been seen to finish in {name} ({evidence.source}: {evidence.detail}); "
+                       "its seed stays attached",
+                       hint=f"wait for its first boot to end (`vpd vm console {name} --log`), or give --force")
+    seen = {"source": evidence.source, "finished": evidence.finished, "detail": evidence.detail}
+    with Operation(session, "vm.seed-remove", target=f"{vm.host.name}/{name}", locks=[vm_key(name)], force=force,
+                   evidence=seen) as op:
+        result = session.call(vm.host, lambda _c: seed.remove(vm.host, vm.domain))
+        op.result = result
+    return {"host": vm.host.name, "vm": name, **result, "evidence": seen}
+
+
+def _cloud_init_evidence(vm) -> seed.Evidence:
+    from .lifecycle import console_log
+
+    if vm.domain.isActive() and agent.agent_channel_state(vm.domain) == "connected":
+        try:
+            ran = agent.GuestAgent(vm.domain).run(["cloud-init", "status"], timeout=60)
+            done = seed.status_says_done(ran.stdout)
+            if done is not None:
+                return seed.Evidence(done, "guest agent", ran.stdout.strip())
+        except agent.AgentError:
+            pass  # no usable answer: the console may still tell
+    try:
+        text = console_log(vm.domain, vm.host)["output"]
+    except VpdError as exc:
+        return seed.Evidence(None, "console", str(exc))
+    if seed.finished_on_console(text):
+        return seed.Evidence(True, "console", "cloud-init's final message is on the console")
+    return seed.Evidence(None, "console", "no final message from cloud-init on the console")
 
 
 def _learn_host_keys(session: Session, vm) -> tuple[list, str]:
