@@ -25,6 +25,7 @@ from .. import ops
 from ..connect.inventory import Host
 from ..core import journal
 from ..core.errors import NotFound, Terminated, UsageError, VpdError
+from ..core.held import signals_held
 from . import authorized_keys as ak
 from . import remote, store
 from .ttl import check_ttl
@@ -264,22 +265,10 @@ def _sigterm_raises_interrupt() -> Iterator[None]:
         _restore(signal.SIGTERM, previous)
 
 
-@contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while revoking: an interrupt half-way would
-    leave the grant open. They arrive, as KeyboardInterrupt, right after."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _revoke_on_exit(g: Grant) -> None:
     # In a `finally`, sys.exc_info() is the exception on its way out, if any.
     leaving_with = sys.exc_info()[1]
-    with _signals_blocked():
+    with signals_held():
         try:
             revoke(g.id)
         except VpdError as exc:

@@ -27,15 +27,15 @@ import contextvars
 import math
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 
 import libvirt
 
 from ..connect.inventory import Host
 from ..core.errors import VpdError
+from ..core.held import timed_phase
 from ..host.gather import plan_drain
 from ..host.placement import Guest, Placement, Rules
 from ..ops import Operation, Session
@@ -81,13 +81,8 @@ class DrainResult:
     dirty_mib_s: dict[str, float | None] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the drain's time went
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.monotonic()
-        try:
-            yield
-        finally:
-            self.phase_seconds[name] = round(self.phase_seconds.get(name, 0.0) + time.monotonic() - began, 3)
+    def phase(self, name: str) -> AbstractContextManager[None]:
+        return timed_phase(self.phase_seconds, name)
 
     @property
     def moved(self) -> list[str]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +19,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, host_key_problem
 from ..core.checks import Check, failed
 from ..core.errors import UsageError, VpdError
+from ..core.held import timed_phase
 from ..vm.inventory import find_domain
 from ..xml.domain import Domain
 from . import cleanup, policy, preflight, validate
@@ -82,13 +82,8 @@ class Report:
     interrupted: bool = False  # Ctrl-C or SIGTERM aborted the job
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where its time went, step by step
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.monotonic()
-        try:
-            yield
-        finally:
-            self.phase_seconds[name] = round(self.phase_seconds.get(name, 0.0) + time.monotonic() - began, 3)
+    def phase(self, name: str) -> AbstractContextManager[None]:
+        return timed_phase(self.phase_seconds, name)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -19,8 +19,6 @@ import contextlib
 import ipaddress
 import json
 import secrets
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,6 +29,7 @@ import libvirt_qemu
 
 from ..connect.libvirt_steps import record_agent, record_read
 from ..core.errors import UsageError, VpdError
+from ..core.held import signals_held
 from ..xml.devices import GUEST_AGENT_PORT
 from ..xml.domain import Domain
 
@@ -364,21 +363,6 @@ def thaw(dom: libvirt.virDomain) -> int:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (the thaw must not be cut short: a
-    frozen guest blocks every write). Only the main thread receives signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextlib.contextmanager
 def frozen(dom: libvirt.virDomain) -> Iterator[int]:
     """The guest's filesystems frozen for the block; thawed after it whatever happens, Ctrl-C
     included. The agent is synced first, so a VM without one fails before anything is frozen."""
@@ -389,7 +373,7 @@ def frozen(dom: libvirt.virDomain) -> Iterator[int]:
         count = freeze(dom)
         yield count
     finally:
-        with _signals_held():
+        with signals_held():
             try:
                 thaw(dom)
             except AgentError as exc:
