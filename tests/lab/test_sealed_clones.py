@@ -1,6 +1,7 @@
 """Seed 002's customise and generalise on a real Debian guest (issue 14 §2, §4): a Debian VM whose
-disk carries a booted guest's identity is sealed into a template; three clones customised with
-their own hostnames and static addresses boot at once; each has what it was given, they reach
+disk carries a booted guest's identity is sealed into a template; two clones customised with
+their own hostnames and static addresses boot at once (two, not more: each Debian guest under
+TCG costs the suite about 20 s of a 2-core machine; bench/guests.py makes ten); each has what it was given, they reach
 each other, and their machine-ids and SSH host keys differ (from each other and from the one the
 template carried)."""
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .conftest import DebianGuest, vpd, vpd_json, wait_for_ssh
 pytestmark = pytest.mark.lab
 
 PLANTED_ID = "0123456789abcdef0123456789abcdef"
-ADDRESSES = ["198.19.60.201", "198.19.60.202", "198.19.60.203"]
+ADDRESSES = ["198.19.60.201", "198.19.60.202"]
 
 
 def plant_identity(disk: str, tmp: Path) -> str:
@@ -47,7 +48,7 @@ def test_sealed_template_gives_distinct_customised_clones(lab, debian_net, debia
     from vpd.core import paths
     from vpd.lab import layout
 
-    names = ["sc-1", "sc-2", "sc-3"]
+    names = ["sc-1", "sc-2"]
     made = vpd_json("vm", "create", "sealsrc", "--host", "hosta", "--debian-guest", "--vcpus", "1", "--memory", "320",
                     "--disk", f"size=16M,pool={layout.SHARED_POOL}", "--network", f"network={debian_net}",
                     timeout=600)
@@ -59,12 +60,12 @@ def test_sealed_template_gives_distinct_customised_clones(lab, debian_net, debia
         assert {"/etc/ssh/ssh_host_ed25519_key", "/var/lib/cloud/instances", "/var/log/planted.log"} \
             <= set(sealed["removed"])
         assert sealed["left_alone"] == made["disks"][1:]
-        clones = vpd_json("vm", "clone", "sealsrc", "sc", "--host", "hosta", "--linked", "--count", "3",
+        clones = vpd_json("vm", "clone", "sealsrc", "sc", "--host", "hosta", "--linked", "--count", "2",
                           "--hostname", "sc.lab.example", "--ip", f"{ADDRESSES[0]}/24", "--gateway", "198.19.60.1",
                           "--user", "vpd", "--ssh-key", f"{debian_key}.pub")["clones"]
         assert [(c["name"], c["hostname"], c["ip"]) for c in clones] == [
             (n, f"{n}.lab.example", f"{a}/24") for n, a in zip(names, ADDRESSES, strict=True)]
-        for n in names:  # QEMU starts at once; the three guests boot side by side
+        for n in names:  # QEMU starts at once; the guests boot side by side
             vpd_json("vm", "start", n, "--host", "hosta")
         guests = [DebianGuest(n, "hosta", "vpd", f"{n}.lab.example", debian_key, a)
                   for n, a in zip(names, ADDRESSES, strict=True)]
@@ -80,8 +81,8 @@ def test_sealed_template_gives_distinct_customised_clones(lab, debian_net, debia
                 if other != g.ip:
                     ping = g.ssh("ping", "-c", "1", "-W", "5", other)
                     assert ping.returncode == 0, (g.name, other, ping.stdout, ping.stderr)
-        assert len(ids) == 3 and PLANTED_ID not in ids and all(len(i) == 32 for i in ids)
-        assert len(keys) == 3 and planted_key not in keys
+        assert len(ids) == 2 and PLANTED_ID not in ids and all(len(i) == 32 for i in ids)
+        assert len(keys) == 2 and planted_key not in keys
     finally:
         for n in names:
             vpd("vm", "destroy", n, "--host", "hosta")

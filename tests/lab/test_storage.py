@@ -141,12 +141,16 @@ def loop_device(lab):
                             text=True).stdout.strip()
     holder = control.load_state().host("hosta").holder_pid
     minor = int(device.removeprefix("/dev/loop"))
-    hostproc.run_in_host(holder, ["mknod", device, "b", "7", str(minor)])
+    # Lab hosts get the first loop nodes when they boot (lab/holder.py); make one only past them.
+    made = hostproc.run_in_host(holder, ["test", "-b", device], check=False).returncode != 0
+    if made:
+        hostproc.run_in_host(holder, ["mknod", device, "b", "7", str(minor)])
     try:
         yield device
     finally:
         vpd("pool", "delete", "st-fs", "--host", "hosta", "--wipe", "--yes")
-        hostproc.run_in_host(holder, ["rm", "-f", device], check=False)
+        if made:
+            hostproc.run_in_host(holder, ["rm", "-f", device], check=False)
         subprocess.run(["losetup", "-d", device], check=False)
         image.unlink(missing_ok=True)
 
