@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import libvirt
 import pytest
 
 VPD = [sys.executable, "-m", "vpd"]
@@ -29,3 +31,13 @@ def run_vpd(*args: str, inventory: Path | None = None, check_rc: int | None = No
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+@pytest.fixture
+def conn():
+    """This process's connection to libvirt's test:///default driver. gc first: a connection
+    an earlier test left in a reference cycle would keep the driver's state shared with it."""
+    gc.collect()
+    c = libvirt.open("test:///default")
+    yield c
+    c.close()

@@ -3,7 +3,6 @@ user-data is valid YAML holding the key and hostname, every bad input is exit 2 
 is made, and a failed upload removes the seed volume it planned."""
 from __future__ import annotations
 
-import gc
 import shutil
 import subprocess
 from pathlib import Path
@@ -103,14 +102,6 @@ def test_user_data_and_network_files_are_checked(tmp_path: Path):
         CloudInitRequest(hostname="x", network_config_file=str(net)).seed("x")
     net.write_text("network:\n  version: 1\n  config: []\n")
     assert CloudInitRequest(hostname="x", network_config_file=str(net)).seed("x").network_config
-
-
-@pytest.fixture
-def conn():
-    gc.collect()
-    c = libvirt.open("test:///default")
-    yield c
-    c.close()
 
 
 def test_failed_seed_upload_removes_what_was_made(conn):

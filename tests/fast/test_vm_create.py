@@ -3,7 +3,6 @@
 Everything refused is refused before anything is made."""
 from __future__ import annotations
 
-import gc
 import subprocess
 from pathlib import Path
 
@@ -24,14 +23,6 @@ from vpd.xml.edit import DomainEditor
 from .conftest import run_vpd
 
 HOST = Host(name="t1", uri="test:///default")
-
-
-@pytest.fixture
-def conn():
-    gc.collect()
-    c = libvirt.open("test:///default")
-    yield c
-    c.close()
 
 
 def snapshot_of(conn) -> tuple:

@@ -3,7 +3,6 @@
 libvirt's test driver, and `vm display`'s URI and SSH tunnel."""
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import libvirt
@@ -52,14 +51,6 @@ def test_iso_install_boots_the_cdrom_then_the_disk():
     assert [b.dev for b in live.os.boot] == ["cdrom"]
     with pytest.raises(UsageError, match="share a target"):
         guest_domain("x", disks=[file_disk("/a", bus="sata")], cdroms=[cdrom_disk("/i.iso")])
-
-
-@pytest.fixture
-def conn():
-    gc.collect()
-    c = libvirt.open("test:///default")
-    yield c
-    c.close()
 
 
 def test_create_with_cdrom_volume_and_vnc(conn, tmp_path: Path):

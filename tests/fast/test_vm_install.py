@@ -4,7 +4,6 @@ QEMU 10: tests/fast/data/capabilities), install trees as ISOs made with pycdlib 
 directories, and VMs defined on libvirt's test driver. Everything refused changes nothing."""
 from __future__ import annotations
 
-import gc
 import io
 import os
 import stat
@@ -47,14 +46,6 @@ def caps() -> Capabilities:
 @pytest.fixture(scope="module")
 def domcaps() -> DomainCapabilities:
     return DomainCapabilities.from_xml((DATA / "domcaps_x86_64_tcg.xml").read_bytes())
-
-
-@pytest.fixture
-def conn():
-    gc.collect()
-    c = libvirt.open("test:///default")
-    yield c
-    c.close()
 
 
 def state_of(conn) -> tuple:
