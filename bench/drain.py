@@ -77,10 +77,10 @@ def phase_medians(results: list[dict]) -> dict[str, float]:
     return {name: round(statistics.median(values), 2) for name, values in phases.items()}
 
 
-def run_vpd(conns: Connections, inv, names: list[str]) -> dict:
+def run_vpd(conns: Connections, inv, names: list[str], drain_args: list[str]) -> dict:
     before = probes(conns, inv, names)
     started, load_before = time.monotonic(), load()
-    report = vpd("host", "drain", SOURCE, check=False)
+    report = vpd("host", "drain", SOURCE, *drain_args, check=False)
     wall = time.monotonic() - started
     after = probes(conns, inv, names)
     moved = set(report.get("moved", []))
@@ -134,7 +134,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--link-rate", default="1gbit")
     parser.add_argument("--out", default=str(DEFAULT))
+    parser.add_argument("--drain-args", default="", help="more `vpd host drain` options, e.g. '--parallel 2'")
     args = parser.parse_args()
+    drain_args = args.drain_args.split()
     names = [f"dr{i}" for i in range(args.guests)]
     vpd("lab", "up", "--hosts", "3", "--link-rate", args.link_rate)
     rows: list[dict] = []
@@ -153,7 +155,7 @@ def main() -> None:
                 order = ("vpd", "virsh") if rnd % 2 == 0 else ("virsh", "vpd")
                 for tool in order:
                     back_to_source(conns, inv, names)
-                    row = run_vpd(conns, inv, names) if tool == "vpd" else run_virsh(conns, inv, names)
+                    row = run_vpd(conns, inv, names, drain_args) if tool == "vpd" else run_virsh(conns, inv, names)
                     row["round"] = rnd
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -179,8 +181,9 @@ def main() -> None:
             f"link shaped to {args.link_rate}), libvirt {v(lib)}, QEMU {v(qemu)}, TCG guests, 2 cores shared with "
             f"the other work on the machine (load average at the start of each drain in the last column). "
             f"{args.guests} idle {args.memory} MiB lab guests on {SOURCE}, drained onto {', '.join(TARGETS)}, "
-            f"{args.rounds} round(s), the tools alternating which goes first. vpd: `vpd host drain {SOURCE}` "
-            "(placement, its default parallelism, preflight and validation per guest). virsh: a sequential loop "
+            f"{args.rounds} round(s), the tools alternating which goes first. vpd: `vpd host drain {SOURCE}"
+            f"{''.join(' ' + a for a in drain_args)}` (placement, its default parallelism, preflight and "
+            "validation per guest). virsh: a sequential loop "
             "of `virsh migrate --live --persistent --undefinesource --unsafe NAME qemu+ssh://...` from the "
             "source host, destinations alternating, each with a temporary key (counted in its wall time, as "
             "vpd's grants are in its). 'intact': the guest's boot id unchanged.\n\n"

@@ -10,6 +10,10 @@ virsh's defaults), on the same lab, guest and link.
 Every run asks the guest afterwards whether it rebooted and whether any page it
 checks lost its content; a run with a mismatch counts as failed. Each idle run's pause is
 taken apart from QEMU's own figures and event timestamps (SourceQemu), for every tool alike.
+`--virsh-remote` adds virsh run from this machine against the source's libvirtd
+(`virsh -c URI migrate --p2p`), where vpd runs: the vantage point changes libvirt's job time.
+`--socket-compare` adds both tools again on hosts whose TCP sockets keep the kernel's default
+(no mark on unsent bytes, as before `vpd host prepare` set one), alternating with the others.
 `--compare-src DIR` adds a third tool to the alternation: the vpd whose sources are in DIR (a
 previous commit's `src/`, say), to weigh a change of policy on the same load. The figures are
 printed and written to docs/benchmarks.md. Uses its own lab (VPD_LAB_NET=7)."""
@@ -38,6 +42,7 @@ from vpd.access import temporary_access  # noqa: E402
 from vpd.connect import inventory  # noqa: E402
 from vpd.connect.libvirt_conn import Connections  # noqa: E402
 from vpd.core.names import parse_rate  # noqa: E402
+from vpd.hostprep import socket_buffer  # noqa: E402
 from vpd.lab import control, hostproc  # noqa: E402
 from vpd.migration.validate import guest_probe  # noqa: E402
 
@@ -167,8 +172,9 @@ def run_vpd(conns, inv, name: str, link_bps: int, src_dir: str | None = None, to
             "error": report.get("error"), "plan": report.get("plan")}
 
 
-def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
-    """The seed's command, run on the source host as a learner would."""
+def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float, remote: bool = False) -> dict:
+    """The seed's command, run on the source host as a learner would; `remote`: from this machine
+    against the source's libvirtd (`virsh -c URI migrate --p2p`), where vpd runs."""
     src = where(conns, inv, name)
     dst = next(h for h in inv.hosts if h.name != src.name)
     dom = conns.get(src).lookupByName(name)
@@ -179,8 +185,9 @@ def run_virsh(conns, inv, name: str, link_bps: int, limit_s: float) -> dict:
     started = time.monotonic()
     with temporary_access(src, dst, ttl_seconds=int(limit_s) + 300) as grant:
         uri = f"qemu+ssh://root@{dst.name}.vpd.lab/system?keyfile={grant.src_key_path}"
-        argv = ["nsenter", "-t", str(holder), "-m", "-u", "-n", "-p", "--wd=/", "--", "virsh", "migrate", "--live",
-                "--persistent", "--undefinesource", "--unsafe", name, uri]
+        migrate = ["migrate", "--live", "--persistent", "--undefinesource", "--unsafe", name, uri]
+        argv = (["virsh", "-c", src.uri, migrate[0], "--p2p", *migrate[1:]] if remote else
+                ["nsenter", "-t", str(holder), "-m", "-u", "-n", "-p", "--wd=/", "--", "virsh", *migrate])
         with SourceQemu(conns.get(src), conns.get(dst), name) as qemu:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env=hostproc.HOST_ENV)
@@ -238,9 +245,10 @@ def _fmt(value: float | None, spec: str = ".0f") -> str:
 
 
 BREAKDOWN_HEADER = ("| tool | runs ok | downtime median / max ms (libvirt) | QEMU's downtime median / max ms | "
+                    "stop to resume median / max ms (QEMU's events) | "
                     "libvirt's resume after QEMU's ms | bytes sent paused KiB (ms of link) | setup ms | "
                     "RAM passes | job median s | wall median s | load avg |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|")
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def breakdown_line(tool: str, rows: list[dict], link_bps: int) -> str:
@@ -254,17 +262,32 @@ def breakdown_line(tool: str, rows: list[dict], link_bps: int) -> str:
     qemu = [p.get("qemu_downtime") for p in parts if p.get("qemu_downtime") is not None]
     after = [p["downtime"] - p["qemu_downtime"] for p in parts
              if p.get("downtime") is not None and p.get("qemu_downtime") is not None]
+    resumed = [p["stop_to_resumed_ms"] for p in parts if p.get("stop_to_resumed_ms") is not None]
     paused = _med([p.get("paused_bytes") for p in parts])
     setup = [p.get("setup_time") for p in parts if p.get("setup_time") is not None]
     loads = [r["load"] for r in rows if r.get("load") is not None]
     return (f"| {tool} | {len(good)}/{len(rows)} | {_fmt(_med(down))} / {_fmt(max(down) if down else None)} | "
-            f"{_fmt(_med(qemu))} / {_fmt(max(qemu) if qemu else None)} | {_fmt(_med(after))} | "
+            f"{_fmt(_med(qemu))} / {_fmt(max(qemu) if qemu else None)} | "
+            f"{_fmt(_med(resumed))} / {_fmt(max(resumed) if resumed else None)} | {_fmt(_med(after))} | "
             f"{_fmt(paused / 1024 if paused else None)} "
             f"({_fmt(paused * 8 / link_bps * 1000 if paused else None, '.1f')}) | "
             f"{min(setup) if setup else '-'}-{max(setup) if setup else '-'} | "
             f"{_fmt(_med([p.get('passes') for p in parts]))} | {_fmt(_med([r['job_s'] for r in good]), '.2f')} | "
             f"{_fmt(_med([r['wall_s'] for r in good]), '.2f')} | "
             f"{_fmt(min(loads) if loads else None, '.1f')}-{_fmt(max(loads) if loads else None, '.1f')} |")
+
+
+# `--socket-compare`: the same tools on hosts whose sockets keep the kernel's default (no
+# low-water mark on unsent bytes), as before `vpd host prepare` set one (hostprep/socket_buffer.py).
+KERNEL_SOCKETS = ", kernel's socket buffer"
+KERNEL_DEFAULT_LOWAT = 4294967295
+VIRSH_REMOTE = "virsh -c (from this machine)"
+
+
+def set_lowat(inv, value: int) -> None:
+    for host in inv.hosts:
+        hostproc.run_in_host(control.load_state().host(host.name).holder_pid,
+                             ["sysctl", "-q", "-w", f"{socket_buffer.SYSCTL}={value}"])
 
 
 def main() -> None:
@@ -277,6 +300,10 @@ def main() -> None:
     parser.add_argument("--compare-src", help="also run the vpd whose sources (its src/ directory) are "
                         "here, alternating with the others (e.g. the previous commit's, to weigh a change)")
     parser.add_argument("--compare-label", default="vpd (before)")
+    parser.add_argument("--virsh-remote", action="store_true",
+                        help="also run virsh from this machine against the source's libvirtd, as vpd runs")
+    parser.add_argument("--socket-compare", action="store_true",
+                        help="also run both tools with the kernel's socket buffer (no mark on unsent bytes)")
     args = parser.parse_args()
     link_bps = parse_rate(args.link_rate)
     vpd("lab", "up", "--hosts", "2", "--link-rate", args.link_rate)
@@ -292,12 +319,23 @@ def main() -> None:
             # Run by run, the tools alternating (and which goes first with them): load drift on a
             # shared machine then biases neither.
             tools = ["vpd", "virsh"] + ([args.compare_label] if args.compare_src else [])
+            tools += [t + KERNEL_SOCKETS for t in ("vpd", "virsh")] if args.socket_compare else []
+            tools += [VIRSH_REMOTE] if args.virsh_remote else []
+            prepared = socket_buffer.lowat_bytes(inv.hosts[0].link_mbit)
             idle = {tool: results.setdefault(f"(a) idle 256 MiB, {tool}", []) for tool in tools}
             for i in range(args.runs):
                 for tool in tools[i % len(tools):] + tools[:i % len(tools)]:  # each tool first in turn
-                    idle[tool].append(run_vpd(conns, inv, "idle", link_bps) if tool == "vpd"
-                                      else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S) if tool == "virsh"
-                                      else run_vpd(conns, inv, "idle", link_bps, args.compare_src, tool))
+                    if args.socket_compare:
+                        set_lowat(inv, KERNEL_DEFAULT_LOWAT if tool.endswith(KERNEL_SOCKETS) else prepared)
+                    base = tool.removesuffix(KERNEL_SOCKETS)
+                    row = (run_vpd(conns, inv, "idle", link_bps) if base == "vpd"
+                           else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S) if base == "virsh"
+                           else run_virsh(conns, inv, "idle", link_bps, VIRSH_LIMIT_S, remote=True)
+                           if base == VIRSH_REMOTE
+                           else run_vpd(conns, inv, "idle", link_bps, args.compare_src, tool))
+                    idle[tool].append(row | {"tool": tool})
+            if args.socket_compare:
+                set_lowat(inv, prepared)
             for tool in tools:
                 print(line(f"(a) {tool}", summary(idle[tool])), flush=True)
             if not args.skip_dirty:

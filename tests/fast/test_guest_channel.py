@@ -235,6 +235,16 @@ def test_wait_ready_backs_off_so_a_slow_guest_does_not_queue_probes():
     assert 3 <= len(quiet.requests) <= 6, quiet.requests
 
 
+def test_run_when_ready_sends_the_command_itself_until_the_guest_answers_it():
+    """Readiness and the command in one round trip: the first answer is the command's."""
+    guest = FakeGuest({"read b < /run/vpd/boot-id; echo $b": (0, b"id-1\n")}, drop_first=1)
+    result = channel_for(guest).run_when_ready("read b < /run/vpd/boot-id; echo $b", timeout=5, probe_interval=0.01)
+    assert result == CommandResult(0, "id-1\n")
+    assert guest.requests == ["read b < /run/vpd/boot-id; echo $b"] * 2  # the first was lost, no "true"
+    with pytest.raises(GuestChannelTimeout):
+        channel_for(FakeGuest({})).run_when_ready("true", timeout=0.05, probe_interval=0.01)
+
+
 def test_wait_ready_times_out():
     with pytest.raises(GuestChannelTimeout, match="command channel did not answer"):
         channel_for(FakeGuest({})).wait_ready(timeout=0.05, probe_interval=0.01)

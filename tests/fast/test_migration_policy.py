@@ -135,6 +135,27 @@ def test_the_link_comes_from_the_options_else_the_inventory_else_1_gbit():
     assert _link_mib_s(fast, slow, MigrateOptions(link_mib_s=42.0)) == 42.0
 
 
+
+def test_zstd_compression_is_multifd_and_refuses_what_qemu_cannot_combine_with_it():
+    import libvirt
+    import pytest
+
+    from vpd.core.errors import UsageError
+    from vpd.migration.migrate import MigrateOptions, _flags
+
+    value, names = _flags(MigrateOptions(compression="zstd"), live=True, unsafe=False, auto_converge=False)
+    assert {"PARALLEL", "COMPRESSED"} <= set(names) and value & libvirt.VIR_MIGRATE_PARALLEL
+    plain = _flags(MigrateOptions(), live=True, unsafe=False, auto_converge=False)[1]
+    assert "PARALLEL" not in plain and "COMPRESSED" not in plain
+    assert "PARALLEL" not in _flags(MigrateOptions(compression="zstd"), live=False, unsafe=False,
+                                    auto_converge=False)[1]  # offline: no stream at all
+    for clash in ({"postcopy": True}, {"compressed": True}):
+        with pytest.raises(UsageError, match="cannot be combined"):
+            MigrateOptions(compression="zstd", **clash)
+    with pytest.raises(UsageError, match="none or zstd"):
+        MigrateOptions(compression="lz4")  # type: ignore[arg-type]
+
+
 # --- how many of a drain's migrations run at once ------------------------------------------------
 
 def test_idle_guests_drain_as_many_at_once_as_the_source_cpus_allow():

@@ -14,7 +14,7 @@ import pytest
 from vpd.connect import inventory as inv
 from vpd.connect.inventory import Host
 from vpd.core import journal, paths
-from vpd.hostprep import state
+from vpd.hostprep import socket_buffer, state
 from vpd.hostprep.firewall import FILTERED, REFUSED, UNREACHABLE, port_probe, probe_ports
 from vpd.hostprep.fqdn import host_fqdn, resolution_checks
 from vpd.hostprep.ports import MIGRATION_PORTS
@@ -44,6 +44,10 @@ def _ruleset(name: str) -> str:
 
 def _in(name: str, *argv: str) -> str:
     return hostproc.run_in_host(_pid(name), list(argv)).stdout
+
+
+def _lowat(name: str) -> int:
+    return int(_in(name, "cat", socket_buffer.PROC_PATH))
 
 
 def _host_dir(name: str) -> Path:
@@ -81,7 +85,7 @@ def test_a_missing_hosts_line_fails_clearly_and_set_fqdn_adds_it_back(lab):
         # --set-fqdn with the name it has: no rename, only the missing line.
         [report] = prepare([a], [a, b], set_fqdn="hosta.vpd.lab")
         assert report.ok, report.to_dict()
-        assert [c.kind for c in report.changes] == ["hosts-lines", "nft-rule"]
+        assert [c.kind for c in report.changes] == ["hosts-lines", "nft-rule", "sysctl"]
         assert hosts_file.read_text() == without_b + f"{b.address} hostb.vpd.lab hostb\n"
         assert all(c.ok for c in resolution_checks(a, [b]))
 
@@ -95,19 +99,23 @@ def test_a_missing_hosts_line_fails_clearly_and_set_fqdn_adds_it_back(lab):
 def test_nftables_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(lab):
     a, b = _pair()
     before = {h: _ruleset(h) for h in ("hosta", "hostb")}
+    lowat_before = [_lowat(h) for h in before]
     assert probe_ports(a, b.address, [PORT], QUICK) == {PORT: FILTERED}
 
     # A dry run shows the exact command and changes nothing.
     dry = vpd_json("host", "prepare", "hosta", "hostb", "--dry-run")
     assert dry["ok"] and [h["backend"] for h in dry["hosts"]] == ["nftables", "nftables"]
-    [change] = dry["hosts"][1]["changes"]
+    [change, lowat] = dry["hosts"][1]["changes"]
+    wanted = socket_buffer.lowat_bytes(b.link_mbit)
+    assert lowat["kind"] == "sysctl" and lowat["commands"][-1] == f"sysctl -w {socket_buffer.SYSCTL}={wanted}"
     assert change["commands"] == [
         f"nft insert rule inet vpd_lab_host input ip saddr {a.address} tcp dport "
         f"'{{ 22, 16509, 16514, 49152-49216 }}' accept comment '\"vpd-prepare hosta {a.address}\"'"]
     assert {h: _ruleset(h) for h in before} == before and _no_records()
 
     done = vpd_json("host", "prepare", "hosta", "hostb")
-    assert done["ok"] and [len(h["changes"]) for h in done["hosts"]] == [1, 1]
+    assert done["ok"] and [len(h["changes"]) for h in done["hosts"]] == [2, 2]
+    assert [_lowat(h) for h in ("hosta", "hostb")] == [wanted, wanted]
     reach = {c["name"]: c for h in done["hosts"] for c in h["checks"] if c["name"].startswith("reach")}
     assert set(reach) == {"reach hostb->hosta", "reach hosta->hostb"} and all(c["ok"] for c in reach.values())
     assert port_probe(a, b.address, PORT) and probe_ports(a, b.address, [PORT]) == {PORT: REFUSED}
@@ -118,8 +126,8 @@ def test_nftables_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(l
     assert all(r.ok and not r.changes for r in again), [r.to_dict() for r in again]
 
     undone = vpd_json("host", "unprepare", "hosta", "hostb")
-    assert undone["ok"] and [len(h["changes"]) for h in undone["hosts"]] == [1, 1]
-    assert {h: _ruleset(h) for h in before} == before
+    assert undone["ok"] and [len(h["changes"]) for h in undone["hosts"]] == [2, 2]
+    assert {h: _ruleset(h) for h in before} == before and [_lowat(h) for h in before] == lowat_before
     assert probe_ports(a, b.address, [PORT], QUICK) == {PORT: FILTERED} and _no_records()
 
 
@@ -134,7 +142,7 @@ def test_set_fqdn_renames_a_host_and_unprepare_names_it_back(lab):
         assert report.ok, report.to_dict()
         assert [(c.kind, c.on.name) for c in report.changes] == [
             ("hostname", "hostb"), ("hosts-lines", "hostb"), ("hosts-lines", "hosta"),
-            ("known-hosts-lines", "hosta"), ("nft-rule", "hostb")]
+            ("known-hosts-lines", "hosta"), ("nft-rule", "hostb"), ("sysctl", "hostb")]
         assert host_fqdn(b) == "hostz.vpd.lab" and files[2].read_text() == "hostz.vpd.lab\n"
         assert all(c.ok for c in resolution_checks(a, [b]))
         # hosta's root (whose libvirtd carries a migration to hostb) trusts hostb's key under the
@@ -209,7 +217,7 @@ def test_firewalld_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(
     assert probe_ports(a, b.address, [22, 16509, PORT]) == {22: "open", 16509: "open", PORT: UNREACHABLE}
 
     dry = prepare([a, b], [a, b], dry_run=True)
-    assert [len(r.changes) for r in dry] == [2, 2]  # runtime and permanent on each
+    assert [len(r.changes) for r in dry] == [3, 3]  # runtime and permanent on each, and the sysctl
     assert {h: _firewalld_state(h) for h in before} == before and _no_records()
 
     done = prepare([a, b], [a, b])
@@ -222,7 +230,7 @@ def test_firewalld_prepare_opens_the_ports_to_peers_only_and_unprepare_restores(
     assert all(r.ok and not r.changes for r in prepare([a, b], [a, b]))
 
     undone = unprepare([a, b])
-    assert all(r.ok for r in undone) and [len(r.changes) for r in undone] == [2, 2]
+    assert all(r.ok for r in undone) and [len(r.changes) for r in undone] == [3, 3]
     assert {h: _firewalld_state(h) for h in before} == before and _no_records()
     assert not port_probe(a, b.address, PORT, QUICK)
 

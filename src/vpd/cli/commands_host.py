@@ -135,8 +135,10 @@ def _render_drain(r) -> None:
                    "rates, at most 2 per source CPU).")
 @click.option("--include-stopped", is_flag=True, help="Move stopped VMs' definitions too (cold).")
 @click.option("--max-downtime", "max_downtime_ms", default=300, show_default=True, type=int, help="ms, per VM.")
+@click.option("--compression", type=click.Choice(["none", "zstd"]), default="none", show_default=True,
+              help="zstd: pages compressed over multifd connections, for a slow link and idle CPUs.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (which VM goes where, and why) and move nothing.")
-def host_drain(session, name, to, parallel, include_stopped, max_downtime_ms, dry_run):
+def host_drain(session, name, to, parallel, include_stopped, max_downtime_ms, compression, dry_run):
     """Move every running VM off HOST, each with vpd migrate's preflight, access, validation and report.
 
     Placement (free memory after overhead, vCPU commitment, CPU, storage, anti-affinity groups,
@@ -145,7 +147,7 @@ def host_drain(session, name, to, parallel, include_stopped, max_downtime_ms, dr
     from ..migration.drain import drain
 
     return drain(session, name, _targets(to), parallel=parallel, include_stopped=include_stopped,
-                 dry_run=dry_run, options={"max_downtime_ms": max_downtime_ms})
+                 dry_run=dry_run, options={"max_downtime_ms": max_downtime_ms, "compression": compression})
 
 
 def _render_maintenance(r: dict) -> None:

@@ -24,7 +24,9 @@ from .render import table
 @click.option("--bandwidth", "bandwidth_mib", type=int, help="MiB/s cap.")
 @click.option("--auto-converge", is_flag=True)
 @click.option("--postcopy", is_flag=True)
-@click.option("--compressed", is_flag=True)
+@click.option("--compressed", is_flag=True, help="libvirt's default compression (xbzrle), as virsh's.")
+@click.option("--compression", type=click.Choice(["none", "zstd"]), default="none", show_default=True,
+              help="zstd: pages compressed over multifd connections (for a slow link; the pause is less even).")
 @click.option("--timeout", "timeout_s", type=float, help="Seconds before --timeout-action.")
 @click.option("--timeout-action", type=click.Choice(["abort", "postcopy", "suspend"]), default="abort",
               show_default=True)
@@ -32,11 +34,13 @@ from .render import table
               help="Abort when no data moves for this many seconds.")
 @click.option("--dry-run", is_flag=True, help="Run the preflight and show the plan; change nothing.")
 def migrate_cmd(session, name, dst_name, src_name, live, persistent, undefinesource, copy_storage, max_downtime_ms,
-                bandwidth_mib, auto_converge, postcopy, compressed, timeout_s, timeout_action, stall_s, dry_run):
+                bandwidth_mib, auto_converge, postcopy, compressed, compression, timeout_s, timeout_action, stall_s,
+                dry_run):
     """Migrate a VM to another host: preflight, temporary access, job, validation, report."""
     opts = MigrateOptions(live=live, persistent=persistent, undefine_source=undefinesource, copy_storage=copy_storage,
                           max_downtime_ms=max_downtime_ms, bandwidth_mib=bandwidth_mib, auto_converge=auto_converge,
                           postcopy=postcopy, compressed=compressed, timeout_s=timeout_s,
+                          compression=compression,
                           timeout_action=timeout_action, stall_s=stall_s, dry_run=dry_run)
     return migrate_vm(session, name, dst_name, opts, src_name)
 

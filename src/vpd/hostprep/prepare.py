@@ -10,7 +10,7 @@ from typing import Any
 from ..connect.inventory import Host
 from ..core.checks import Check
 from ..core.errors import UsageError, VpdError
-from . import firewall, firewalld, fqdn, known_hosts, state
+from . import firewall, firewalld, fqdn, known_hosts, socket_buffer, state
 from .ports import LIBVIRT_PORTS, MIGRATION_PORTS, SSH_PORT
 from .remote import address_of, run_command
 from .report import Change, HostPrepReport
@@ -36,7 +36,8 @@ def prepare(hosts: list[Host], peers: list[Host], dry_run: bool = False,
             set_fqdn: str | None = None, record: Record | None = None) -> list[HostPrepReport]:
     """Prepare each of `hosts` for migrations with the other hosts of `peers`:
     FQDN checks (and with `set_fqdn`, renaming the one host), then its firewall
-    opened to those peers only, then a probe from each peer that it gets through.
+    opened to those peers only, its TCP sockets' unsent bytes capped (socket_buffer.py),
+    then a probe from each peer that it gets through.
     A dry run changes nothing and reports the changes it would make.
 
     `record(operation, host, **args)` opens the journal entry around one host's changes
@@ -95,6 +96,10 @@ def _prepare_host(host: Host, peers: list[Host], report: HostPrepReport, names: 
     report.backend = plan.backend
     report.notes += plan.notes
     _apply(host, plan.changes, report)
+    lowat, note = socket_buffer.plan(host)
+    if note:
+        report.notes.append(note)
+    _apply(host, [lowat] if lowat else [], report)
     if not report.dry_run:
         report.checks += reach_checks(host, peers)
 
@@ -190,4 +195,6 @@ def _undo(host: Host, rec: dict) -> Change | None:
         return fqdn.undo_hostname(on, rec)
     if rec["kind"] == "known-hosts-lines":
         return known_hosts.undo_lines(on, rec)
+    if rec["kind"] == "sysctl":
+        return socket_buffer.undo(on, rec)
     raise VpdError(f"unknown change {rec['kind']!r} in {state.state_file(host.name)}")

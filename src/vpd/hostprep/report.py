@@ -13,7 +13,7 @@ class Change:
     """One change to one host, with the exact commands that make it."""
 
     on: Host  # the host the commands run on (a peer, for /etc/hosts lines of a renamed host)
-    kind: str  # nft-rule, firewalld-rules, hosts-lines, hostname
+    kind: str  # nft-rule, firewalld-rules, hosts-lines, hostname, sysctl
     summary: str
     commands: list[Command]
     record: dict = field(default_factory=dict)  # what the state file keeps so unprepare can undo it

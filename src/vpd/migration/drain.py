@@ -267,7 +267,8 @@ def drain(session: Session, host_ref: str, to: list[str] | None = None, parallel
     """Move every guest of `host_ref` (its running ones; stopped ones too with `include_stopped`)
     to the hosts placement picks among `to` (default: every other host of the inventory),
     `parallel` at once (None: chosen from the link and the guests' dirty rates).
-    `options`: further MigrateOptions (max_downtime_ms, bandwidth_mib...) for every migration."""
+    `options`: further MigrateOptions (max_downtime_ms, bandwidth_mib, compression...) for every
+    migration."""
     started = time.monotonic()
     source = session.host(host_ref)
     planning = time.monotonic()

@@ -227,3 +227,8 @@ def drain_concurrency(link_mib_s: float, dirty_mib_s: list[float | None], source
     reason = (f"{n} at once: link {link_mib_s:.0f} MiB/s, most dirtying guest {worst:.1f} MiB/s "
               f"({carries}); bound by {bound}")
     return Concurrency(n, round(link_mib_s / n, 1), reason)
+
+
+
+# Connections of a multifd job (libvirt's default), each a QEMU thread compressing its pages.
+MULTIFD_CHANNELS = 2
