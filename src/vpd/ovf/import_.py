@@ -24,6 +24,7 @@ from typing import cast
 import libvirt
 
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..connect.ssh import exec_step
 from ..core import events, paths, steps
 from ..core.errors import UsageError, VpdError
@@ -353,7 +354,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
     pool = _pool(conn, host, pool_name)
     result.pool = pool.name()
     chosen_networks = _networks(conn, host, plan, networks or {})
-    pool.refresh(0)
+    refresh_pool(pool)
     existing = set(pool.listVolumes())
     volume_names = {n: f"{name}-disk{n + 1}.qcow2" for n, d in enumerate(plan.disks) if d.device == "disk"}
     boot_names = {"kernel": f"{name}-kernel", "initrd": f"{name}-initrd"}
@@ -418,7 +419,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
                 announce("volume", vol_name)
                 boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], undo, fmt="raw").path()
                 result.volumes.append(boot_paths[role])
-        pool.refresh(0)
+        refresh_pool(pool)
         for vol_path in disk_paths.values():
             fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
             if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":

@@ -19,6 +19,7 @@ import libvirt
 
 from .. import ops
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -69,7 +70,7 @@ def linked_dependents(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[
         return []
     found = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        pool.refresh(0)
+        refresh_pool(pool)
         for vol in pool.listAllVolumes(0):
             backing = StorageVolume.from_xml(vol.XMLDesc(0)).backing_store
             if backing is not None and backing.path in disks:

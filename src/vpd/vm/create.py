@@ -15,6 +15,7 @@ import libvirt
 from .. import ops
 from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -235,7 +236,7 @@ def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostF
             name = f"{vol_name_base}.{d.format}"
             need = capacity = d.size
             planned_disk = _PlannedDisk(d, pool, name, capacity)
-        pool.refresh(0)
+        refresh_pool(pool)
         if name in pool.listVolumes():
             raise UsageError(f"volume {name} already exists in pool {d.pool} on {host.name}")
         room.take(pool, need, f"disk {name}", hint="a smaller size, or another pool")
@@ -251,7 +252,7 @@ def _resolve_cdrom(conn: libvirt.virConnect, host: Host, ref: str, files: HostFi
         return ref
     pool_name, vol_name = parse_vol_ref(ref)
     pool = _active_pool(conn, host, pool_name)
-    pool.refresh(0)
+    refresh_pool(pool)
     try:
         return pool.storageVolLookupByName(vol_name).path()
     except libvirt.libvirtError:
@@ -268,7 +269,7 @@ def _seed_pool(conn: libvirt.virConnect, host: Host, first: _PlannedDisk, name: 
         if vol is None:
             raise UsageError(f"{first.in_place} is in no pool on {host.name}: cannot put the seed next to it")
         pool = vol.storagePoolLookupByVolume()
-    pool.refresh(0)
+    refresh_pool(pool)
     if name in pool.listVolumes():
         raise UsageError(f"volume {name} already exists in pool {pool.name()} on {host.name}",
                          hint=f"a seed of an earlier VM? vpd vol delete {pool.name()}/{name} --host {host.name}")
