@@ -13,6 +13,8 @@ kind decides what to do with it:
   checkpoint of a backup that never got its manifest;
 - abort it: a libvirt job (backup, outgoing migration) still running without vpd;
 - revoke it: a temporary-access grant still active;
+- thaw it: a guest whose filesystems an operation froze through the agent (a quiesced backup or
+  snapshot) and which its agent says are still frozen;
 - or note that it is already gone.
 
 Jobs are settled first (a running backup job still writes its folder), then the other objects
@@ -40,7 +42,7 @@ from ..xml.edit import disk_files
 from .locks import Busy, LockSet, vm_key
 from .session import Session
 
-KEEP, REMOVE, ABORT, REVOKE, GONE, LEAVE = "keep", "remove", "abort", "revoke", "gone", "leave"
+KEEP, REMOVE, ABORT, REVOKE, GONE, LEAVE, THAW = "keep", "remove", "abort", "revoke", "gone", "leave", "thaw"
 
 # How long recovery waits for libvirt to finish writing a volume it must delete: `vpd recover`,
 # and the pass a command runs first (which the user is waiting on).
@@ -58,7 +60,7 @@ class StillBusy(VpdError):
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # keep | remove | abort | revoke | gone | leave
+    action: str  # keep | remove | abort | revoke | gone | leave | thaw
     reason: str
 
 
@@ -115,6 +117,16 @@ def decide_snapshot(exists: bool) -> Decision:
     return Decision(GONE, "libvirt did not make it")
 
 
+def decide_freeze(running: bool, status: str | None) -> Decision:
+    """A guest's filesystems frozen through its agent by an operation that died before its thaw.
+    `status`: the agent's guest-fsfreeze-status ('frozen' or 'thawed')."""
+    if not running:
+        return Decision(GONE, "the guest is not running: nothing is frozen")
+    if status == "frozen":
+        return Decision(THAW, "its filesystems are still frozen and the operation that froze them is dead")
+    return Decision(GONE, f"its filesystems are {status or 'not frozen'}")
+
+
 def settle_order(objects: list[dict]) -> list[dict]:
     """Jobs first (they still write what the others are), then the rest newest first; each
     object once."""
@@ -144,7 +156,7 @@ def lock_keys(row: dict) -> list[str]:
             keys.add(vm_key(name))
         elif kind in ("checkpoint", "snapshot"):
             keys.add(vm_key(name.split("/", 1)[0]))
-        elif kind in JOB_KINDS:
+        elif kind in JOB_KINDS or kind == "freeze":
             keys.add(vm_key(name))
         elif o.get("vm") or o.get("owner"):
             keys.add(vm_key(o.get("vm") or o.get("owner")))
@@ -189,7 +201,8 @@ Action = Callable[[], None]
 Handler = Callable[["Recovery", dict, dict], tuple[Decision, Action | None]]
 
 # Kinds whose owners live above the operation layer: "module:function", imported when met.
-EXTERNAL_HANDLERS: dict[str, str] = {"grant": "vpd.access.recovery:settle_grant"}
+EXTERNAL_HANDLERS: dict[str, str] = {"grant": "vpd.access.recovery:settle_grant",
+                                     "freeze": "vpd.vm.agent:settle_freeze"}
 GRANT_SWEEP = "vpd.access.recovery:sweep_due"
 
 
