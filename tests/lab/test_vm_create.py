@@ -8,11 +8,13 @@ import subprocess
 import pytest
 
 from vpd.core import paths
-from vpd.lab import layout
+from vpd.lab import hostproc, layout
+from vpd.vm.console import serial_log_path
 from vpd.xml.network import Network, NetworkBridge
 
 from .conftest import VPD, vpd, vpd_json
 from .guest_disk import channel
+from .migration_helpers import holder
 
 pytestmark = pytest.mark.lab
 
@@ -35,6 +37,9 @@ def test_import_a_vmdk_image_and_boot_it(made, tmp_path):
     subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(paths.lab_dir() / "shared" / "cimp.qcow2"), str(image)],
                    check=True)
     vpd_json("vm", "undefine", "cimp", "--host", "hostb", "--remove-storage")
+    # What a deleted VM of that name wrote: virtlogd appends, so a new VM must start the file afresh.
+    stale = hostproc.host_path(holder("hostb"), serial_log_path("cimp"))
+    stale.write_text("STALE-OLD-VM console output\n")
 
     created = vpd_json("vm", "create", "cimp", "--host", "hostb", "--lab-guest",
                        "--disk", f"import={image},pool={layout.SHARED_POOL}", "--start", "--wait-boot")
@@ -42,6 +47,7 @@ def test_import_a_vmdk_image_and_boot_it(made, tmp_path):
     history = vpd_json("vm", "console", "cimp", "--host", "hostb", "--log")
     assert history["source"].endswith("cimp-serial0.log")
     assert f"VPD-BOOT-MARKER bootid={created['boot_id']}" in history["output"]
+    assert "STALE-OLD-VM" not in history["output"]
 
 
 def test_spec_file_with_two_disks_and_a_nic(made, tmp_path, conns, lab_inventory):

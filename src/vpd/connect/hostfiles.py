@@ -70,6 +70,10 @@ class HostFiles:
     def read(self, path: str) -> bytes:
         return self.runner.run_bytes(["cat", "--", path])
 
+    def remove_file(self, path: str) -> None:
+        """Remove one file; a missing one is fine."""
+        self.runner.run(["rm", "-f", "--", path])
+
     def remove_tree(self, path: str) -> None:
         self.runner.run(["rm", "-rf", "--", path], check=False)
 

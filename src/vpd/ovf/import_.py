@@ -33,7 +33,7 @@ from ..core.undo import Undo
 from ..storage.streams import upload_volume
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
-from ..vm.console import serial_log_path
+from ..vm.console import serial_log_path, start_fresh_log
 from ..vm.inventory import domain_exists
 from ..xml.devices import (
     CharLog,
@@ -435,6 +435,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
         domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                               boot_paths.get("initrd"))
         announce("domain", name)
+        start_fresh_log(conn, host, name)
         dom = conn.defineXML(domain.to_xml_string())
         undo.push(dom.undefine, f"undefine {name}")
         result.uuid = dom.UUIDString()

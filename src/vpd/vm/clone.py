@@ -35,7 +35,7 @@ from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .backupjob import run_push_backup
 from .cloudinit import build_iso, upload_seed
-from .console import serial_log_path
+from .console import serial_log_path, start_fresh_log
 from .customize import ADDRESS_NS, Customisation, address_element
 from .inventory import domain_exists, volume_by_path
 
@@ -214,6 +214,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             if not result.disks:
                 raise UsageError(f"{source} has no disk: a clone's cloud-init seed goes next to its first disk")
             _give_seed(conn, host, ed, new_name, seed_name, custom, result, undo)
+        start_fresh_log(conn, host, new_name)
         dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()
         return result

@@ -27,7 +27,7 @@ from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
 from .cloudinit import Seed, build_iso, upload_seed
-from .console import serial_log_path
+from .console import serial_log_path, start_fresh_log
 from .install_tree import Location, copy_out
 from .install_tree import locate as locate_tree
 from .inventory import disk_users, domain_exists, volume_by_path
@@ -419,6 +419,8 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             from .guest_ssh import with_access
 
             xml = with_access(xml, spec.seed.user, spec.seed.ssh_keys, spec.seed.ssh_key_file)
+        if not spec.serial_log:
+            start_fresh_log(conn, host, spec.name, files)
         dom = conn.defineXML(xml)
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
     return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,
