@@ -23,6 +23,7 @@ from ..core.undo import Undo
 from ..storage.room import PoolRoom
 from ..storage.volumes import parse_vol_ref
 from ..xml.domain import VNC_PASSWORD_MAX, cdrom_disk, file_disk, graphics_device, guest_domain, nic, video_device
+from ..xml.edit import LAB_GUEST_MARKER, LAB_GUEST_NS, DomainEditor
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
@@ -87,6 +88,8 @@ class VmSpec:
     nics: list[NicSpec] = field(default_factory=list)
     accel: str = "auto"  # auto | kvm | tcg
     serial_log: str | None = None
+    lab_guest: bool = False
+    """It boots the lab's tiny guest: marked so in vpd's metadata (xml.edit.LAB_GUEST_NS)."""
     os_variant: str | None = None
     cdrom: str | None = None
     """An ISO to install from: a file on the host or a pool volume ('POOL/VOLUME'); boots first."""
@@ -419,6 +422,10 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             from .guest_ssh import with_access
 
             xml = with_access(xml, spec.seed.user, spec.seed.ssh_keys, spec.seed.ssh_key_file)
+        if spec.lab_guest:
+            editor = DomainEditor.from_xml(xml)
+            editor.set_metadata(LAB_GUEST_NS, "vpd", LAB_GUEST_MARKER)
+            xml = editor.to_xml()
         if not spec.serial_log:
             start_fresh_log(conn, host, spec.name, files)
         dom = conn.defineXML(xml)
