@@ -60,6 +60,12 @@ def test_job_grant_and_snapshot_rules():
     assert rec.decide_snapshot(False).action == rec.GONE
 
 
+def test_nvram_rule_keeps_a_used_copy_and_removes_an_orphan():
+    assert rec.decide_nvram(False, []).action == rec.GONE
+    assert rec.decide_nvram(True, ["web2"]).action == rec.KEEP
+    assert rec.decide_nvram(True, []).action == rec.REMOVE
+
+
 def test_freeze_rule_thaws_only_a_running_guest_its_agent_says_is_frozen():
     assert rec.decide_freeze(True, "frozen").action == rec.THAW
     assert rec.decide_freeze(True, "thawed").action == rec.GONE

@@ -9,8 +9,8 @@ kind decides what to do with it:
 - keep it: the operation had reached its commit point for it (the clone's or restore's domain
   is defined and uses the volume; the backup's manifest is written; libvirt completed the
   snapshot);
-- remove it: an orphan volume no domain of its host uses, a backup folder without manifest, the
-  checkpoint of a backup that never got its manifest;
+- remove it: an orphan volume (or a UEFI clone's NVRAM copy) no domain of its host uses, a backup
+  folder without manifest, the checkpoint of a backup that never got its manifest;
 - abort it: a libvirt job (backup, outgoing migration) still running without vpd;
 - revoke it: a temporary-access grant still active;
 - thaw it: a guest whose filesystems an operation froze through the agent (a quiesced backup or
@@ -38,7 +38,7 @@ from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events, journal
 from ..core.errors import HostUnreachable, VpdError
-from ..xml.edit import disk_files
+from ..xml.edit import disk_files, nvram_path
 from .locks import Busy, LockSet, vm_key
 from .session import Session
 
@@ -71,6 +71,15 @@ def decide_volume(exists: bool, users: list[str]) -> Decision:
         return Decision(GONE, "not there (never made, or already removed)")
     if users:
         return Decision(KEEP, f"the disk of {', '.join(users)}: the operation completed it")
+    return Decision(REMOVE, "no domain on its host uses it: an orphan")
+
+
+def decide_nvram(exists: bool, users: list[str]) -> Decision:
+    """A UEFI clone's copy of its source's NVRAM file."""
+    if not exists:
+        return Decision(GONE, "no such file (never copied, or already removed)")
+    if users:
+        return Decision(KEEP, f"the NVRAM of {', '.join(users)}: the operation completed it")
     return Decision(REMOVE, "no domain on its host uses it: an orphan")
 
 
@@ -359,6 +368,19 @@ def _delete_volume(vol: libvirt.virStorageVol, name: str, wait_s: float) -> None
             time.sleep(0.5)
 
 
+def _nvram(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | None]:
+    path = obj["name"]
+    files = HostFiles(rec.host(obj))
+    if not files.exists(path):
+        return decide_nvram(False, []), None
+    users = sorted(d.name() for d in rec.conn(obj).listAllDomains()
+                   if nvram_path(d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) == path)
+    decision = decide_nvram(True, users)
+    if decision.action != REMOVE:
+        return decision, None
+    return decision, lambda: files.remove_file(path)
+
+
 def _domain(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | None]:
     return decide_domain(rec.domain(obj, obj["name"]) is not None), None
 
@@ -490,6 +512,7 @@ _HANDLERS: dict[str, Handler] = {
     "backup-job": _job(libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP, "backup"),
     "migration-job": _job(libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT, "migration"),
     "snapshot": _snapshot,
+    "nvram": _nvram,
 }
 HANDLED_KINDS = tuple(_HANDLERS) + tuple(EXTERNAL_HANDLERS)
 

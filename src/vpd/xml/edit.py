@@ -401,6 +401,12 @@ def disk_files(xml: str | bytes, device: str | None = None) -> list[str]:
     return [d.source_file for d in DomainEditor.from_xml(xml).disks(device) if d.source_file]
 
 
+def nvram_path(xml: str | bytes) -> str | None:
+    """The path of a UEFI domain's own NVRAM file (<os><nvram>), if it names one."""
+    node = DomainEditor.from_xml(xml).element.find("os/nvram")
+    return ((node.text or "").strip() or None) if node is not None else None
+
+
 def anti_affinity_of(xml: str | bytes) -> str | None:
     """The VM's anti-affinity group (vpd's metadata element), or None."""
     node = DomainEditor.from_xml(xml).metadata(ANTI_AFFINITY_NS)
