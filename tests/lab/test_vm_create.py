@@ -14,7 +14,7 @@ from vpd.xml.network import Network, NetworkBridge
 
 from .conftest import VPD, vpd, vpd_json
 from .guest_disk import channel
-from .migration_helpers import holder
+from .migration_helpers import connect, holder
 
 pytestmark = pytest.mark.lab
 
@@ -86,3 +86,27 @@ def test_edit_applies_a_valid_change_only(made):
     bad = subprocess.run([*VPD, "vm", "edit", "cspec", "--host", "hosta"], capture_output=True, text=True,
                          env=env)
     assert bad.returncode == 2 and "your edit is kept" in bad.stderr
+
+
+def test_a_uefi_clone_gets_its_own_copy_of_the_nvram(lab):
+    hosta = connect("hosta")
+    nvram = hostproc.host_path(holder("hosta"), "/var/lib/libvirt/qemu/nvram")
+    try:
+        vpd_json("vm", "create", "cuefi", "--host", "hosta", "--boot", "uefi",
+                 "--disk", f"size=16M,pool={layout.SHARED_POOL}")
+        # libvirt writes the VM's NVRAM from the firmware's template when it first starts it.
+        hosta.lookupByName("cuefi").create()
+        hosta.lookupByName("cuefi").destroy()
+        cloned = vpd_json("vm", "clone", "cuefi", "cuefi2", "--host", "hosta")
+        assert cloned["nvram"] == "/var/lib/libvirt/qemu/nvram/cuefi2_VARS.fd"
+        assert (nvram / "cuefi2_VARS.fd").read_bytes() == (nvram / "cuefi_VARS.fd").read_bytes()
+        hosta.lookupByName("cuefi2").create()  # QEMU takes the copy as its firmware's variable store
+        hosta.lookupByName("cuefi2").destroy()
+        vpd_json("vm", "undefine", "cuefi2", "--host", "hosta", "--remove-storage")
+        assert not (nvram / "cuefi2_VARS.fd").exists() and (nvram / "cuefi_VARS.fd").exists()
+    finally:
+        for dom in hosta.listAllDomains():
+            if dom.name() in ("cuefi2", "cuefi"):
+                if dom.isActive():
+                    dom.destroy()
+                vpd("vm", "undefine", dom.name(), "--host", "hosta", "--remove-storage")
