@@ -322,3 +322,37 @@ def test_console_timeout_shows_the_last_lines():
     with pytest.raises(GuestChannelTimeout) as raised:
         reader.wait_for_boot(timeout=0.05)
     assert "Kernel panic" in str(raised.value)
+
+
+# --- which VMs are lab guests (answer on this channel) ---------------------------------------
+
+def test_a_lab_guest_is_told_by_vpds_marker_not_by_two_serial_ports(tmp_path, test_inventory):
+    from vpd.ops import Session
+    from vpd.vm import operations as vm_ops
+    from vpd.vm.debian_image import CMDLINE as DEBIAN_CMDLINE
+    from vpd.vm.guest_channel import is_lab_guest
+    from vpd.vm.spec import VmRequest
+    from vpd.xml.domain import guest_domain, lab_guest_domain
+    from vpd.xml.edit import LAB_GUEST_NS, TEMPLATE_MARKER, TEMPLATE_NS, DomainEditor
+
+    # Every VM vpd makes has two serial ports: a Debian guest without the marker is no lab guest.
+    debian = guest_domain("deb", memory_mib=128, vcpus=1, domain_type="qemu", kernel="/k", initrd="/i",
+                          cmdline=DEBIAN_CMDLINE).to_xml_string()
+    assert len(DomainEditor.from_xml(debian).element.findall("devices/serial")) == 2
+    assert not is_lab_guest(debian)
+    # A lab guest defined before the marker: its kernel command line tells it.
+    assert is_lab_guest(lab_guest_domain("old", kernel="/k", initrd="/i", cmdline="console=ttyS0 quiet").to_xml_string())
+
+    session = Session(test_inventory)
+    try:
+        vm_ops.create(session, "lgmark", "t1", VmRequest(lab_guest=True))
+        xml = session.connection(session.host("t1")).lookupByName("lgmark").XMLDesc(0)
+        assert is_lab_guest(xml) and DomainEditor.from_xml(xml).metadata(LAB_GUEST_NS) is not None
+        # A clone runs the same guest: it keeps the marker, not the source's other bookkeeping.
+        ed = DomainEditor.from_xml(xml)
+        ed.set_metadata(TEMPLATE_NS, "vpd", TEMPLATE_MARKER)
+        ed.reset_identity("lgcopy", taken_macs=set(), serial_log=None)
+        assert ed.metadata(TEMPLATE_NS) is None and is_lab_guest(ed.to_xml())
+    finally:
+        session.connection(session.host("t1")).lookupByName("lgmark").undefine()
+        session.close()

@@ -60,6 +60,27 @@ def test_job_grant_and_snapshot_rules():
     assert rec.decide_snapshot(False).action == rec.GONE
 
 
+def test_nvram_rule_keeps_a_used_copy_and_removes_an_orphan():
+    assert rec.decide_nvram(False, []).action == rec.GONE
+    assert rec.decide_nvram(True, ["web2"]).action == rec.KEEP
+    assert rec.decide_nvram(True, []).action == rec.REMOVE
+
+
+def test_freeze_rule_thaws_only_a_running_guest_its_agent_says_is_frozen():
+    assert rec.decide_freeze(True, "frozen").action == rec.THAW
+    assert rec.decide_freeze(True, "thawed").action == rec.GONE
+    assert rec.decide_freeze(False, None).action == rec.GONE
+    assert "not running" in rec.decide_freeze(False, None).reason
+
+
+def test_a_freeze_is_settled_by_the_agent_and_locks_its_vm():
+    assert rec._handler("freeze") is not None  # loaded by name: its owner (vm.agent) sits above ops
+    row = {"objects": [{"kind": "snapshot", "name": "db/s1", "host": "c"},
+                       {"kind": "freeze", "name": "web", "host": "c"}]}
+    assert rec.lock_keys(row) == ["vm:db", "vm:web"]
+    assert rec.hosts_of(row) == {"c"}
+
+
 def test_jobs_are_settled_first_then_the_rest_newest_first_once_each():
     objects = [{"kind": "backup", "name": "/b/vm/1", "host": "a"}, {"kind": "checkpoint", "name": "vm/c", "host": "a"},
                {"kind": "backup-job", "name": "vm", "host": "a"}, {"kind": "checkpoint", "name": "vm/c", "host": "a"}]
@@ -219,6 +240,20 @@ def test_recover_removes_the_orphan_keeps_the_completed_clone_and_marks_the_row(
     assert any("vpd does not settle pool objects" in n for n in shown["notes"])
     [mine] = journal.entries(1, "recover")
     assert mine["status"] == "ok" and shown["result"]["recovered_by"] == mine["id"]
+
+
+def test_a_freeze_left_by_a_dead_operation_is_judged_by_the_guest_agent(t1):
+    session, conn, _pool, _volume = t1
+    conn.defineXML(_DOM.format(name="rc-web2", path="/nonexistent.img"))  # defined, not running
+    stopped = _row([{"kind": "freeze", "name": "rc-web2", "host": "t1"}], operation="backup")
+    [entry] = rec.recover(session, only=lambda r: r["id"] == stopped)["entries"]
+    assert entry["recovered"] and entry["objects"][0]["action"] == rec.GONE
+    # A running guest whose agent cannot say (the test driver has none): never taken for thawed.
+    running = _row([{"kind": "freeze", "name": "test", "host": "t1"}], operation="backup")
+    [entry] = rec.recover(session, wait_s=0, only=lambda r: r["id"] == running)["entries"]
+    assert not entry["recovered"] and "guest agent" in entry["pending"]
+    assert _status(running) == "interrupted"
+    journal.mark_recovered(running, ["test: settled by hand"], by=None)
 
 
 def test_a_volume_still_being_written_is_waited_for_then_left_for_the_next_run(t1, monkeypatch):

@@ -10,6 +10,7 @@ from vpd.core.errors import UsageError, VpdError
 from vpd.vm import lifecycle
 from vpd.vm.clone import clone_names, clone_vm, clone_vms, linked_dependents, new_mac
 from vpd.xml.domain import lab_guest_domain
+from vpd.xml.edit import DomainEditor, nvram_path
 from vpd.xml.pool import dir_pool
 from vpd.xml.volume import volume
 
@@ -204,3 +205,30 @@ def test_a_single_full_clone_checks_room_too(conn):
     with pytest.raises(UsageError, match="does not fit"):
         clone_vm(conn, HOST, "thin", "big2")
     assert sorted(conn.storagePoolLookupByName("images").listVolumes()) == ["src.qcow2", "thin.qcow2"]
+
+
+def _uefi_source(conn) -> None:
+    ed = DomainEditor.from_xml(conn.lookupByName("src").XMLDesc(0))
+    os_el = ed.element.find("os")
+    etree.SubElement(os_el, "loader", readonly="yes", type="pflash").text = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+    etree.SubElement(os_el, "nvram").text = "/var/lib/libvirt/qemu/nvram/src_VARS.fd"
+    conn.defineXML(ed.to_xml())
+
+
+def test_a_uefi_clone_gets_its_own_nvram(conn):
+    _uefi_source(conn)
+    cloned = clone_vm(conn, HOST, "src", "ucopy")
+    assert cloned.nvram == "/var/lib/libvirt/qemu/nvram/ucopy_VARS.fd"
+    assert nvram_path(conn.lookupByName("ucopy").XMLDesc(0)) == cloned.nvram
+    assert nvram_path(conn.lookupByName("src").XMLDesc(0)) == "/var/lib/libvirt/qemu/nvram/src_VARS.fd"
+
+
+def test_a_uefi_clone_whose_nvram_file_another_vm_uses_is_refused_first(conn):
+    _uefi_source(conn)
+    ed = DomainEditor.from_xml(conn.lookupByName("src").XMLDesc(0))
+    ed.reset_identity("other", taken_macs=set(), serial_log=None)
+    ed.element.find("os/nvram").text = "/var/lib/libvirt/qemu/nvram/ucopy_VARS.fd"
+    conn.defineXML(ed.to_xml())
+    with pytest.raises(UsageError, match="belongs to VM other"):
+        clone_vm(conn, HOST, "src", "ucopy")
+    assert conn.storagePoolLookupByName("images").listVolumes() == ["src.qcow2"]

@@ -3,6 +3,7 @@
 libvirt's test driver, and `vm display`'s URI and SSH tunnel."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import libvirt
@@ -110,6 +111,12 @@ def test_display_uri_and_tunnel():
     assert shown["uri"] == "vnc://10.0.0.2:5901"
     assert shown["tunnel"] == "ssh -N -L 5901:127.0.0.1:5901 root@10.0.0.2"
     assert shown["local_uri"] == "vnc://127.0.0.1:5901"
+    # The inventory's identity file goes in, quoted for the shell the line is pasted into.
+    keyed = Host(name="hosta", uri="qemu+ssh://root@10.0.0.2/system", address="10.0.0.2", ssh_port=2222,
+                 ssh_identity="/keys/my key;rm -rf x")
+    tunnel = display_of(RUNNING.format(port=5901, listen="127.0.0.1"), keyed, "w")
+    assert tunnel["tunnel"] == "ssh -N -p 2222 -i '/keys/my key;rm -rf x' -L 5901:127.0.0.1:5901 root@10.0.0.2"
+    assert shlex.split(tunnel["tunnel"]) == tunnel["tunnel_argv"]
     open_ = display_of(RUNNING.format(port=5902, listen="0.0.0.0"), host, "w")
     assert (open_["uri"], open_["tunnel"]) == ("vnc://10.0.0.2:5902", None)
     stopped = display_of(RUNNING.format(port=-1, listen="127.0.0.1"), host, "w")

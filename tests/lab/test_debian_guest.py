@@ -9,6 +9,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import posixpath
+import signal
+import subprocess
+import sys
 import time
 
 import libvirt
@@ -101,6 +104,30 @@ def test_quiesced_snapshot_and_backup_leave_the_guest_thawed(deb, conns, lab_inv
             assert count >= 1 and ga.command("guest-fsfreeze-status") == "frozen"
             raise KeyboardInterrupt
     assert ga.command("guest-fsfreeze-status") == "thawed"
+
+
+def test_a_vpd_killed_while_the_guest_is_frozen_leaves_recovery_a_thaw(deb, conns, lab_inventory):
+    """SIGKILL between the freeze and its thaw (nothing in the process runs): the journaled freeze
+    makes `vpd recover` ask the agent and thaw the guest."""
+    dom = _dom(conns, lab_inventory, deb)
+    ga = agent.GuestAgent(dom)
+    code = ("import os, signal, sys\nfrom vpd.ops import Operation, Session\nfrom vpd.vm import agent\n"
+            "s = Session()\nh = s.host(sys.argv[1])\nd = s.connection(h).lookupByName(sys.argv[2])\n"
+            "with Operation(s, 'backup', target=sys.argv[2]):\n"
+            "    with agent.frozen(d, h.name):\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, deb.host, deb.name], capture_output=True, text=True,
+                          timeout=120)
+    try:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert ga.command("guest-fsfreeze-status") == "frozen"
+        out = vpd_json("recover")
+        [thawed] = [o for e in out["entries"] for o in e["objects"] if o["kind"] == "freeze"]
+        assert (thawed["name"], thawed["action"], thawed["done"]) == (deb.name, "thaw", True), out
+        assert ga.command("guest-fsfreeze-status") == "thawed"
+    finally:
+        if ga.command("guest-fsfreeze-status") == "frozen":
+            agent.thaw(dom)
 
 
 def test_ssh_runs_hostname_as_the_cloud_init_user_checking_the_first_boot_host_key(deb, conns, lab_inventory):

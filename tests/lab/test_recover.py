@@ -30,6 +30,7 @@ BK = "rcbk"
 RS = "rcrest"
 MG = "rcmig"
 SNAP = "rcsnap"
+PAR = "rcpar"
 
 
 def _host_file(path: str, host: str = "hosta") -> Path:
@@ -191,6 +192,35 @@ def test_clone_with_libvirtd_killed_mid_copy_leaves_no_half(source):
     _no_half_clone()
     vpd_json("vm", "clone", SRC, NEW, "--host", "hosta")
     assert vpd("vm", "undefine", NEW, "--host", "hosta", "--remove-storage").returncode == 0
+
+
+def test_a_create_in_the_pool_a_clone_copies_into_succeeds_too(source):
+    """Two creates at once in one pool: libvirt refuses to refresh a pool while it builds a
+    volume in it ("asynchronous jobs running"), and every create refreshes its pool first."""
+    target = _host_file(f"{layout.SHARED_MOUNT}/{NEW}.raw")
+    clone, clone_id = start_until(["vm", "clone", SRC, NEW, "--host", "hosta"], "vm.clone",
+                                  lambda r: _planned("volume")(r) and target.exists())
+    try:
+        with pytest.raises(libvirt.libvirtError, match="asynchronous jobs"):  # the copy runs: the race is on
+            connect("hosta").storagePoolLookupByName(layout.SHARED_POOL).refresh(0)
+        made = vpd("vm", "create", PAR, "--host", "hosta", "--lab-guest", "--disk",
+                   f"size=64M,pool={layout.SHARED_POOL},format=qcow2")
+        _, err = clone.communicate(timeout=300)
+    finally:
+        if clone.poll() is None:
+            clone.kill()
+            clone.communicate()
+    try:
+        assert made.returncode == 0, made.stderr
+        assert clone.returncode == 0, err
+        assert _status(clone_id) == "ok"
+        connect("hosta").lookupByName(PAR)
+        connect("hosta").lookupByName(NEW)
+    finally:
+        for name in (PAR, NEW):
+            vpd("vm", "undefine", name, "--host", "hosta", "--remove-storage")
+    _no_half_clone()
+    assert not _host_file(f"{layout.SHARED_MOUNT}/{PAR}.qcow2").exists()
 
 
 # --- backups of a running guest killed mid-job, and restore killed mid-write --------------------

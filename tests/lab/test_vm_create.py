@@ -8,11 +8,13 @@ import subprocess
 import pytest
 
 from vpd.core import paths
-from vpd.lab import layout
+from vpd.lab import hostproc, layout
+from vpd.vm.console import serial_log_path
 from vpd.xml.network import Network, NetworkBridge
 
 from .conftest import VPD, vpd, vpd_json
 from .guest_disk import channel
+from .migration_helpers import connect, holder
 
 pytestmark = pytest.mark.lab
 
@@ -35,6 +37,9 @@ def test_import_a_vmdk_image_and_boot_it(made, tmp_path):
     subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(paths.lab_dir() / "shared" / "cimp.qcow2"), str(image)],
                    check=True)
     vpd_json("vm", "undefine", "cimp", "--host", "hostb", "--remove-storage")
+    # What a deleted VM of that name wrote: virtlogd appends, so a new VM must start the file afresh.
+    stale = hostproc.host_path(holder("hostb"), serial_log_path("cimp"))
+    stale.write_text("STALE-OLD-VM console output\n")
 
     created = vpd_json("vm", "create", "cimp", "--host", "hostb", "--lab-guest",
                        "--disk", f"import={image},pool={layout.SHARED_POOL}", "--start", "--wait-boot")
@@ -42,6 +47,7 @@ def test_import_a_vmdk_image_and_boot_it(made, tmp_path):
     history = vpd_json("vm", "console", "cimp", "--host", "hostb", "--log")
     assert history["source"].endswith("cimp-serial0.log")
     assert f"VPD-BOOT-MARKER bootid={created['boot_id']}" in history["output"]
+    assert "STALE-OLD-VM" not in history["output"]
 
 
 def test_spec_file_with_two_disks_and_a_nic(made, tmp_path, conns, lab_inventory):
@@ -80,3 +86,27 @@ def test_edit_applies_a_valid_change_only(made):
     bad = subprocess.run([*VPD, "vm", "edit", "cspec", "--host", "hosta"], capture_output=True, text=True,
                          env=env)
     assert bad.returncode == 2 and "your edit is kept" in bad.stderr
+
+
+def test_a_uefi_clone_gets_its_own_copy_of_the_nvram(lab):
+    hosta = connect("hosta")
+    nvram = hostproc.host_path(holder("hosta"), "/var/lib/libvirt/qemu/nvram")
+    try:
+        vpd_json("vm", "create", "cuefi", "--host", "hosta", "--boot", "uefi",
+                 "--disk", f"size=16M,pool={layout.SHARED_POOL}")
+        # libvirt writes the VM's NVRAM from the firmware's template when it first starts it.
+        hosta.lookupByName("cuefi").create()
+        hosta.lookupByName("cuefi").destroy()
+        cloned = vpd_json("vm", "clone", "cuefi", "cuefi2", "--host", "hosta")
+        assert cloned["nvram"] == "/var/lib/libvirt/qemu/nvram/cuefi2_VARS.fd"
+        assert (nvram / "cuefi2_VARS.fd").read_bytes() == (nvram / "cuefi_VARS.fd").read_bytes()
+        hosta.lookupByName("cuefi2").create()  # QEMU takes the copy as its firmware's variable store
+        hosta.lookupByName("cuefi2").destroy()
+        vpd_json("vm", "undefine", "cuefi2", "--host", "hosta", "--remove-storage")
+        assert not (nvram / "cuefi2_VARS.fd").exists() and (nvram / "cuefi_VARS.fd").exists()
+    finally:
+        for dom in hosta.listAllDomains():
+            if dom.name() in ("cuefi2", "cuefi"):
+                if dom.isActive():
+                    dom.destroy()
+                vpd("vm", "undefine", dom.name(), "--host", "hosta", "--remove-storage")

@@ -161,7 +161,7 @@ def _backup_running(host: Host, dom: libvirt.virDomain, disks: list[DiskToCopy],
     # libvirt makes the checkpoint when the job begins: a job that then fails must not leave it.
     run_push_backup(host, dom, backup, cp, "backup", f"backup {dom.name()}", on_begun=(
         (lambda: undo.push(lambda: _drop_checkpoint(dom, cp_name), f"delete checkpoint {cp_name}"))
-        if cp_name else None), around_begin=(lambda: frozen(dom)) if quiesce else None)
+        if cp_name else None), around_begin=(lambda: frozen(dom, host.name)) if quiesce else None)
 
 
 def _drop_checkpoint(dom: libvirt.virDomain, name: str) -> None:

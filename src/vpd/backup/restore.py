@@ -22,7 +22,7 @@ from ..core.names import check_name
 from ..core.undo import Undo
 from ..storage.room import PoolRoom
 from ..vm.clone import macs_in_use
-from ..vm.console import serial_log_path
+from ..vm.console import serial_log_path, start_fresh_log
 from ..vm.inventory import domain_exists
 from ..xml.edit import DomainEditor
 from ..xml.volume import volume as volume_xml
@@ -134,6 +134,7 @@ def restore_backup(conn: libvirt.virConnect, host: Host, backup_path: str, new_n
         if new_name is not None:
             # vpd's metadata stays, as it always has here: a template's backup comes back a template.
             ed.reset_identity(name, taken_macs=taken, serial_log=serial_log_path(name), drop_vpd_metadata=False)
+            start_fresh_log(conn, host, name, files)  # a new VM (without --as, the same one comes back)
         result.macs = ed.macs
         dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()

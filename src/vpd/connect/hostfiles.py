@@ -70,6 +70,14 @@ class HostFiles:
     def read(self, path: str) -> bytes:
         return self.runner.run_bytes(["cat", "--", path])
 
+    def copy_file(self, source: str, dest: str) -> None:
+        """A byte copy of one file (sparse where the source is), replacing `dest`."""
+        self.runner.run(["cp", "--sparse=auto", "--", source, dest])
+
+    def remove_file(self, path: str) -> None:
+        """Remove one file; a missing one is fine."""
+        self.runner.run(["rm", "-f", "--", path])
+
     def remove_tree(self, path: str) -> None:
         self.runner.run(["rm", "-rf", "--", path], check=False)
 

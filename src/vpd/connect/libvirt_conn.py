@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -107,6 +108,33 @@ def lookup(host: Host, fn: Callable[[], T], missing: str, hint: str | None = Non
         if is_not_found(exc):
             raise NotFound(missing, hint=hint) from None
         raise explain(host, exc) from None
+
+
+# libvirt refuses to refresh a pool while it builds a volume in it (another vpd's create or
+# copy): "storage pool 'X' has asynchronous jobs running". Its in-memory list already holds the
+# volume being built, so after a short wait the caller goes on with that list.
+REFRESH_RETRY_S = 2.0
+
+
+def pool_busy(exc: libvirt.libvirtError) -> bool:
+    """libvirt refused a pool call because it still builds a volume in that pool."""
+    return "asynchronous jobs" in (exc.get_error_message() or "")
+
+
+def refresh_pool(pool: libvirt.virStoragePool, retry_s: float = REFRESH_RETRY_S) -> bool:
+    """Re-read a pool's volumes; False when libvirt still builds a volume in it after `retry_s`
+    (its list is then libvirt's, which holds that volume). Any other error is raised."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            pool.refresh(0)
+            return True
+        except libvirt.libvirtError as exc:
+            if not pool_busy(exc):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
 
 def open_connection(host: Host, timeout: float = 10.0) -> libvirt.virConnect:

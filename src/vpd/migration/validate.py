@@ -9,7 +9,13 @@ import libvirt
 
 from ..core.checks import Check
 from ..core.errors import VpdError
-from ..vm.guest_channel import GUEST_BOOT_ID_FILE, GUEST_DIRTY_STATUS_FILE, GuestChannel, parse_dirty_status
+from ..vm.guest_channel import (
+    GUEST_BOOT_ID_FILE,
+    GUEST_DIRTY_STATUS_FILE,
+    GuestChannel,
+    is_lab_guest,
+    parse_dirty_status,
+)
 from ..xml.domain import Domain
 
 # One request instead of four (boot id, uptime, disk checksum, dirtier status): each request is a
@@ -27,7 +33,7 @@ READY_PROBE_INTERVAL_S = (0.8, 2.0)
 
 def _has_channel(dom: libvirt.virDomain) -> bool:
     """Lab guests answer on their second serial port; other guests are checked from outside only."""
-    return len(Domain.from_xml(dom.XMLDesc(0)).devices.serials) >= 2
+    return is_lab_guest(dom.XMLDesc(0))
 
 
 def parse_probe(output: str) -> dict:

@@ -9,10 +9,12 @@ kind decides what to do with it:
 - keep it: the operation had reached its commit point for it (the clone's or restore's domain
   is defined and uses the volume; the backup's manifest is written; libvirt completed the
   snapshot);
-- remove it: an orphan volume no domain of its host uses, a backup folder without manifest, the
-  checkpoint of a backup that never got its manifest;
+- remove it: an orphan volume (or a UEFI clone's NVRAM copy) no domain of its host uses, a backup
+  folder without manifest, the checkpoint of a backup that never got its manifest;
 - abort it: a libvirt job (backup, outgoing migration) still running without vpd;
 - revoke it: a temporary-access grant still active;
+- thaw it: a guest whose filesystems an operation froze through the agent (a quiesced backup or
+  snapshot) and which its agent says are still frozen;
 - or note that it is already gone.
 
 Jobs are settled first (a running backup job still writes its folder), then the other objects
@@ -36,11 +38,11 @@ from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
 from ..core import events, journal
 from ..core.errors import HostUnreachable, VpdError
-from ..xml.edit import disk_files
+from ..xml.edit import disk_files, nvram_path
 from .locks import Busy, LockSet, vm_key
 from .session import Session
 
-KEEP, REMOVE, ABORT, REVOKE, GONE, LEAVE = "keep", "remove", "abort", "revoke", "gone", "leave"
+KEEP, REMOVE, ABORT, REVOKE, GONE, LEAVE, THAW = "keep", "remove", "abort", "revoke", "gone", "leave", "thaw"
 
 # How long recovery waits for libvirt to finish writing a volume it must delete: `vpd recover`,
 # and the pass a command runs first (which the user is waiting on).
@@ -58,7 +60,7 @@ class StillBusy(VpdError):
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # keep | remove | abort | revoke | gone | leave
+    action: str  # keep | remove | abort | revoke | gone | leave | thaw
     reason: str
 
 
@@ -69,6 +71,15 @@ def decide_volume(exists: bool, users: list[str]) -> Decision:
         return Decision(GONE, "not there (never made, or already removed)")
     if users:
         return Decision(KEEP, f"the disk of {', '.join(users)}: the operation completed it")
+    return Decision(REMOVE, "no domain on its host uses it: an orphan")
+
+
+def decide_nvram(exists: bool, users: list[str]) -> Decision:
+    """A UEFI clone's copy of its source's NVRAM file."""
+    if not exists:
+        return Decision(GONE, "no such file (never copied, or already removed)")
+    if users:
+        return Decision(KEEP, f"the NVRAM of {', '.join(users)}: the operation completed it")
     return Decision(REMOVE, "no domain on its host uses it: an orphan")
 
 
@@ -115,6 +126,16 @@ def decide_snapshot(exists: bool) -> Decision:
     return Decision(GONE, "libvirt did not make it")
 
 
+def decide_freeze(running: bool, status: str | None) -> Decision:
+    """A guest's filesystems frozen through its agent by an operation that died before its thaw.
+    `status`: the agent's guest-fsfreeze-status ('frozen' or 'thawed')."""
+    if not running:
+        return Decision(GONE, "the guest is not running: nothing is frozen")
+    if status == "frozen":
+        return Decision(THAW, "its filesystems are still frozen and the operation that froze them is dead")
+    return Decision(GONE, f"its filesystems are {status or 'not frozen'}")
+
+
 def settle_order(objects: list[dict]) -> list[dict]:
     """Jobs first (they still write what the others are), then the rest newest first; each
     object once."""
@@ -144,7 +165,7 @@ def lock_keys(row: dict) -> list[str]:
             keys.add(vm_key(name))
         elif kind in ("checkpoint", "snapshot"):
             keys.add(vm_key(name.split("/", 1)[0]))
-        elif kind in JOB_KINDS:
+        elif kind in JOB_KINDS or kind == "freeze":
             keys.add(vm_key(name))
         elif o.get("vm") or o.get("owner"):
             keys.add(vm_key(o.get("vm") or o.get("owner")))
@@ -189,7 +210,8 @@ Action = Callable[[], None]
 Handler = Callable[["Recovery", dict, dict], tuple[Decision, Action | None]]
 
 # Kinds whose owners live above the operation layer: "module:function", imported when met.
-EXTERNAL_HANDLERS: dict[str, str] = {"grant": "vpd.access.recovery:settle_grant"}
+EXTERNAL_HANDLERS: dict[str, str] = {"grant": "vpd.access.recovery:settle_grant",
+                                     "freeze": "vpd.vm.agent:settle_freeze"}
 GRANT_SWEEP = "vpd.access.recovery:sweep_due"
 
 
@@ -346,6 +368,19 @@ def _delete_volume(vol: libvirt.virStorageVol, name: str, wait_s: float) -> None
             time.sleep(0.5)
 
 
+def _nvram(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | None]:
+    path = obj["name"]
+    files = HostFiles(rec.host(obj))
+    if not files.exists(path):
+        return decide_nvram(False, []), None
+    users = sorted(d.name() for d in rec.conn(obj).listAllDomains()
+                   if nvram_path(d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) == path)
+    decision = decide_nvram(True, users)
+    if decision.action != REMOVE:
+        return decision, None
+    return decision, lambda: files.remove_file(path)
+
+
 def _domain(rec: Recovery, obj: dict, row: dict) -> tuple[Decision, Action | None]:
     return decide_domain(rec.domain(obj, obj["name"]) is not None), None
 
@@ -477,6 +512,7 @@ _HANDLERS: dict[str, Handler] = {
     "backup-job": _job(libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP, "backup"),
     "migration-job": _job(libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT, "migration"),
     "snapshot": _snapshot,
+    "nvram": _nvram,
 }
 HANDLED_KINDS = tuple(_HANDLERS) + tuple(EXTERNAL_HANDLERS)
 

@@ -24,6 +24,7 @@ from typing import cast
 import libvirt
 
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..connect.ssh import exec_step
 from ..core import events, paths, steps
 from ..core.errors import UsageError, VpdError
@@ -32,7 +33,7 @@ from ..core.undo import Undo
 from ..storage.streams import upload_volume
 from ..vm.accel import domain_type
 from ..vm.clone import macs_in_use, new_mac
-from ..vm.console import serial_log_path
+from ..vm.console import serial_log_path, start_fresh_log
 from ..vm.inventory import domain_exists
 from ..xml.devices import (
     CharLog,
@@ -353,7 +354,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
     pool = _pool(conn, host, pool_name)
     result.pool = pool.name()
     chosen_networks = _networks(conn, host, plan, networks or {})
-    pool.refresh(0)
+    refresh_pool(pool)
     existing = set(pool.listVolumes())
     volume_names = {n: f"{name}-disk{n + 1}.qcow2" for n, d in enumerate(plan.disks) if d.device == "disk"}
     boot_names = {"kernel": f"{name}-kernel", "initrd": f"{name}-initrd"}
@@ -418,7 +419,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
                 announce("volume", vol_name)
                 boot_paths[role] = _upload(pool, vol_name, uploads[vol_name], undo, fmt="raw").path()
                 result.volumes.append(boot_paths[role])
-        pool.refresh(0)
+        refresh_pool(pool)
         for vol_path in disk_paths.values():
             fmt = StorageVolume.from_xml(conn.storageVolLookupByPath(vol_path).XMLDesc(0).encode())
             if fmt.target is None or fmt.target.format is None or fmt.target.format.type != "qcow2":
@@ -434,6 +435,7 @@ def import_read(conn: libvirt.virConnect, host: Host, package: Package, name: st
         domain = build_domain(plan, dtype, disk_paths, macs, chosen_networks, boot_paths.get("kernel"),
                               boot_paths.get("initrd"))
         announce("domain", name)
+        start_fresh_log(conn, host, name)
         dom = conn.defineXML(domain.to_xml_string())
         undo.push(dom.undefine, f"undefine {name}")
         result.uuid = dom.UUIDString()

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 import libvirt
 
-from ..connect.libvirt_conn import is_not_found
+from ..connect.libvirt_conn import is_not_found, refresh_pool
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_name
 from ..xml.domain import Domain
@@ -218,7 +218,7 @@ def _delete_file_volume(conn: libvirt.virConnect, path: str) -> None:
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
         target = StoragePool.from_xml(pool.XMLDesc(0).encode()).target
         if target is not None and target.path and PurePosixPath(target.path) == directory:
-            pool.refresh(0)  # the pool learns of files libvirt made outside it (the overlay)
+            refresh_pool(pool)  # the pool learns of files libvirt made outside it (the overlay)
             pool.storageVolLookupByName(PurePosixPath(path).name).delete(0)
             return
     raise VpdError(f"merged, but {path} is in no storage pool of this host, so vpd left the file there",

@@ -28,6 +28,8 @@ def create(session: Session, vm_name: str, name: str | None = None, host_ref: st
         chosen = snapshot_name(name)
         if quiesce:
             session.call(vm.host, lambda _c: check_quiesce(vm.domain))
+            # libvirt freezes the guest through its agent inside the call: recovery checks the thaw.
+            op.plan("freeze", vm_name, vm.host.name)
         op.plan("snapshot", f"{vm_name}/{chosen}", vm.host.name, disk_only=disk_only or quiesce)
         result = session.call(vm.host, lambda _c: _create(vm.domain, chosen, disk_only, description, quiesce))
         op.result = {"host": vm.host.name, **result}

@@ -21,6 +21,7 @@ import libvirt
 
 from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections, lookup
+from ..connect.libvirt_conn import refresh_pool as refresh_listing
 from ..connect.ssh import runner_for
 from ..core.errors import NotFound, UsageError, VpdError
 from ..core.names import check_local_path, check_name, is_dns_name
@@ -308,11 +309,13 @@ def rescan(host: Host, pool: libvirt.virStoragePool) -> str | None:
         return (f"pool {model.name} ({model.type}) on {host.name} shows libvirt's last scan: "
                 f"`vpd pool refresh {model.name} --host {host.name}` re-reads it")
     try:
-        pool.refresh(0)
-    except libvirt.libvirtError as exc:  # e.g. a volume being built in it right now
-        return (f"pool {model.name} on {host.name} could not be re-scanned ({exc.get_error_message()}): "
-                "its list may be stale")
-    return None
+        if refresh_listing(pool):
+            return None
+        reason = "libvirt is building a volume in it"
+    except libvirt.libvirtError as exc:
+        reason = exc.get_error_message()
+    return f"pool {model.name} on {host.name} could not be re-scanned ({reason}): its list may be stale"
+
 
 
 def describe(host: Host, pool: libvirt.virStoragePool, count_volumes: bool = True) -> PoolInfo:

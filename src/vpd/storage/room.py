@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import libvirt
 
+from ..connect.libvirt_conn import refresh_pool
 from ..core.errors import UsageError
 
 
@@ -26,7 +27,7 @@ class PoolRoom:
         name = pool.name()
         if name not in self.free:
             try:
-                pool.refresh(0)  # what another host or tool wrote since libvirt last looked
+                refresh_pool(pool)  # what another host or tool wrote since libvirt last looked
             except libvirt.libvirtError:
                 pass
             self.free[name] = pool.info()[3]

@@ -23,7 +23,7 @@ from typing import TypeVar, cast
 import libvirt
 
 from ..connect.inventory import Host
-from ..connect.libvirt_conn import Connections, is_not_found, lookup
+from ..connect.libvirt_conn import Connections, is_not_found, lookup, refresh_pool
 from ..connect.ssh import exec_step
 from ..core import events, steps
 from ..core.errors import NotFound, UsageError, VpdError
@@ -392,7 +392,7 @@ def upload(host: Host, conn: libvirt.virConnect, pool_name: str, name: str, file
             source = str(Path(work) / f"image.{vol_format}")
             _qemu_img(["convert", "-f", facts.format, "-O", vol_format, "--", file, source])
         sent = _send_file(vol, source, "vol.upload")
-    pool.refresh(0)
+    refresh_pool(pool)
     vol = pool.storageVolLookupByName(name)
     after = describe(host, pool_name, vol)
     if vol_format == "qcow2" and after.capacity < info.capacity:

@@ -27,9 +27,11 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
+from .. import ops
 from ..connect.libvirt_steps import record_agent, record_read
 from ..core.errors import UsageError, VpdError
 from ..core.held import signals_held
+from ..ops import recover
 from ..xml.devices import GUEST_AGENT_PORT
 from ..xml.domain import Domain
 
@@ -363,10 +365,13 @@ def thaw(dom: libvirt.virDomain) -> int:
 
 
 @contextlib.contextmanager
-def frozen(dom: libvirt.virDomain) -> Iterator[int]:
+def frozen(dom: libvirt.virDomain, host: str | None = None) -> Iterator[int]:
     """The guest's filesystems frozen for the block; thawed after it whatever happens, Ctrl-C
-    included. The agent is synced first, so a VM without one fails before anything is frozen."""
+    included. The agent is synced first, so a VM without one fails before anything is frozen.
+    The freeze is journaled first (a "freeze" object on `host`): a vpd killed before its thaw
+    (SIGKILL holds for nothing) leaves recovery a guest to thaw (settle_freeze)."""
     GuestAgent(dom).sync()
+    ops.plan("freeze", dom.name(), host)
     count = None
     try:
         # Inside the try: a Ctrl-C that lands as the freeze returns still thaws.
@@ -382,3 +387,27 @@ def frozen(dom: libvirt.virDomain) -> Iterator[int]:
                                 "its host thaws them")
                     raise
                 # the freeze itself failed: its own error goes on
+
+
+def freeze_status(dom: libvirt.virDomain) -> str:
+    """'frozen' or 'thawed': guest-fsfreeze-status, which the agent answers while frozen too."""
+    return str(GuestAgent(dom).command("guest-fsfreeze-status"))
+
+
+def settle_freeze(rec: recover.Recovery, obj: dict, row: dict) -> tuple[recover.Decision, recover.Action | None]:
+    """Recovery of a "freeze" object: thaw the guest when its agent says it is still frozen. An
+    agent that does not answer leaves the row for a later run (an error), never passes for thawed."""
+    dom = rec.domain(obj, obj["name"])
+    running = dom is not None and bool(dom.isActive())
+    status = freeze_status(dom) if dom is not None and running else None
+    decision = recover.decide_freeze(running, status)
+    if decision.action != recover.THAW or dom is None:
+        return decision, None
+    return decision, lambda: _thaw_all(dom)
+
+
+def _thaw_all(dom: libvirt.virDomain) -> None:
+    thaw(dom)
+    if freeze_status(dom) != "thawed":
+        raise AgentError(f"VM {dom.name()}: its filesystems are still frozen after guest-fsfreeze-thaw",
+                         hint=f"`virsh domfsthaw {dom.name()}` on its host")

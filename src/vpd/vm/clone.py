@@ -11,6 +11,7 @@ Anything made is removed when a later step fails."""
 from __future__ import annotations
 
 import contextvars
+import posixpath
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -18,7 +19,9 @@ from pathlib import PurePosixPath
 import libvirt
 
 from .. import ops
+from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -29,12 +32,12 @@ from ..xml.checks import require_unicast_mac
 from ..xml.domain import cdrom_disk, disk_target
 
 # new_mac lives in xml.edit; create, restore and OVF import still import it from here.
-from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac  # noqa: F401
+from ..xml.edit import DomainEditor, disk_files, macs_of, new_mac, nvram_path  # noqa: F401
 from ..xml.volume import StorageVolume
 from ..xml.volume import volume as volume_xml
 from .backupjob import run_push_backup
 from .cloudinit import build_iso, upload_seed
-from .console import serial_log_path
+from .console import serial_log_path, start_fresh_log
 from .customize import ADDRESS_NS, Customisation, address_element
 from .inventory import domain_exists, volume_by_path
 
@@ -50,6 +53,8 @@ class Cloned:
     """The customised clone's cloud-init seed volume."""
     hostname: str | None = None
     ip: str | None = None
+    nvram: str | None = None
+    """A UEFI clone's own copy of the source's NVRAM (its UEFI variables)."""
 
 
 def macs_in_use(conn: libvirt.virConnect) -> set[str]:
@@ -69,7 +74,7 @@ def linked_dependents(conn: libvirt.virConnect, dom: libvirt.virDomain) -> list[
         return []
     found = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        pool.refresh(0)
+        refresh_pool(pool)
         for vol in pool.listAllVolumes(0):
             backing = StorageVolume.from_xml(vol.XMLDesc(0)).backing_store
             if backing is not None and backing.path in disks:
@@ -152,6 +157,7 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
         check_room(conn, host, source, 1, pool_name)  # clone_vms checked a whole batch already; a template's one here
     ed = DomainEditor.from_xml(src.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
     result = Cloned(host.name, new_name, "")
+    nvram = _plan_nvram(conn, host, ed, new_name)
     seed_name = f"{new_name}-cidata.iso"
     live_copies: dict[str, str] = {}  # target dev -> new volume path, for the backup job
     live_formats: dict[str, str] = {}
@@ -213,9 +219,47 @@ def clone_vm(conn: libvirt.virConnect, host: Host, source: str, new_name: str, p
             if not result.disks:
                 raise UsageError(f"{source} has no disk: a clone's cloud-init seed goes next to its first disk")
             _give_seed(conn, host, ed, new_name, seed_name, custom, result, undo)
+        if nvram is not None:
+            result.nvram = _copy_nvram(conn, host, ed, nvram, new_name, undo)
+        start_fresh_log(conn, host, new_name)
         dom = conn.defineXML(ed.to_xml())
         result.uuid = dom.UUIDString()
         return result
+
+
+def _plan_nvram(conn: libvirt.virConnect, host: Host, ed: DomainEditor, new_name: str) -> tuple[str, str] | None:
+    """(source's NVRAM path, the clone's) for a UEFI source, checked before anything is made: libvirt's
+    own naming (NAME_VARS.fd beside the source's), on no other VM of the host. None without NVRAM."""
+    node = ed.element.find("os/nvram")
+    if node is None or not (node.text or "").strip():
+        return None
+    if node.get("type") not in (None, "file"):
+        raise UsageError(f"{ed.name}'s NVRAM is a {node.get('type')} source: vpd copies a file only",
+                         hint="clone it by hand (virt-clone --nvram)")
+    source = node.text.strip()
+    new = posixpath.join(posixpath.dirname(source), f"{new_name}_VARS.fd")
+    users = [d.name() for d in conn.listAllDomains() if nvram_path(d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) == new]
+    if users:
+        raise UsageError(f"NVRAM file {new} on {host.name} belongs to VM {', '.join(users)}",
+                         hint="clone under another name")
+    return source, new
+
+
+def _copy_nvram(conn: libvirt.virConnect, host: Host, ed: DomainEditor, nvram: tuple[str, str], new_name: str,
+                undo: Undo) -> str:
+    """The clone gets its own copy of the source's UEFI variables (its boot entries): one shared file
+    would let each VM overwrite the other's. A source never started has none yet: libvirt then
+    makes the clone's from the firmware's template at its first start, as for the source."""
+    source, new = nvram
+    ed.element.find("os/nvram").text = new
+    if conn.getType() != "QEMU":  # the test driver keeps no NVRAM file
+        return new
+    files = HostFiles(host)
+    if files.exists(source):
+        ops.plan("nvram", new, host.name, owner=new_name)  # journaled first: recovery removes an orphan
+        files.copy_file(source, new)
+        undo.push(lambda: files.remove_file(new), f"remove {new}")
+    return new
 
 
 def _give_seed(conn: libvirt.virConnect, host: Host, ed: DomainEditor, name: str, seed_name: str,
@@ -280,7 +324,12 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
     except BaseException:
         for cloned in done:
             try:
-                conn.lookupByName(cloned.name).undefine()
+                dom = conn.lookupByName(cloned.name)
+                if cloned.nvram and conn.getType() == "QEMU":
+                    # Its NVRAM copy too (QEMU's driver refuses a plain undefine of a domain with one).
+                    dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                else:
+                    dom.undefine()
                 for path in [*cloned.disks, *([cloned.seed] if cloned.seed else [])]:
                     conn.storageVolLookupByPath(path).delete(0)
             except libvirt.libvirtError:

@@ -9,6 +9,8 @@ import time
 
 import libvirt
 
+from ..connect.hostfiles import HostFiles
+from ..connect.inventory import Host
 from ..connect.libvirt_conn import ensure_event_loop
 from ..core.errors import VpdError
 
@@ -99,6 +101,16 @@ def serial_log_path(vm_name: str) -> str:
     """Where a vpd-made VM's serial0 output is kept (by virtlogd, on the VM's host), so
     `vpd vm console --log` shows the guest's history, not only what it writes now."""
     return f"{SERIAL_LOG_DIR}/{vm_name}-serial0.log"
+
+
+def start_fresh_log(conn: libvirt.virConnect, host: Host, vm_name: str, files: HostFiles | None = None) -> None:
+    """Before a new VM is defined (no domain of that name on the host): virtlogd appends to its
+    log (<log append='on'>, so the history outlives reboots), and a file a deleted VM of the same
+    name left would show as the new one's history. Only vpd's own path for that name, only on a
+    QEMU host (the test driver runs no guest and writes no log)."""
+    if conn.getType() != "QEMU":
+        return
+    (files or HostFiles(host)).remove_file(serial_log_path(vm_name))
 
 
 DETACH = b"\x1d"  # Ctrl-], as virsh console

@@ -15,6 +15,7 @@ import libvirt
 from .. import ops
 from ..connect.hostfiles import HostFiles, require_host_path
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..core.names import check_name
@@ -22,11 +23,12 @@ from ..core.undo import Undo
 from ..storage.room import PoolRoom
 from ..storage.volumes import parse_vol_ref
 from ..xml.domain import VNC_PASSWORD_MAX, cdrom_disk, file_disk, graphics_device, guest_domain, nic, video_device
+from ..xml.edit import LAB_GUEST_MARKER, LAB_GUEST_NS, DomainEditor
 from ..xml.volume import volume as volume_xml
 from .accel import domain_type
 from .clone import macs_in_use, new_mac
 from .cloudinit import Seed, build_iso, upload_seed
-from .console import serial_log_path
+from .console import serial_log_path, start_fresh_log
 from .install_tree import Location, copy_out
 from .install_tree import locate as locate_tree
 from .inventory import disk_users, domain_exists, volume_by_path
@@ -86,6 +88,8 @@ class VmSpec:
     nics: list[NicSpec] = field(default_factory=list)
     accel: str = "auto"  # auto | kvm | tcg
     serial_log: str | None = None
+    lab_guest: bool = False
+    """It boots the lab's tiny guest: marked so in vpd's metadata (xml.edit.LAB_GUEST_NS)."""
     os_variant: str | None = None
     cdrom: str | None = None
     """An ISO to install from: a file on the host or a pool volume ('POOL/VOLUME'); boots first."""
@@ -235,7 +239,7 @@ def _plan_disks(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostF
             name = f"{vol_name_base}.{d.format}"
             need = capacity = d.size
             planned_disk = _PlannedDisk(d, pool, name, capacity)
-        pool.refresh(0)
+        refresh_pool(pool)
         if name in pool.listVolumes():
             raise UsageError(f"volume {name} already exists in pool {d.pool} on {host.name}")
         room.take(pool, need, f"disk {name}", hint="a smaller size, or another pool")
@@ -251,7 +255,7 @@ def _resolve_cdrom(conn: libvirt.virConnect, host: Host, ref: str, files: HostFi
         return ref
     pool_name, vol_name = parse_vol_ref(ref)
     pool = _active_pool(conn, host, pool_name)
-    pool.refresh(0)
+    refresh_pool(pool)
     try:
         return pool.storageVolLookupByName(vol_name).path()
     except libvirt.libvirtError:
@@ -268,7 +272,7 @@ def _seed_pool(conn: libvirt.virConnect, host: Host, first: _PlannedDisk, name: 
         if vol is None:
             raise UsageError(f"{first.in_place} is in no pool on {host.name}: cannot put the seed next to it")
         pool = vol.storagePoolLookupByVolume()
-    pool.refresh(0)
+    refresh_pool(pool)
     if name in pool.listVolumes():
         raise UsageError(f"volume {name} already exists in pool {pool.name()} on {host.name}",
                          hint=f"a seed of an earlier VM? vpd vol delete {pool.name()}/{name} --host {host.name}")
@@ -418,6 +422,12 @@ def create_vm(conn: libvirt.virConnect, host: Host, spec: VmSpec, files: HostFil
             from .guest_ssh import with_access
 
             xml = with_access(xml, spec.seed.user, spec.seed.ssh_keys, spec.seed.ssh_key_file)
+        if spec.lab_guest:
+            editor = DomainEditor.from_xml(xml)
+            editor.set_metadata(LAB_GUEST_NS, "vpd", LAB_GUEST_MARKER)
+            xml = editor.to_xml()
+        if not spec.serial_log:
+            start_fresh_log(conn, host, spec.name, files)
         dom = conn.defineXML(xml)
     events.emit("vm.create", "defined", len(planned), len(planned), "disks")
     return dom, Created(host.name, spec.name, dom.UUIDString(), dtype, paths[0] if paths else None, paths, macs,

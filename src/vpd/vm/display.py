@@ -3,6 +3,10 @@ and, when the server listens only on the host's loopback (vpd's default), the SS
 brings it to the user's machine. Pure: it reads a domain's XML and the host's inventory entry."""
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from typing import Any
+
 from ..connect.inventory import Host
 from ..core.errors import UsageError
 from ..xml.domain import Domain
@@ -10,9 +14,20 @@ from ..xml.domain import Domain
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def tunnel_argv(host: Host, address: str, port: int) -> list[str]:
+    """`ssh -N -L` bringing the display's port to this machine, with the inventory's SSH port and
+    identity file (without it ssh would offer only the user's default keys)."""
+    argv = ["ssh", "-N"]
+    if host.ssh_port != 22:
+        argv += ["-p", str(host.ssh_port)]
+    if host.ssh_identity:
+        argv += ["-i", str(Path(host.ssh_identity).expanduser())]
+    return [*argv, "-L", f"{port}:127.0.0.1:{port}", f"{host.ssh_user}@{address}"]
+
+
 def display_of(xml: str, host: Host, name: str) -> dict:
-    """{type, listen, port, uri, local_uri, tunnel}; port is None while the VM is not running
-    (libvirt picks one when it starts)."""
+    """{type, listen, port, uri, local_uri, tunnel (a shell line), tunnel_argv}; port is None while
+    the VM is not running (libvirt picks one when it starts)."""
     domain = Domain.from_xml(xml)
     shown = [g for g in domain.devices.graphics if g.type in ("vnc", "spice")]
     if not shown:
@@ -22,14 +37,14 @@ def display_of(xml: str, host: Host, name: str) -> dict:
     listen = next((li.address for li in g.listens if li.address), None) or g.listen or "0.0.0.0"
     port = g.port if g.port is not None and g.port > 0 else None
     address = host.address or host.fqdn or host.name
-    out = {"host": host.name, "vm": name, "type": g.type, "listen": listen, "port": port,
-           "uri": None, "local_uri": None, "tunnel": None}
+    out: dict[str, Any] = {"host": host.name, "vm": name, "type": g.type, "listen": listen, "port": port,
+                           "uri": None, "local_uri": None, "tunnel": None, "tunnel_argv": None}
     if port is None:
         return out
     out["uri"] = f"{g.type}://{address}:{port}"
     if listen in LOOPBACK:
-        target = f"{host.ssh_user}@{address}"
-        ssh_port = f" -p {host.ssh_port}" if host.ssh_port != 22 else ""
-        out["tunnel"] = f"ssh -N{ssh_port} -L {port}:127.0.0.1:{port} {target}"
+        argv = tunnel_argv(host, address, port)
+        out["tunnel"] = shlex.join(argv)  # a line to paste into a shell: every word quoted as needed
+        out["tunnel_argv"] = argv
         out["local_uri"] = f"{g.type}://127.0.0.1:{port}"
     return out

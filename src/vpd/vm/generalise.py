@@ -27,6 +27,7 @@ import libvirt
 from .. import ops
 from ..connect.hostfiles import HostFiles
 from ..connect.inventory import Host
+from ..connect.libvirt_conn import refresh_pool
 from ..core import events
 from ..core.errors import UsageError, VpdError
 from ..xml.edit import DomainEditor
@@ -240,7 +241,7 @@ def generalise(conn: libvirt.virConnect, host: Host, dom: libvirt.virDomain, met
             files.runner.run(["rm", "-f", "--", work], check=False)
         files.runner.run(["rmdir", "--", tmp], check=False)
     if vol is not None:
-        vol.storagePoolLookupByVolume().refresh(0)
+        refresh_pool(vol.storagePoolLookupByVolume())
     events.emit("template.seal", "sealed", 3, 3, "steps")
     result.seconds = round(time.monotonic() - started, 2)
     return result

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import VpdError
+from ..xml.domain import Domain
+from ..xml.edit import LAB_GUEST_NS, DomainEditor
 
 Send = Callable[[bytes], None]
 Recv = Callable[[float], bytes]
@@ -361,3 +363,18 @@ def parse_dirty_status(text: str) -> DirtyStatus | None:
     if match is None:
         return None
     return DirtyStatus(int(match.group(1)), int(match.group(2)), float(match.group(3)))
+
+
+# What the lab guest's kernel command line starts with (guest_image.BASE_CMDLINE): lab guests
+# defined before the marker existed are told by it, with their two serial ports.
+_OLD_LAB_CMDLINE = "console=ttyS0 quiet"
+
+
+def is_lab_guest(xml: str | bytes) -> bool:
+    """The VM runs the lab's guest, which answers on this channel (its second serial port): vpd's
+    lab-guest marker says so. Two serial ports alone do not: every VM vpd makes has them."""
+    if DomainEditor.from_xml(xml).metadata(LAB_GUEST_NS) is not None:
+        return True
+    domain = Domain.from_xml(xml)
+    cmdline = (domain.os.cmdline or "") if domain.os is not None and domain.os.kernel else ""
+    return len(domain.devices.serials) >= 2 and cmdline.startswith(_OLD_LAB_CMDLINE)

@@ -17,7 +17,7 @@ import shlex
 import libvirt
 
 from ..core.errors import VpdError
-from ..xml.domain import Domain
+from .guest_channel import is_lab_guest
 
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 AGENT_TIMEOUT_S = 10
@@ -28,7 +28,7 @@ _AGENT_CHUNK = 65536
 def how_to_reach(dom: libvirt.virDomain) -> str | None:
     """"channel" (the lab guest's second serial port), "agent", or None."""
     xml = dom.XMLDesc(0)
-    if len(Domain.from_xml(xml).devices.serials) >= 2:
+    if is_lab_guest(xml):
         return "channel"
     if AGENT_CHANNEL in xml:
         return "agent"

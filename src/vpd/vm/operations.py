@@ -178,6 +178,7 @@ def create(session: Session, name: str, host_ref: str, request, start: bool = Fa
         request = request.with_all_macs(ids.taken_macs())
         network_config = bond.network_config([n.mac or "" for n in request.networks])
     spec = request.to_spec(name, kernel, initrd, cmdline, network_config)
+    spec.lab_guest = request.lab_guest
     ids.require_new_name(name)
     ids.require_free_macs([n.mac for n in spec.nics if n.mac])
     ids.require_unused_images([d.import_image for d in spec.disks if d.import_image])

@@ -32,6 +32,10 @@ VPD_NS_PREFIX = "https://vpd.example/ns/"
 TEMPLATE_NS = VPD_NS_PREFIX + "template"
 TEMPLATE_MARKER = "<template/>"
 """The element vpd puts under <metadata> (namespace TEMPLATE_NS, prefix 'vpd') to mark a template."""
+LAB_GUEST_NS = VPD_NS_PREFIX + "lab-guest"
+LAB_GUEST_MARKER = "<lab-guest/>"
+"""Under <metadata>: the VM runs the lab's tiny guest, which answers commands on its second serial
+port (ttyS1). It describes the guest's software, so a clone keeps it (reset_identity)."""
 ANTI_AFFINITY_NS = VPD_NS_PREFIX + "anti-affinity"
 """`<vpd:anti-affinity group="GROUP"/>` under <metadata>: placement keeps a group's VMs on different hosts."""
 
@@ -240,12 +244,13 @@ class DomainEditor(_Node):
                        uuid_factory: Callable[[], Any] = uuidlib.uuid4,
                        mac_factory: Callable[[set[str]], str] = new_mac) -> list[str]:
         """Make this definition a new VM beside its source: new name, UUID and MACs, its own
-        serial log, and (unless told otherwise) none of vpd's bookkeeping about the source.
+        serial log, and (unless told otherwise) none of vpd's bookkeeping about the source (what
+        it says about the guest's software, the lab-guest marker, stays true of the copy).
         Returns the new MACs, in interface order."""
         self.name = name
         self.new_uuid(uuid_factory)
         if drop_vpd_metadata:
-            self.remove_metadata_under(VPD_NS_PREFIX)
+            self._remove_metadata(lambda ns: ns.startswith(VPD_NS_PREFIX) and ns != LAB_GUEST_NS)
         macs = self.reset_macs(taken_macs, first=first_mac, factory=mac_factory)
         if serial_log is not None:
             self.give_own_serial_log(serial_log)
@@ -394,6 +399,12 @@ class DomainEditor(_Node):
 def disk_files(xml: str | bytes, device: str | None = None) -> list[str]:
     """The file paths of a domain's disks (of `device` only, when given), in document order."""
     return [d.source_file for d in DomainEditor.from_xml(xml).disks(device) if d.source_file]
+
+
+def nvram_path(xml: str | bytes) -> str | None:
+    """The path of a UEFI domain's own NVRAM file (<os><nvram>), if it names one."""
+    node = DomainEditor.from_xml(xml).element.find("os/nvram")
+    return ((node.text or "").strip() or None) if node is not None else None
 
 
 def anti_affinity_of(xml: str | bytes) -> str | None:
