@@ -237,10 +237,14 @@ def test_wait_ready_backs_off_so_a_slow_guest_does_not_queue_probes():
 
 def test_run_when_ready_sends_the_command_itself_until_the_guest_answers_it():
     """Readiness and the command in one round trip: the first answer is the command's."""
-    guest = FakeGuest({"read b < /run/vpd/boot-id; echo $b": (0, b"id-1\n")}, drop_first=1)
+    guest = FakeGuest({"read b < /run/vpd/boot-id; echo $b": (0, b"id-1\n"), "true": (0, b"")}, drop_first=1)
     result = channel_for(guest).run_when_ready("read b < /run/vpd/boot-id; echo $b", timeout=5, probe_interval=0.01)
     assert result == CommandResult(0, "id-1\n")
-    assert guest.requests == ["read b < /run/vpd/boot-id; echo $b"] * 2  # the first was lost, no "true"
+    # The command was lost: a ping answered first, so the command went again.
+    assert guest.requests == ["read b < /run/vpd/boot-id; echo $b", "true", "read b < /run/vpd/boot-id; echo $b"]
+    heard = FakeGuest({"read b < /run/vpd/boot-id; echo $b": (0, b"id-1\n")})
+    channel_for(heard).run_when_ready("read b < /run/vpd/boot-id; echo $b", timeout=5, probe_interval=1)
+    assert heard.requests == ["read b < /run/vpd/boot-id; echo $b"]  # heard at once: one round trip
     with pytest.raises(GuestChannelTimeout):
         channel_for(FakeGuest({})).run_when_ready("true", timeout=0.05, probe_interval=0.01)
 

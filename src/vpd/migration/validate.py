@@ -25,10 +25,9 @@ from ..xml.domain import Domain
 PROBE = (f"read b < {GUEST_BOOT_ID_FILE}; read u i < /proc/uptime; echo boot $b; echo uptime $u; "
          "echo disk $(dd if=/dev/sda bs=65536 count=16 2>/dev/null | sha256sum); "
          f"d=; [ -r {GUEST_DIRTY_STATUS_FILE} ] && read -r d < {GUEST_DIRTY_STATUS_FILE}; echo dirty $d")
-# A new console's first bytes are sometimes lost before the guest's reader sees them: ask again,
-# then less and less often (a guest that is merely slow would queue every probe resent). The first
-# wait covers the usual answer (0.35-1 s on the lab, the probe itself run), so a probe is seldom sent twice.
-READY_PROBE_INTERVAL_S = (0.8, 2.0)
+# A new console's first bytes are sometimes lost before the guest's reader sees them: ping soon,
+# then less and less often (a guest that is merely slow would queue every ping).
+READY_PROBE_INTERVAL_S = (0.3, 2.0)
 
 
 def _has_channel(dom: libvirt.virDomain) -> bool:
@@ -68,7 +67,7 @@ def guest_probe(dom: libvirt.virDomain) -> dict | None:
     began = time.monotonic()
     with ConsoleStream(dom, "serial1") as stream:
         channel = GuestChannel(stream.send, stream.recv)
-        # The probe only reads, so it is its own readiness probe: one round trip, not two.
+        # The probe only reads: sent at once, it is its own readiness probe (one round trip, not two).
         reply = channel.run_when_ready(PROBE, timeout=15, probe_interval=READY_PROBE_INTERVAL_S[0],
                                        max_interval=READY_PROBE_INTERVAL_S[1])
         if reply.exit_code != 0:

@@ -163,25 +163,46 @@ class GuestChannel:
 
     def wait_ready(self, timeout: float = 30.0, probe_interval: float = 1.0, max_interval: float | None = None) -> None:
         """Wait until the guest answers. Call it first: requests sent before the
-        guest listens, or while it opens the port, are lost."""
-        self.run_when_ready("true", timeout, probe_interval, max_interval)
-
-    def run_when_ready(self, command: str, timeout: float = 30.0, probe_interval: float = 1.0,
-                       max_interval: float | None = None) -> CommandResult:
-        """Send `command` until the guest answers it, and return its first answer: readiness and
-        the command in one round trip. Only for a command that changes nothing, as a slow guest
-        may run every copy sent - and each costs it a shell and delays the next command, so the
-        interval doubles up to `max_interval` (default: it stays `probe_interval`)."""
+        guest listens, or while it opens the port, are lost. Probes are resent,
+        which is safe because they do nothing - but each one resent costs a slow guest a
+        shell and delays the next command, so the interval doubles up to `max_interval`
+        (default: it stays `probe_interval`)."""
         deadline = time.monotonic() + timeout
         interval = probe_interval
         with self._lock:
-            sent: set[str] = set()
+            probes: set[str] = set()
             while time.monotonic() < deadline:
-                sent.add(self._send_request(command))
-                reply = self._await_reply(sent, min(deadline, time.monotonic() + interval))
-                if reply is not None:
-                    return CommandResult(reply.exit_code, reply.output.decode("utf-8", "replace"))
+                probes.add(self._send_request("true"))
+                if self._await_reply(probes, min(deadline, time.monotonic() + interval)):
+                    return
                 interval = min(interval * 2, max(probe_interval, max_interval or probe_interval))
+        raise GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
+                                  hint="is the guest booted (boot marker on its console) and is "
+                                       "the transport its second serial port?")
+
+    def run_when_ready(self, command: str, timeout: float = 30.0, probe_interval: float = 1.0,
+                       max_interval: float | None = None) -> CommandResult:
+        """Run `command` as soon as the guest listens: readiness and the command in one round trip
+        when the guest has the request. A request sent while the guest opens the port is lost, so
+        while no answer comes, cheap `true` pings follow every `probe_interval`, doubling up to
+        `max_interval` (a slow guest would queue each one). The guest answers in order: a ping
+        answered first means the command was lost, and it is sent again. Only for a command that
+        changes nothing, as a guest may run it twice."""
+        deadline = time.monotonic() + timeout
+        interval = probe_interval
+        with self._lock:
+            commands = {self._send_request(command)}
+            pings: set[str] = set()
+            while time.monotonic() < deadline:
+                reply = self._await_reply(commands | pings, min(deadline, time.monotonic() + interval))
+                if reply is None:
+                    pings.add(self._send_request("true"))
+                    interval = min(interval * 2, max(probe_interval, max_interval or probe_interval))
+                elif reply.request_id in commands:
+                    return CommandResult(reply.exit_code, reply.output.decode("utf-8", "replace"))
+                else:
+                    pings.clear()  # the guest listens now: the command again, and its answer awaited
+                    commands.add(self._send_request(command))
         raise GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
                                   hint="is the guest booted (boot marker on its console) and is "
                                        "the transport its second serial port?")
