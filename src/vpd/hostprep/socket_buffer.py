@@ -10,7 +10,6 @@ flight (the congestion window) are not limited by it, so throughput is not eithe
 from __future__ import annotations
 
 from ..connect.inventory import Host
-from ..core.errors import VpdError
 from .remote import Command, run
 from .report import Change
 
@@ -36,12 +35,13 @@ def conf_text(value: int) -> str:
             f"# megabytes still queued on the source.\n{SYSCTL} = {value}\n")
 
 
-def _current(host: Host) -> int:
-    text = run(host, ["cat", PROC_PATH], reads=True).stdout.strip()
+def _current(host: Host) -> int | None:
+    """The host's mark now; None where the kernel has none to read (or it reads oddly)."""
+    result = run(host, ["cat", PROC_PATH], check=False, reads=True)
     try:
-        return int(text)
-    except ValueError as exc:
-        raise VpdError(f"{host.name}: unexpected {PROC_PATH}: {text!r}") from exc
+        return int(result.stdout.strip()) if result.ok else None
+    except ValueError:
+        return None
 
 
 def plan(host: Host) -> tuple[Change | None, str]:
@@ -49,6 +49,8 @@ def plan(host: Host) -> tuple[Change | None, str]:
     host already has one at least as low (an admin's choice, left alone)."""
     wanted = lowat_bytes(host.link_mbit)
     current = _current(host)
+    if current is None:
+        return None, f"{PROC_PATH} cannot be read on {host.name}: {SYSCTL} left alone"
     if current <= wanted:
         return None, f"{SYSCTL} is already {current} (vpd would set {wanted}): left as it is"
     existing = run(host, ["cat", CONF_PATH], check=False, reads=True)
