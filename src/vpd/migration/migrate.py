@@ -198,7 +198,10 @@ def migrate(conns: Connections, src: Host, dst: Host, name: str, opts: MigrateOp
             checks.append(preflight.memory_check(dst, dst_conn, dom.info()[1]))
             checks += preflight.cache_checks(domain, live)
     link = _link_mib_s(src, dst, opts)
-    if live:
+    if live and failed(checks):
+        # Refused already: QEMU's 1 s sample would only delay the answer.
+        plan, start_downtime = policy.StartPlan(False, reason="not measured: a check above refuses the migration"), 0
+    elif live:
         with report.phase("dirty rate"):
             dirty = (shared.dirty_mib_s[name] if shared is not None and name in shared.dirty_mib_s
                      else preflight.dirty_rate_mib_s(dom))
