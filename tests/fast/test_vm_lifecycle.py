@@ -285,3 +285,19 @@ def test_listing_tells_persistent_from_transient_vms(conn):
         assert by_name["tvm"].state == "running"
     finally:
         conn.lookupByName("tvm").destroy()
+
+
+def test_undefine_passes_only_the_flags_the_vm_needs(conn):
+    """A driver that keeps no NVRAM or checkpoints (libvirt's test driver) refuses those flags, so a
+    plain VM is undefined with none, and one with snapshots with their metadata flag only."""
+    plain = conn.defineXML("<domain type='test'><name>plain</name><memory unit='MiB'>64</memory>"
+                           "<os><type>hvm</type></os></domain>")
+    assert lifecycle.undefine_flags(plain) == 0
+    lifecycle.undefine(plain)
+    assert "plain" not in conn.listDefinedDomains()
+    snapped = conn.defineXML("<domain type='test'><name>snapped</name><memory unit='MiB'>64</memory>"
+                             "<os><type>hvm</type></os></domain>")
+    snapped.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    assert lifecycle.undefine_flags(snapped) == libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    lifecycle.undefine(snapped)
+    assert "snapped" not in conn.listDefinedDomains()
