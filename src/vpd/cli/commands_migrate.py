@@ -39,8 +39,7 @@ def migrate_cmd(session, name, dst_name, src_name, live, persistent, undefinesou
     """Migrate a VM to another host: preflight, temporary access, job, validation, report."""
     opts = MigrateOptions(live=live, persistent=persistent, undefine_source=undefinesource, copy_storage=copy_storage,
                           max_downtime_ms=max_downtime_ms, bandwidth_mib=bandwidth_mib, auto_converge=auto_converge,
-                          postcopy=postcopy, compressed=compressed, timeout_s=timeout_s,
-                          compression=compression,
+                          postcopy=postcopy, compressed=compressed, compression=compression, timeout_s=timeout_s,
                           timeout_action=timeout_action, stall_s=stall_s, dry_run=dry_run)
     return migrate_vm(session, name, dst_name, opts, src_name)
 

@@ -10,7 +10,7 @@ flight (the congestion window) are not limited by it, so throughput is not eithe
 from __future__ import annotations
 
 from ..connect.inventory import Host
-from .remote import Command, run
+from .remote import Command, run, run_command
 from .report import Change
 
 SYSCTL = "net.ipv4.tcp_notsent_lowat"
@@ -72,7 +72,7 @@ def undo(host: Host, record: dict) -> Change | None:
         commands.append(Command(("tee", record["file"]), before) if before is not None
                         else Command(("rm", "-f", "--", record["file"])))
     for command in commands:
-        run(host, command.argv, input=command.input)
+        run_command(host, command)
     if not commands:
         return None
     return Change(host, "sysctl", f"restore {record['key']} = {record['old']}", commands)

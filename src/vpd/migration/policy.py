@@ -229,6 +229,5 @@ def drain_concurrency(link_mib_s: float, dirty_mib_s: list[float | None], source
     return Concurrency(n, round(link_mib_s / n, 1), reason)
 
 
-
 # Connections of a multifd job (libvirt's default), each a QEMU thread compressing its pages.
 MULTIFD_CHANNELS = 2

@@ -66,21 +66,22 @@ class Decision:
 
 # --- the rules: pure, one per kind ---------------------------------------------------------
 
-def decide_volume(exists: bool, users: list[str]) -> Decision:
+def _decide_owned(exists: bool, users: list[str], missing: str, role: str) -> Decision:
+    """A file an operation made for a domain: kept when a domain on its host uses it, else an orphan."""
     if not exists:
-        return Decision(GONE, "not there (never made, or already removed)")
+        return Decision(GONE, missing)
     if users:
-        return Decision(KEEP, f"the disk of {', '.join(users)}: the operation completed it")
+        return Decision(KEEP, f"the {role} of {', '.join(users)}: the operation completed it")
     return Decision(REMOVE, "no domain on its host uses it: an orphan")
+
+
+def decide_volume(exists: bool, users: list[str]) -> Decision:
+    return _decide_owned(exists, users, "not there (never made, or already removed)", "disk")
 
 
 def decide_nvram(exists: bool, users: list[str]) -> Decision:
     """A UEFI clone's copy of its source's NVRAM file."""
-    if not exists:
-        return Decision(GONE, "no such file (never copied, or already removed)")
-    if users:
-        return Decision(KEEP, f"the NVRAM of {', '.join(users)}: the operation completed it")
-    return Decision(REMOVE, "no domain on its host uses it: an orphan")
+    return _decide_owned(exists, users, "no such file (never copied, or already removed)", "NVRAM")
 
 
 def decide_domain(exists: bool) -> Decision:

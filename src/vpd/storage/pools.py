@@ -317,7 +317,6 @@ def rescan(host: Host, pool: libvirt.virStoragePool) -> str | None:
     return f"pool {model.name} on {host.name} could not be re-scanned ({reason}): its list may be stale"
 
 
-
 def describe(host: Host, pool: libvirt.virStoragePool, count_volumes: bool = True) -> PoolInfo:
     state, capacity, allocation, available = pool.info()
     model = StoragePool.from_xml(pool.XMLDesc())

@@ -39,7 +39,7 @@ from .backupjob import run_push_backup
 from .cloudinit import build_iso, upload_seed
 from .console import serial_log_path, start_fresh_log
 from .customize import ADDRESS_NS, Customisation, address_element
-from .inventory import domain_exists, volume_by_path
+from .inventory import domain_exists, undefine_flags, volume_by_path
 
 
 @dataclass
@@ -325,11 +325,7 @@ def clone_vms(conn: libvirt.virConnect, host: Host, source: str, names: list[str
         for cloned in done:
             try:
                 dom = conn.lookupByName(cloned.name)
-                if cloned.nvram and conn.getType() == "QEMU":
-                    # Its NVRAM copy too (QEMU's driver refuses a plain undefine of a domain with one).
-                    dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-                else:
-                    dom.undefine()
+                dom.undefineFlags(undefine_flags(dom))  # its NVRAM copy too, where it has one
                 for path in [*cloned.disks, *([cloned.seed] if cloned.seed else [])]:
                     conn.storageVolLookupByPath(path).delete(0)
             except libvirt.libvirtError:

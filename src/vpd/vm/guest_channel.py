@@ -148,6 +148,17 @@ def _close_frame(request_id: str, end_line: bytes, body: list[bytes]) -> Reply |
     return Reply(request_id, int(end.group(2)), output)
 
 
+def _backed_off(interval: float, probe_interval: float, max_interval: float | None) -> float:
+    """The wait before the next probe: doubled, up to `max_interval` (default: `probe_interval`)."""
+    return min(interval * 2, max(probe_interval, max_interval or probe_interval))
+
+
+def _silent(timeout: float) -> GuestChannelTimeout:
+    return GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
+                               hint="is the guest booted (boot marker on its console) and is "
+                                    "the transport its second serial port?")
+
+
 class GuestChannel:
     """Runs shell commands in the guest over its command channel, one at a time."""
 
@@ -175,10 +186,8 @@ class GuestChannel:
                 probes.add(self._send_request("true"))
                 if self._await_reply(probes, min(deadline, time.monotonic() + interval)):
                     return
-                interval = min(interval * 2, max(probe_interval, max_interval or probe_interval))
-        raise GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
-                                  hint="is the guest booted (boot marker on its console) and is "
-                                       "the transport its second serial port?")
+                interval = _backed_off(interval, probe_interval, max_interval)
+        raise _silent(timeout)
 
     def run_when_ready(self, command: str, timeout: float = 30.0, probe_interval: float = 1.0,
                        max_interval: float | None = None) -> CommandResult:
@@ -197,15 +206,13 @@ class GuestChannel:
                 reply = self._await_reply(commands | pings, min(deadline, time.monotonic() + interval))
                 if reply is None:
                     pings.add(self._send_request("true"))
-                    interval = min(interval * 2, max(probe_interval, max_interval or probe_interval))
+                    interval = _backed_off(interval, probe_interval, max_interval)
                 elif reply.request_id in commands:
                     return CommandResult(reply.exit_code, reply.output.decode("utf-8", "replace"))
                 else:
                     pings.clear()  # the guest listens now: the command again, and its answer awaited
                     commands.add(self._send_request(command))
-        raise GuestChannelTimeout(f"the guest's command channel did not answer within {timeout:g} s",
-                                  hint="is the guest booted (boot marker on its console) and is "
-                                       "the transport its second serial port?")
+        raise _silent(timeout)
 
     def run(self, command: str, timeout: float = 10.0) -> CommandResult:
         """Run `command` with `sh -c` in the guest. On timeout the guest may still

@@ -11,7 +11,7 @@ from ..connect.inventory import Host
 from ..connect.libvirt_conn import Connections
 from ..core.errors import VpdError
 from ..core.names import check_name
-from ..xml.edit import TEMPLATE_NS
+from ..xml.edit import TEMPLATE_NS, nvram_path
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "no state",
@@ -213,3 +213,23 @@ def locate_vm(session, name: str, host_ref: str | None = None, prefer_running: b
     if len(candidates) > 1:
         session.notice(f"{name} is on {host.name}")
     return LocatedVm(host, dom, found_by_search=True)
+
+
+def undefine_flags(dom: libvirt.virDomain) -> int:
+    """The flags that let libvirt undefine this VM with what it carries: its NVRAM file (a UEFI VM),
+    its snapshots' and checkpoints' metadata. Only those it has: a driver that keeps none of them
+    (libvirt's test driver) refuses the flags themselves."""
+    flags = 0
+    if nvram_path(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) is not None:
+        flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    try:
+        if dom.snapshotNum(0):
+            flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    except libvirt.libvirtError:
+        pass  # a driver without snapshots has none to keep
+    try:
+        if dom.listAllCheckpoints(0):
+            flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    except libvirt.libvirtError:
+        pass  # a driver without checkpoints has none to keep
+    return flags

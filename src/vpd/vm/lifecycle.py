@@ -14,7 +14,7 @@ from ..xml.domain import Domain
 from ..xml.edit import DomainEditor
 from .clone import linked_dependents
 from .console import ConsoleStream
-from .inventory import STATE_NAMES, is_template, volume_by_path
+from .inventory import STATE_NAMES, is_template, undefine_flags, volume_by_path
 
 
 def start(dom: libvirt.virDomain, wait_boot: bool = False, timeout: float = 60.0) -> dict:
@@ -81,26 +81,6 @@ def owned_storage(domain: Domain) -> list[str]:
     paths = [ref for d in domain.disks if d.source is not None and (ref := d.source.reference) is not None
              and (d.device != "cdrom" or ref.rsplit("/", 1)[-1] == seed)]
     return paths + [str(p) for p in (domain.os.kernel, domain.os.initrd) if p]
-
-
-def undefine_flags(dom: libvirt.virDomain) -> int:
-    """The flags that let libvirt undefine this VM with what it carries: its NVRAM file (a UEFI VM),
-    its snapshots' and checkpoints' metadata. Only those it has: a driver that keeps none of them
-    (libvirt's test driver) refuses the flags themselves."""
-    flags = 0
-    if "<nvram" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE):
-        flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-    try:
-        if dom.snapshotNum(0):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    except libvirt.libvirtError:
-        pass  # a driver without snapshots has none to keep
-    try:
-        if dom.listAllCheckpoints(0):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-    except libvirt.libvirtError:
-        pass  # a driver without checkpoints has none to keep
-    return flags
 
 
 def undefine(dom: libvirt.virDomain, remove_storage: bool = False) -> list[str]:
